@@ -1,0 +1,3 @@
+"""The Academic Records API."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,102 @@
+"""Builds the FastAPI app: routers, error handling, lifespan (migrations, keyring, worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from registrar import __version__
+from registrar.auth.router import router as auth_router
+from registrar.config import Settings, get_settings
+from registrar.enrollments.router import router as enrollments_router
+from registrar.errors import install_error_handlers, problem_response
+from registrar.limits import BodySizeLimit
+from registrar.migrate import upgrade
+from registrar.petitions.router import router as petitions_router
+from registrar.reference.router import router as reference_router
+from registrar.runtime import Runtime
+from registrar.tasks.router import router as tasks_router
+
+log = logging.getLogger("registrar")
+
+DESCRIPTION = """
+One safe, fast API over the university's student records: enrollments (with grades and course
+assessments), student petitions, and the asynchronous tasks that change them.
+
+**Authentication.** Exchange a service account's API key for a JWT at `POST /api/jwt`, then send
+`Authorization: Bearer <jwt>`. Each operation names the scopes it needs.
+
+**Errors** are RFC 9457 `application/problem+json`.
+
+**Collections** filter on any attribute (`?netid=f001abc`, `?term.sis_term_code=<202001`,
+`?section.id=AAAS.*`, `?role=student,instructor`), page with `page`/`pagesize`, and name their found set
+in `X-Request-ID`: pass it back as `continuation_key` to page the same set.
+
+**Writes** answer `202` with `Location: /api/tasks/{id}`; poll the task until it is `complete` or `error`.
+"""
+
+
+def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    with_worker = settings.run_worker if run_worker is None else run_worker
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Alembic is blocking; run it off the event loop.
+        await asyncio.to_thread(upgrade, settings.database_url)
+        runtime = Runtime.build(settings)
+        app.state.runtime = runtime
+        await runtime.keyring.current()
+        worker = None
+        if with_worker:
+            from registrar.tasks.worker import Worker
+
+            worker = Worker(runtime, concurrency=settings.worker_concurrency)
+            await worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                await worker.stop()
+            await runtime.close()
+
+    app = FastAPI(
+        title="registrar: the Academic Records API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    app.include_router(auth_router)
+    app.include_router(enrollments_router)
+    app.include_router(petitions_router)
+    app.include_router(tasks_router)
+    app.include_router(reference_router)
+
+    @app.get("/health", tags=["operations"], summary="200 when the database answers")
+    async def health() -> JSONResponse:
+        runtime: Runtime = app.state.runtime
+        try:
+            async with runtime.db.reading() as session:
+                await asyncio.wait_for(session.execute(text("SELECT 1")), timeout=5)
+        except Exception:  # any failure to reach the database means "not healthy"
+            return problem_response(
+                503, "The database is unreachable.", slug="database-unavailable",
+                headers={"Retry-After": "5"},
+            )
+        return JSONResponse({"status": "ok", "database": runtime.db.dialect})
+
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory registrar.app:create_app_from_env` (several processes)."""
+    return create_app()

@@ -1,0 +1,110 @@
+"""Issuing and checking the login service's JWTs."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+
+from registrar.auth.scopes import PEOPLE_PRIVATE
+from registrar.auth.signing import ALGORITHM, KeyRing
+from registrar.config import Settings
+from registrar.errors import unauthorized
+
+
+@dataclass(frozen=True)
+class Client:
+    """The caller, as its verified token describes it."""
+
+    sub: str
+    name: str
+    email: str
+    scopes: frozenset[str]
+    claims: dict[str, Any] = field(hash=False, compare=False)
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    @property
+    def sees_private(self) -> bool:
+        return PEOPLE_PRIVATE in self.scopes
+
+    def requester(self) -> dict[str, Any]:
+        """The claims a task records about who asked for it."""
+        c = self.claims
+        return {
+            "sub": c.get("sub"),
+            "name": c.get("name"),
+            "email": c.get("email"),
+            "scope": c.get("scope", ""),
+            "exp": c.get("exp"),
+            "iat": c.get("iat"),
+        }
+
+
+async def issue_token(
+    keyring: KeyRing, settings: Settings, *, sub: str, name: str, email: str, scopes: list[str]
+) -> tuple[str, dict[str, Any]]:
+    loaded = await keyring.current()
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": sub,
+        "name": name,
+        "email": email,
+        "scope": ",".join(scopes),
+        "iat": now,
+        "nbf": now,
+        "exp": now + settings.token_lifetime_seconds,
+        "iss": settings.token_issuer,
+        "aud": settings.token_audience,
+        "jti": secrets.token_hex(12),
+    }
+    token = jwt.encode(
+        claims, loaded.signing_key, algorithm=ALGORITHM, headers={"kid": loaded.signing_kid}
+    )
+    return token, claims
+
+
+async def verify_token(keyring: KeyRing, settings: Settings, token: str) -> Client:
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise unauthorized("The token is malformed.") from None
+    # Only our algorithm, decided before any key is touched: no "none", no HS256-with-public-key.
+    if header.get("alg") != ALGORITHM:
+        raise unauthorized("The token's algorithm is not accepted.")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise unauthorized("The token names no signing key.")
+    key = await keyring.verification_key(kid)
+    if key is None:
+        raise unauthorized("The token was not signed by this service.")
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            audience=settings.token_audience,
+            issuer=settings.token_issuer,
+            leeway=settings.token_leeway_seconds,
+            options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise unauthorized("The token has expired.") from None
+    except jwt.InvalidSignatureError:
+        raise unauthorized("The token's signature is not valid.") from None
+    except jwt.PyJWTError as exc:
+        raise unauthorized(f"The token is not valid: {exc}.") from None
+    scope = claims.get("scope", "")
+    if not isinstance(scope, str) or not isinstance(claims.get("sub"), str):
+        raise unauthorized("The token's claims are malformed.")
+    return Client(
+        sub=claims["sub"],
+        name=str(claims.get("name", "")),
+        email=str(claims.get("email", "")),
+        scopes=frozenset(s for s in scope.replace(" ", ",").split(",") if s),
+        claims=claims,
+    )

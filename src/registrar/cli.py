@@ -1,0 +1,258 @@
+"""The `registrar` command: serve, worker, load, demo, clients, keys, tasks, migrate."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from registrar.config import Settings, get_settings
+
+app = typer.Typer(
+    help="registrar: the Academic Records API. Configure with REGISTRAR_* environment variables.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+clients_app = typer.Typer(help="Service accounts: the API keys campus applications log in with.")
+keys_app = typer.Typer(help="The login service's signing keys.")
+tasks_app = typer.Typer(help="The task queue: figures and retries.")
+app.add_typer(clients_app, name="clients")
+app.add_typer(keys_app, name="keys")
+app.add_typer(tasks_app, name="tasks")
+
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """One line on stderr and a non-zero exit: the CLI's only way to report bad input."""
+    err.print(f"error: {message}", markup=False, highlight=False)
+    return typer.Exit(code)
+
+
+def settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's message names the bad variable
+        raise fail(f"bad configuration: {exc}".splitlines()[0]) from None
+
+
+def run_with_db(s: Settings, fn: Callable[..., Awaitable[T]]) -> T:
+    """Migrate, then run `fn(runtime)` on a fresh event loop."""
+    from registrar.migrate import upgrade
+    from registrar.runtime import Runtime
+
+    try:
+        upgrade(s.database_url)
+    except Exception as exc:
+        raise fail(f"cannot open the database: {exc}".splitlines()[0]) from None
+
+    async def _main() -> T:
+        runtime = Runtime.build(s)
+        try:
+            return await fn(runtime)
+        finally:
+            await runtime.close()
+
+    return asyncio.run(_main())
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="Do not run a task worker")] = False,
+    processes: Annotated[int, typer.Option(help="API processes (PostgreSQL only for more than 1)")] = 1,
+) -> None:
+    """Serve the API, with an in-process task worker unless --no-worker."""
+    import uvicorn
+
+    from registrar.migrate import upgrade
+
+    s = settings()
+    if processes < 1:
+        raise fail("--processes must be at least 1")
+    try:
+        upgrade(s.database_url)
+    except Exception as exc:
+        raise fail(f"cannot open the database: {exc}".splitlines()[0]) from None
+    if no_worker:
+        os.environ["REGISTRAR_RUN_WORKER"] = "false"
+    get_settings.cache_clear()
+    uvicorn.run(
+        "registrar.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=processes,
+        log_level=s.log_level.lower(),
+        access_log=False,
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=20,
+    )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Tasks run at once by this process")] = 4,
+) -> None:
+    """Run a task worker process (any number, on any machine sharing the database)."""
+    from registrar.tasks.worker import run_worker_process
+
+    s = settings()
+    if concurrency < 1:
+        raise fail("--concurrency must be at least 1")
+    run_worker_process(s, concurrency=concurrency)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (serve and worker also do this on start)."""
+    from registrar.migrate import upgrade
+
+    s = settings()
+    try:
+        upgrade(s.database_url)
+    except Exception as exc:
+        raise fail(f"migration failed: {exc}".splitlines()[0]) from None
+    typer.echo("database is up to date")
+
+
+@app.command()
+def load(
+    file: Annotated[Path, typer.Argument(help="SIS extract: JSON Lines, one enrollment per line")],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Also remove enrollments absent from the extract")
+    ] = False,
+) -> None:
+    """Import a SIS extract (upsert by id); a bad line stops the load and writes nothing."""
+    from registrar.sis.load import run_load_command
+
+    run_load_command(settings(), file, replace=replace)
+
+
+@app.command()
+def demo(
+    enrollments: Annotated[int, typer.Option(help="How many enrollments to generate")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Random seed, for repeatable data")] = 2020,
+) -> None:
+    """Fill the database with a believable university and a demo service account."""
+    from registrar.sis.demo import run_demo_command
+
+    if enrollments < 1:
+        raise fail("--enrollments must be at least 1")
+    run_demo_command(settings(), enrollments=enrollments, seed=seed)
+
+
+@clients_app.command("create")
+def clients_create(
+    sub: Annotated[str, typer.Option(help="The account's subject (the token's `sub`)")],
+    name: Annotated[str, typer.Option(help="Display name")],
+    email: Annotated[str, typer.Option(help="Contact email")],
+    scopes: Annotated[str, typer.Option(help="Granted scopes, space or comma separated")],
+) -> None:
+    """Register a service account; its new API key is printed alone on the last line."""
+    from registrar.auth.service import ServiceAccountError, create_service_account
+    from registrar.runtime import Runtime
+
+    s = settings()
+
+    async def _create(runtime: Runtime) -> str:
+        async with runtime.db.writing() as session:
+            _account, key = await create_service_account(
+                session, s, sub=sub, name=name, email=email, scopes=scopes
+            )
+        return key
+
+    try:
+        key = run_with_db(s, _create)
+    except ServiceAccountError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"created service account {sub}; its API key (shown only now):")
+    typer.echo(key)
+
+
+@clients_app.command("list")
+def clients_list() -> None:
+    """List service accounts (never their keys)."""
+    from sqlalchemy import select
+
+    from registrar.auth.models import ServiceAccount
+    from registrar.runtime import Runtime
+
+    async def _list(runtime: Runtime) -> list[ServiceAccount]:
+        async with runtime.db.reading() as session:
+            return list((await session.scalars(select(ServiceAccount).order_by(ServiceAccount.sub))).all())
+
+    accounts = run_with_db(settings(), _list)
+    table = Table("sub", "name", "email", "scopes", "key", "created", "revoked")
+    for a in accounts:
+        table.add_row(
+            a.sub, a.name, a.email, a.scopes, a.key_prefix + "…",
+            a.created_at.strftime("%Y-%m-%d %H:%M"),
+            a.revoked_at.strftime("%Y-%m-%d %H:%M") if a.revoked_at else "",
+        )
+    Console(width=200).print(table)
+
+
+@clients_app.command("revoke")
+def clients_revoke(sub: Annotated[str, typer.Argument(help="The account's sub")]) -> None:
+    """Revoke a service account's API key: it can no longer log in."""
+    from registrar.auth.service import revoke_service_account
+    from registrar.runtime import Runtime
+
+    async def _revoke(runtime: Runtime) -> bool:
+        async with runtime.db.writing() as session:
+            return await revoke_service_account(session, sub)
+
+    if not run_with_db(settings(), _revoke):
+        raise fail(f"no service account with sub {sub!r}")
+    typer.echo(f"revoked {sub}")
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Add a new signing key; tokens signed by the old one stay valid until they expire."""
+    from registrar.auth.signing import rotate
+    from registrar.runtime import Runtime
+
+    s = settings()
+
+    async def _rotate(runtime: Runtime) -> str:
+        async with runtime.db.writing() as session:
+            key = await rotate(session, s.key_encryption_secret)
+        return key.kid
+
+    typer.echo(f"new signing key {run_with_db(s, _rotate)}")
+
+
+@tasks_app.command("stats")
+def tasks_stats() -> None:
+    """Queued, running and failed tasks, the oldest waiting, per resource."""
+    from registrar.tasks.admin import print_stats
+
+    print_stats(settings())
+
+
+@tasks_app.command("retry")
+def tasks_retry(task_id: Annotated[str, typer.Argument(help="A task that ended in error")]) -> None:
+    """Queue a task that ended in error again."""
+    from registrar.tasks.admin import retry_task
+
+    retry_task(settings(), task_id)
+
+
+def main() -> None:  # pragma: no cover - console entry point alias
+    app(prog_name="registrar")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

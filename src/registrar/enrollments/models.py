@@ -1,0 +1,81 @@
+"""People, terms, sections and enrollments: the cache of the student information system."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from registrar.db import Base, UTCDateTime, utcnow
+
+
+class Person(Base):
+    __tablename__ = "people"
+
+    netid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # FERPA-protected ("confidential"): hidden from callers without urn:dartmouth:people:private.
+    confidential: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    __table_args__ = (
+        Index("ix_people_confidential_true", "netid", sqlite_where=confidential.is_(True),
+              postgresql_where=confidential.is_(True)),
+    )
+
+
+class Term(Base):
+    __tablename__ = "terms"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lms_term_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    sis_ptrm_code: Mapped[str | None] = mapped_column(String(16), index=True)
+    sis_term_code: Mapped[str | None] = mapped_column(String(16), index=True)
+
+
+class Section(Base):
+    __tablename__ = "sections"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    lms_section_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    sis_section_id: Mapped[str | None] = mapped_column(String(128), index=True)
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+
+    # Surrogate key: the stable order of found sets and keyset paging.
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(256), unique=True, nullable=False)
+    netid: Mapped[str] = mapped_column(ForeignKey("people.netid"), nullable=False, index=True)
+    role: Mapped[str] = mapped_column(String(32), nullable=False, index=True)
+    school_id: Mapped[str | None] = mapped_column(String(16), index=True)
+    section_id: Mapped[str] = mapped_column(ForeignKey("sections.id"), nullable=False, index=True)
+    term_id: Mapped[str] = mapped_column(ForeignKey("terms.id"), nullable=False, index=True)
+    is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, index=True)
+    is_in_session: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, index=True)
+    # Sensitive: only with api:academic:enrollments:read.sensitive.
+    final_grade: Mapped[str | None] = mapped_column(String(16), index=True)
+    credit_hours_earned: Mapped[float | None] = mapped_column(Float, index=True)
+    course_submit_date: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
+    course_opt_out_date: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
+    cache_date: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+
+
+class EnrollmentAudit(Base):
+    """One row per change a task made to an enrollment: who, when, before, after, which task."""
+
+    __tablename__ = "enrollment_audit"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    enrollment_id: Mapped[str] = mapped_column(String(256), nullable=False, index=True)
+    # Unique: a task redelivered after a lost lease finds its own audit row and does nothing twice.
+    task_id: Mapped[str] = mapped_column(String(24), nullable=False, unique=True)
+    actor_sub: Mapped[str] = mapped_column(String(255), nullable=False)
+    worker_id: Mapped[str | None] = mapped_column(String(255))
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    note: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,165 @@
+"""RFC 9457 problem details: every error the API answers has this shape."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("registrar.errors")
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://registrar.invalid/problems/"
+
+
+class Problem(BaseModel):
+    """The error body (RFC 9457)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[str] = []
+
+
+class ProblemError(Exception):
+    """Raise anywhere below a route to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        slug: str | None = None,
+        errors: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+        title: str | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.slug = slug or HTTPStatus(status).phrase.lower().replace(" ", "-")
+        self.errors = errors or []
+        self.headers = headers or {}
+        self.title = title or HTTPStatus(status).phrase
+
+
+def unauthorized(detail: str) -> ProblemError:
+    return ProblemError(
+        401,
+        detail,
+        slug="invalid-token",
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
+
+
+def forbidden(missing: list[str]) -> ProblemError:
+    return ProblemError(
+        403,
+        "The token lacks a scope this operation requires.",
+        slug="insufficient-scope",
+        errors=[f"missing scope: {s}" for s in missing],
+        headers={"WWW-Authenticate": f'Bearer error="insufficient_scope" scope="{" ".join(missing)}"'},
+    )
+
+
+def not_found(what: str) -> ProblemError:
+    return ProblemError(404, f"No {what} with that id.", slug="not-found")
+
+
+def bad_request(detail: str, errors: list[str] | None = None) -> ProblemError:
+    return ProblemError(400, detail, slug="invalid-request", errors=errors)
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    slug: str | None = None,
+    errors: list[str] | None = None,
+    headers: dict[str, str] | None = None,
+    title: str | None = None,
+) -> JSONResponse:
+    phrase = HTTPStatus(status).phrase
+    body = {
+        "type": TYPE_BASE + (slug or phrase.lower().replace(" ", "-")),
+        "title": title or phrase,
+        "status": status,
+        "detail": detail,
+        "errors": errors or [],
+    }
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _describe_validation(exc: RequestValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+        out.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else str(err.get("msg", "invalid")))
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(_request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(
+            exc.status, exc.detail, slug=exc.slug, errors=exc.errors, headers=exc.headers,
+            title=exc.title,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return problem_response(
+            400, "The request is not valid.", slug="invalid-request", errors=_describe_validation(exc)
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        return problem_response(exc.status_code, detail, headers=dict(exc.headers or {}))
+
+    async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return problem_response(
+            503,
+            "The database is unavailable; try again shortly.",
+            slug="database-unavailable",
+            headers={"Retry-After": "5"},
+        )
+
+    app.add_exception_handler(OperationalError, _database_down)
+    app.add_exception_handler(PoolTimeoutError, _database_down)
+    app.add_exception_handler(ConnectionError, _database_down)
+    app.add_exception_handler(OSError, _database_down)
+
+    @app.exception_handler(DBAPIError)
+    async def _dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return await _database_down(request, exc)
+        log.exception("database error")
+        return problem_response(500, "Internal error.", slug="internal-error")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return problem_response(500, "Internal error.", slug="internal-error")
+
+
+# The responses every protected operation documents in the OpenAPI document.
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        code: {
+            "model": Problem,
+            "description": HTTPStatus(code).phrase,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for code in codes
+    }
