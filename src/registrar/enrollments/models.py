@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from registrar.db import Base, UTCDateTime, utcnow
@@ -20,8 +20,9 @@ class Person(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
     __table_args__ = (
-        Index("ix_people_confidential_true", "netid", sqlite_where=confidential.is_(True),
-              postgresql_where=confidential.is_(True)),
+        # The few confidential people, for the FERPA visibility check.
+        Index("ix_people_confidential_true", "netid", sqlite_where=text("confidential"),
+              postgresql_where=text("confidential")),
     )
 
 

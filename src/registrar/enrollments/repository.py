@@ -6,6 +6,8 @@ from sqlalchemy import ColumnElement, Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registrar.auth.tokens import Client
+from registrar.common.collections import CollectionSpec
+from registrar.enrollments.filters import FIELDS
 from registrar.enrollments.models import Enrollment, Person, Section, Term
 
 
@@ -36,3 +38,13 @@ async def get_visible_enrollment(
         )
     ).first()
     return None if row is None else (row[0], row[1], row[2])
+
+
+def collection_spec() -> CollectionSpec:
+    return CollectionSpec(
+        resource="enrollments",
+        key=Enrollment.pk,
+        table=Enrollment,
+        fields=FIELDS,
+        visibility=visible_to,
+    )

@@ -69,7 +69,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('netid', name=op.f('pk_people'))
     )
     with op.batch_alter_table('people', schema=None) as batch_op:
-        batch_op.create_index('ix_people_confidential_true', ['netid'], unique=False, sqlite_where=sa.text('confidential IS 1'), postgresql_where=sa.text('confidential IS 1'))
+        batch_op.create_index('ix_people_confidential_true', ['netid'], unique=False, sqlite_where=sa.text('confidential'), postgresql_where=sa.text('confidential'))
 
     op.create_table('petition_types',
     sa.Column('id', sa.String(length=16), nullable=False),
@@ -281,7 +281,7 @@ def downgrade() -> None:
     op.drop_table('schools')
     op.drop_table('petition_types')
     with op.batch_alter_table('people', schema=None) as batch_op:
-        batch_op.drop_index('ix_people_confidential_true', sqlite_where=sa.text('confidential IS 1'), postgresql_where=sa.text('confidential IS 1'))
+        batch_op.drop_index('ix_people_confidential_true', sqlite_where=sa.text('confidential'), postgresql_where=sa.text('confidential'))
 
     op.drop_table('people')
     op.drop_table('origins')

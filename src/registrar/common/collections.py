@@ -1,0 +1,182 @@
+"""Collections: filter, count, page and name the found set, the same way for every resource."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import ColumnElement, Row, Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import URL
+
+from registrar.auth.tokens import Client
+from registrar.common import found_sets
+from registrar.common.filtering import Field, parse_filters
+from registrar.config import Settings
+from registrar.errors import bad_request
+
+RESERVED = ("page", "pagesize", "continuation_key", "cursor")
+MAX_OFFSET = 10_000_000
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    """What a resource's collection is: its rows' stable key, its fields, who sees which rows."""
+
+    resource: str
+    key: Any  # the integer surrogate key column: the order of every found set
+    table: Any  # the collection's own table (for counts)
+    fields: dict[str, Field]
+    visibility: Callable[[Client], list[ColumnElement[bool]]]
+
+
+@dataclass
+class Page:
+    rows: list[Row[Any]]
+    total: int
+    page: int
+    pagesize: int
+    continuation_key: str
+    ignored: list[str]
+    next_cursor: int | None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _one_int(
+    params: Sequence[tuple[str, str]], name: str, default: int, low: int, high: int
+) -> int:
+    values = [v for n, v in params if n == name]
+    if not values:
+        return default
+    if len(values) > 1:
+        raise bad_request(f"`{name}` was given more than once.", [f"{name}: give it once"])
+    text = values[0].strip()
+    if not text.isdigit() or len(text) > 9:
+        raise bad_request(f"`{name}` is not valid.", [f"{name}: expected a whole number"])
+    number = int(text)
+    if not low <= number <= high:
+        raise bad_request(f"`{name}` is out of range.", [f"{name}: from {low} to {high}"])
+    return number
+
+
+def _one_str(params: Sequence[tuple[str, str]], name: str) -> str | None:
+    values = [v for n, v in params if n == name]
+    if len(values) > 1:
+        raise bad_request(f"`{name}` was given more than once.", [f"{name}: give it once"])
+    return values[0] if values else None
+
+
+async def find_page(
+    session: AsyncSession,
+    spec: CollectionSpec,
+    client: Client,
+    params: Sequence[tuple[str, str]],
+    *,
+    rows: Select[Any],
+    settings: Settings,
+    secret: bytes,
+    url: URL,
+    fixed_filters: Sequence[tuple[str, str]] = (),
+) -> Page:
+    """One page of the caller's view of a collection, with the headers that describe it.
+
+    `rows` selects what the representation needs (joins included); conditions are added here.
+    `fixed_filters` are part of the route (e.g. a student's petitions) and of the found set.
+    """
+    pagesize = _one_int(params, "pagesize", settings.page_size_default, 1, settings.page_size_max)
+    page = _one_int(params, "page", 1, 1, MAX_OFFSET)
+    if (page - 1) * pagesize > MAX_OFFSET:
+        raise bad_request("`page` is out of range.", [f"page: at most {MAX_OFFSET // pagesize}"])
+    key = _one_str(params, "continuation_key")
+    cursor_text = _one_str(params, "cursor")
+    cursor: int | None = None
+    if cursor_text is not None:
+        if not cursor_text.isdigit() or len(cursor_text) > 18:
+            raise bad_request(
+                "`cursor` is not valid.", ["cursor: use the one from the Link header"]
+            )
+        cursor = int(cursor_text)
+
+    if key is not None:
+        found = found_sets.decode(key, secret, resource=spec.resource, sub=client.sub)
+        # The found set's own filters; anything else on the query string is ignored.
+        parsed = parse_filters(found.filters, spec.fields, client.scopes, RESERVED)
+        ignored = [n for n, _ in params if n not in RESERVED]
+        ignored += [n for n in parsed.ignored if n not in ignored]
+    else:
+        if cursor is not None:
+            raise bad_request("`cursor` needs a continuation_key.", ["cursor: page a found set"])
+        wanted = list(fixed_filters) + [(n, v) for n, v in params if n not in RESERVED]
+        parsed = parse_filters(wanted, spec.fields, client.scopes, RESERVED)
+        ignored = parsed.ignored
+        found = None
+
+    # Visibility (FERPA) is applied on every page with the *current* token's scopes.
+    conditions = [*parsed.conditions, *spec.visibility(client)]
+
+    if found is None:
+        snapshot = await session.scalar(select(func.max(spec.key))) or 0
+        conditions.append(spec.key <= snapshot)
+        total = (
+            await session.scalar(select(func.count()).select_from(spec.table).where(*conditions))
+            or 0
+        )
+        found = found_sets.FoundSet(
+            resource=spec.resource,
+            sub=client.sub,
+            filters=parsed.applied,
+            snapshot=snapshot,
+            total=total,
+            expires=int(time.time()) + settings.found_set_ttl_seconds,
+        )
+        key = found_sets.encode(found, secret)
+    else:
+        conditions.append(spec.key <= found.snapshot)
+    assert key is not None
+
+    query = rows.where(*conditions).order_by(spec.key).limit(pagesize + 1)
+    if cursor is not None:
+        # Keyset: the Link header's way, as fast on page 500 as on page 1.
+        query = query.where(spec.key > cursor)
+    elif page > 1:
+        query = query.offset((page - 1) * pagesize)
+    result = list((await session.execute(query)).all())
+    more = len(result) > pagesize
+    result = result[:pagesize]
+
+    next_cursor = None
+    headers = {
+        "X-Request-ID": key,
+        "X-Total-Count": str(found.total),
+    }
+    links = []
+    if more and result:
+        next_cursor = int(getattr(result[-1][0], spec.key.key))
+        next_query = urlencode(
+            {"continuation_key": key, "page": page + 1, "pagesize": pagesize, "cursor": next_cursor}
+        )
+        links.append(f'<{url.replace(query=next_query)}>; rel="next"')
+    first_query = urlencode({"continuation_key": key, "page": 1, "pagesize": pagesize})
+    links.append(f'<{url.replace(query=first_query)}>; rel="first"')
+    headers["Link"] = ", ".join(links)
+    if ignored:
+        headers["X-Ignored-Parameters"] = ",".join(_header_safe(n) for n in ignored)
+    return Page(
+        rows=result,
+        total=found.total,
+        page=page,
+        pagesize=pagesize,
+        continuation_key=key,
+        ignored=ignored,
+        next_cursor=next_cursor,
+        headers=headers,
+    )
+
+
+def _header_safe(name: str) -> str:
+    """Parameter names echo back in a header: keep them printable ASCII, short, comma-free."""
+    cleaned = "".join(ch if 33 <= ord(ch) < 127 and ch != "," else "?" for ch in name)
+    return cleaned[:100]

@@ -1,0 +1,89 @@
+"""Enrollment reads: the representation the caller's scopes allow, and the caller's collection."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import URL
+
+from registrar.auth.scopes import ENROLLMENTS_READ_SENSITIVE
+from registrar.auth.tokens import Client
+from registrar.common.collections import Page, find_page
+from registrar.common.representation import iso_z, number
+from registrar.config import Settings
+from registrar.enrollments import repository
+from registrar.enrollments.models import Enrollment, Section, Term
+from registrar.errors import not_found
+
+MAX_ID_LENGTH = 256
+
+
+def represent(e: Enrollment, s: Section, t: Term, *, sensitive: bool) -> dict[str, Any]:
+    """Seed 002's shape; the sensitive keys are absent, not null, without the scope."""
+    out: dict[str, Any] = {"cache_date": iso_z(e.cache_date)}
+    if sensitive:
+        out["final_grade"] = e.final_grade
+        out["credit_hours_earned"] = number(e.credit_hours_earned)
+        if e.course_submit_date is None and e.course_opt_out_date is None:
+            out["course_assessment"] = None
+        else:
+            out["course_assessment"] = {
+                "submit_date": iso_z(e.course_submit_date),
+                "opt_out_date": iso_z(e.course_opt_out_date),
+            }
+    out.update(
+        id=e.id,
+        is_active=e.is_active,
+        is_in_session=e.is_in_session,
+        netid=e.netid,
+        role=e.role,
+        school_id=e.school_id,
+        section={
+            "id": s.id,
+            "lms_section_id": s.lms_section_id,
+            "sis_section_id": s.sis_section_id,
+        },
+        term={
+            "id": t.id,
+            "lms_term_id": t.lms_term_id,
+            "sis_ptrm_code": t.sis_ptrm_code,
+            "sis_term_code": t.sis_term_code,
+        },
+    )
+    return out
+
+
+async def get_enrollment(
+    session: AsyncSession, enrollment_id: str, client: Client
+) -> dict[str, Any]:
+    found = None
+    if len(enrollment_id) <= MAX_ID_LENGTH and "\x00" not in enrollment_id:
+        found = await repository.get_visible_enrollment(session, enrollment_id, client)
+    if found is None:
+        raise not_found("enrollment")
+    return represent(*found, sensitive=client.has(ENROLLMENTS_READ_SENSITIVE))
+
+
+async def list_enrollments(
+    session: AsyncSession,
+    client: Client,
+    params: Sequence[tuple[str, str]],
+    *,
+    settings: Settings,
+    secret: bytes,
+    url: URL,
+) -> tuple[list[dict[str, Any]], Page]:
+    page = await find_page(
+        session,
+        repository.collection_spec(),
+        client,
+        params,
+        rows=repository.enrollment_rows(),
+        settings=settings,
+        secret=secret,
+        url=url,
+    )
+    sensitive = client.has(ENROLLMENTS_READ_SENSITIVE)
+    return [represent(r[0], r[1], r[2], sensitive=sensitive) for r in page.rows], page
