@@ -1,0 +1,34 @@
+# The two commands of the README's quick start: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint postgres-test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+## Install, fill the embedded SQLite database with demo data (once), and serve on :8000.
+run: $(STAMP)
+	$(BIN)/registrar demo --if-empty
+	$(BIN)/registrar serve
+
+## Install and run the whole test suite (SQLite).
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+## The same suite on PostgreSQL (needs a server; CI starts one).
+postgres-test: $(STAMP)
+	REGISTRAR_TEST_POSTGRES_URL=$${REGISTRAR_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/postgres} $(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
