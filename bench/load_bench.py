@@ -1,0 +1,114 @@
+"""Time `registrar load` on a generated extract.
+
+    .venv/bin/python bench/load_bench.py [--lines 1000000] [--seed 2020] [--postgres URL] [--keep]
+
+Writes an N-line extract with the demo generator to a temp file, then runs the real `registrar load`
+command in a child process on a fresh SQLite database (and on a fresh PostgreSQL database created
+from the admin URL given with --postgres), twice each: the first load inserts everything, the second
+finds everything unchanged. Prints seconds, lines per second and the child's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+from registrar.sis.demo import generate
+
+
+def write_extract(path: Path, lines: int, seed: int) -> float:
+    started = time.perf_counter()
+    with path.open("wb") as out:
+        buffer: list[bytes] = []
+        for record in generate(lines, seed):
+            buffer.append(orjson.dumps(record))
+            if len(buffer) >= 10_000:
+                out.write(b"\n".join(buffer) + b"\n")
+                buffer.clear()
+        if buffer:
+            out.write(b"\n".join(buffer) + b"\n")
+    return time.perf_counter() - started
+
+
+def registrar() -> list[str]:
+    return [sys.executable, "-c", "from registrar.cli import main; main()"]
+
+
+def timed_load(database_url: str, extract: Path, lines: int, label: str) -> None:
+    env = {**os.environ, "REGISTRAR_DATABASE_URL": database_url}
+    # Migrate first so the figure is the load alone.
+    subprocess.run([*registrar(), "migrate"], env=env, check=True, capture_output=True)
+    for attempt in ("first load (inserts)", "second load (unchanged)"):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        started = time.perf_counter()
+        proc = subprocess.run([*registrar(), "load", str(extract)], env=env, capture_output=True,
+                              text=True)
+        seconds = time.perf_counter() - started
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        if proc.returncode != 0:
+            print(f"{label}: load failed: {proc.stderr.strip()}")
+            raise SystemExit(1)
+        rss = f"{peak / 1024:.0f} MiB" if peak > before else f"<= {peak / 1024:.0f} MiB"
+        print(f"{label}, {attempt}: {seconds:.1f} s, {lines / seconds:,.0f} lines/s, "
+              f"peak RSS {rss}")
+        print("    " + proc.stdout.strip().replace("\n", "\n    "))
+
+
+async def _pg_admin(admin_url: str, sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument("--postgres", help="admin URL, e.g. postgresql://postgres@127.0.0.1/postgres")
+    parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the extract and the SQLite file")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="registrar-bench-"))
+    extract = workdir / "extract.jsonl"
+    seconds = write_extract(extract, args.lines, args.seed)
+    size = extract.stat().st_size / 1024 / 1024
+    print(f"extract: {args.lines:,} lines, {size:.0f} MiB, generated in {seconds:.1f} s ({extract})")
+
+    if not args.no_sqlite:
+        db = workdir / "bench.db"
+        timed_load(f"sqlite:///{db}", extract, args.lines, "SQLite")
+        if not args.keep:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{db}{suffix}").unlink(missing_ok=True)
+    if args.postgres:
+        from sqlalchemy.engine import make_url
+
+        name = f"registrar_bench_{secrets.token_hex(4)}"
+        asyncio.run(_pg_admin(args.postgres, f'CREATE DATABASE "{name}"'))
+        try:
+            url = make_url(args.postgres).set(database=name).render_as_string(hide_password=False)
+            timed_load(url, extract, args.lines, "PostgreSQL")
+        finally:
+            asyncio.run(_pg_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    if not args.keep:
+        extract.unlink()
+        workdir.rmdir()
+
+
+if __name__ == "__main__":
+    main()
