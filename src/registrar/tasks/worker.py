@@ -1,22 +1,370 @@
-"""Task worker (placeholder until the queue lands: issue 3)."""
+"""The durable task worker: claims tasks with a lease, runs their handlers, finishes them.
+
+One loop claims as many due tasks as there are free slots (one statement, see repository.claim) and
+runs each in its own asyncio task. A handler's writes and the task's completion commit in ONE
+transaction guarded by `locked_by = me`, so a SIGKILL at any instant either loses the whole attempt
+(the lease expires and another worker reclaims the task) or commits all of it; never half, never
+twice. A heartbeat extends the leases of running tasks; `stop()` stops claiming, lets in-flight
+tasks finish for a grace period, then cancels and releases the rest.
+
+Wake-ups: enqueue pokes an in-process worker right after its commit; on PostgreSQL a dedicated
+connection LISTENs for the NOTIFY that every enqueue sends, so workers in other processes start at
+once too. Polling every `worker_poll_seconds` is only the fallback (and picks up retries whose
+backoff has elapsed).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
 from registrar.config import Settings
+from registrar.db import utcnow
 from registrar.runtime import Runtime
+from registrar.tasks import repository as repo
+from registrar.tasks.handlers import (
+    PermanentTaskError,
+    RunContext,
+    get_handler,
+    known_resources,
+    load_handlers,
+)
+from registrar.tasks.idempotency import prune_keys
+from registrar.tasks.models import Task
+from registrar.tasks.service import NOTIFY_CHANNEL, add_wakeup, remove_wakeup
+
+log = logging.getLogger("registrar.worker")
+
+MAINTENANCE_EVERY_SECONDS = 300.0
+
+
+class LeaseLostError(Exception):
+    """Another worker reclaimed the task while this one ran it: roll this attempt back."""
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 class Worker:
-    def __init__(self, runtime: Runtime, concurrency: int = 4) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        concurrency: int = 4,
+        *,
+        worker_id: str | None = None,
+        retry_base_seconds: float = 2.0,
+        shutdown_grace_seconds: float = 10.0,
+    ) -> None:
         self.runtime = runtime
-        self.concurrency = concurrency
+        self.settings = runtime.settings
+        self.concurrency = max(1, concurrency)
+        self.worker_id = worker_id or new_worker_id()
+        self.retry_base_seconds = retry_base_seconds
+        self.shutdown_grace_seconds = shutdown_grace_seconds
+        self.lease_seconds = float(self.settings.task_lease_seconds)
+        self._inflight: dict[str, asyncio.Task[str]] = {}
+        self._background: list[asyncio.Task[None]] = []
+        self._runner: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._wake_event: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # SQLite has one writer at a time; queueing this worker's own write transactions on an
+        # asyncio lock avoids them spinning in SQLite's busy handler (which sleeps up to 100 ms).
+        self._write_lock: asyncio.Lock | None = None
+
+    # --- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        return None
+        load_handlers()
+        self._loop = asyncio.get_running_loop()
+        self._wake_event = asyncio.Event()
+        if self.runtime.db.dialect == "sqlite":
+            self._write_lock = asyncio.Lock()
+        add_wakeup(self.runtime, self.wake)
+        self._runner = asyncio.create_task(self._run(), name=f"worker {self.worker_id}")
+        self._background = [
+            asyncio.create_task(self._heartbeat_loop(), name="worker heartbeat"),
+            asyncio.create_task(self._maintenance_loop(), name="worker maintenance"),
+        ]
+        if self.runtime.db.dialect == "postgresql":
+            self._background.append(asyncio.create_task(self._listen_loop(), name="worker listen"))
+        log.info("worker %s started (concurrency %d)", self.worker_id, self.concurrency)
 
     async def stop(self) -> None:
-        return None
+        if self._runner is None:
+            return
+        self._stopping = True
+        remove_wakeup(self.runtime, self.wake)
+        self.wake()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._runner
+        running = list(self._inflight.items())
+        if running:
+            _done, pending = await asyncio.wait(
+                [t for _i, t in running], timeout=self.shutdown_grace_seconds
+            )
+            unfinished = [i for i, t in running if t in pending]
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            if unfinished:
+                try:
+                    async with self._writes() as session:
+                        await repo.release(session, unfinished, worker_id=self.worker_id)
+                except Exception:
+                    # The leases expire by themselves; another worker picks the tasks up then.
+                    log.exception("could not release %d tasks at shutdown", len(unfinished))
+        for bg in self._background:
+            bg.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._runner = None
+        log.info("worker %s stopped", self.worker_id)
+
+    def wake(self) -> None:
+        """Callable from any thread: look for due tasks now."""
+        if self._wake_event is None or self._loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._wake_event.set()
+        elif not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake_event.set)
+
+    # --- claiming and running ---------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _writes(self) -> AsyncIterator[Any]:
+        if self._write_lock is None:
+            async with self.runtime.db.writing() as session:
+                yield session
+        else:
+            async with self._write_lock, self.runtime.db.writing() as session:
+                yield session
+
+    async def claim(self, limit: int) -> list[Task]:
+        resources = known_resources()
+        if limit <= 0 or not resources:
+            return []
+        async with self._writes() as session:
+            return await repo.claim(
+                session,
+                worker_id=self.worker_id,
+                limit=limit,
+                lease_seconds=self.lease_seconds,
+                resources=resources,
+            )
+
+    async def _run(self) -> None:
+        assert self._wake_event is not None
+        failures = 0
+        while not self._stopping:
+            # Clear before looking, so a wake-up that arrives during the claim is not lost.
+            self._wake_event.clear()
+            free = self.concurrency - len(self._inflight)
+            claimed: list[Task] = []
+            if free > 0:
+                try:
+                    claimed = await self.claim(free)
+                    failures = 0
+                except Exception:
+                    failures += 1
+                    log.exception("claiming tasks failed")
+                    await asyncio.sleep(min(30.0, self.settings.worker_poll_seconds * 2**failures))
+                    continue
+            for task in claimed:
+                self._spawn(task)
+            if free > 0 and len(claimed) == free:
+                continue  # probably more due: claim again as soon as a slot frees
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_event.wait(), self.settings.worker_poll_seconds)
+
+    def _spawn(self, task: Task) -> None:
+        runner = asyncio.create_task(self.run_one(task), name=f"task {task.id}")
+        self._inflight[task.id] = runner
+
+        def _done(_t: asyncio.Task[str], task_id: str = task.id) -> None:
+            self._inflight.pop(task_id, None)
+            if self._wake_event is not None:
+                self._wake_event.set()  # a slot is free
+
+        runner.add_done_callback(_done)
+
+    async def run_one(self, task: Task) -> str:
+        """Run one claimed task to its end; returns complete, error, retry or lost."""
+        started = utcnow()
+        worker_data = {"worker": self.worker_id, "attempts": task.attempts}
+        handler = get_handler(task.resource, task.action)
+        try:
+            async with self._writes() as session:
+                session.info["task_run"] = RunContext(self.worker_id, started, task.attempts)
+                if handler is None:
+                    raise PermanentTaskError(f"['No handler for {task.action} {task.resource}.']")
+                result = await handler(session, task)
+                if not await repo.finish(
+                    session,
+                    task.id,
+                    worker_id=self.worker_id,
+                    status="complete",
+                    path=result.path,
+                    message=result.message,
+                    worker_data=worker_data,
+                ):
+                    raise LeaseLostError
+            return "complete"
+        except LeaseLostError:
+            log.warning("task %s: lease lost, attempt rolled back", task.id)
+            return "lost"
+        except PermanentTaskError as exc:
+            return await self._finish_error(task, exc.message, exc.message, worker_data)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:4000]
+            if task.attempts >= task.max_attempts:
+                log.warning(
+                    "task %s failed for good after %d attempts: %s", task.id, task.attempts, error
+                )
+                message = f"['The task failed after {task.attempts} attempts; try again later.']"
+                return await self._finish_error(task, message, error, worker_data)
+            delay = repo.backoff_seconds(task.attempts, self.retry_base_seconds)
+            log.info(
+                "task %s attempt %d failed (%s); retry in %.1fs",
+                task.id,
+                task.attempts,
+                error,
+                delay,
+            )
+            try:
+                async with self._writes() as session:
+                    await repo.schedule_retry(
+                        session, task.id, worker_id=self.worker_id, delay=delay, error=error
+                    )
+            except Exception:
+                log.exception(
+                    "task %s: could not schedule its retry; the lease will expire", task.id
+                )
+            return "retry"
+
+    async def _finish_error(
+        self, task: Task, message: str, error: str, worker_data: dict[str, Any]
+    ) -> str:
+        try:
+            async with self._writes() as session:
+                ok = await repo.finish(
+                    session,
+                    task.id,
+                    worker_id=self.worker_id,
+                    status="error",
+                    path=task.called_url,
+                    message=message,
+                    worker_data=worker_data,
+                    last_error=error,
+                )
+        except Exception:
+            log.exception("task %s: could not record its failure; the lease will expire", task.id)
+            return "retry"
+        return "error" if ok else "lost"
+
+    # --- background loops -------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        interval = max(0.5, self.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            ids = list(self._inflight)
+            if not ids:
+                continue
+            try:
+                async with self._writes() as session:
+                    await repo.heartbeat(
+                        session, ids, worker_id=self.worker_id, lease_seconds=self.lease_seconds
+                    )
+            except Exception:
+                log.exception("heartbeat failed")
+
+    async def _maintenance_loop(self) -> None:
+        await asyncio.sleep(5.0)
+        while True:
+            try:
+                async with self._writes() as session:
+                    tasks = await repo.prune_finished(
+                        session, retention_days=self.settings.task_retention_days
+                    )
+                    keys = await prune_keys(session)
+                if tasks or keys:
+                    log.info("pruned %d finished tasks and %d idempotency keys", tasks, keys)
+            except Exception:
+                log.exception("pruning failed")
+            await asyncio.sleep(MAINTENANCE_EVERY_SECONDS)
+
+    async def _listen_loop(self) -> None:
+        import asyncpg
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.settings.database_url).set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
+        backoff = 1.0
+        while True:
+            conn = None
+            try:
+                conn = await asyncpg.connect(dsn)
+                await conn.add_listener(NOTIFY_CHANNEL, lambda *_args: self.wake())
+                backoff = 1.0
+                self.wake()  # catch up on anything queued while we were not listening
+                while True:
+                    await asyncio.sleep(10)
+                    await conn.fetchval("SELECT 1")  # notice a dead connection
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("LISTEN connection lost (%s); polling until it is back", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(30.0, backoff * 2)
+            finally:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(conn.close(), 5)
 
 
 def run_worker_process(settings: Settings, concurrency: int) -> None:
-    raise NotImplementedError
+    """`registrar worker`: migrate, run until SIGTERM/SIGINT, then shut down cleanly."""
+    from registrar.cli import fail
+    from registrar.migrate import upgrade
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        )
+    try:
+        upgrade(settings.database_url)
+    except Exception as exc:
+        raise fail(f"cannot open the database: {exc}".splitlines()[0]) from None
+
+    async def _main() -> None:
+        runtime = Runtime.build(settings)
+        worker = Worker(runtime, concurrency=concurrency)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await worker.start()
+            await stop.wait()
+            log.info("signal received: finishing in-flight tasks")
+        finally:
+            await worker.stop()
+            await runtime.close()
+
+    asyncio.run(_main())

@@ -1,0 +1,63 @@
+"""`registrar tasks stats` and `registrar tasks retry`: the operator's view of the queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from registrar.config import Settings
+from registrar.runtime import Runtime
+from registrar.tasks import repository as repo
+from registrar.tasks.models import Task
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def print_stats(settings: Settings) -> None:
+    from registrar.cli import run_with_db
+
+    async def _stats(runtime: Runtime) -> dict[str, Any]:
+        async with runtime.db.reading() as session:
+            return await repo.stats(session)
+
+    s = run_with_db(settings, _stats)
+    typer.echo(
+        f"queued {s['queued']}  running {s['running']}  failed {s['failed']}  "
+        f"complete {s['complete']}  oldest queued {_age(s['oldest_queued_age'])}"
+    )
+    if s["per_resource"]:
+        table = Table("resource", "queued", "running", "failed", "complete", "oldest queued")
+        for r in s["per_resource"]:
+            table.add_row(
+                r["resource"], str(r["queued"]), str(r["running"]), str(r["failed"]),
+                str(r["complete"]), _age(r["oldest_queued_age"]),
+            )
+        Console(width=120).print(table)
+
+
+def retry_task(settings: Settings, task_id: str) -> None:
+    from registrar.cli import fail, run_with_db
+
+    async def _retry(runtime: Runtime) -> str | None:
+        """None when requeued, else why not."""
+        async with runtime.db.writing() as session:
+            if await repo.requeue_failed(session, task_id):
+                return None
+            task = await session.get(Task, task_id)
+            return "no such task" if task is None else f"status is {task.status!r}, not 'error'"
+
+    problem = run_with_db(settings, _retry)
+    if problem is not None:
+        raise fail(f"cannot retry task {task_id}: {problem}")
+    typer.echo(f"task {task_id} queued again")

@@ -1,0 +1,93 @@
+"""Idempotency-Key on writes (draft-ietf-httpapi-idempotency-key-header).
+
+The same key and the same request from the same `sub` within 24 hours answer the same 202 and
+`Location`, and queue nothing new; the same key with a different request is a client bug: 422.
+The key row is written in the transaction that queues the task, with primary key (sub, key), so
+two racing requests cannot both queue.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import Request
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registrar.db import utcnow
+from registrar.errors import ProblemError, bad_request
+from registrar.tasks.models import IdempotencyKey
+
+HEADER = "Idempotency-Key"
+KEY_TTL = dt.timedelta(hours=24)
+MAX_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    sub: str
+    key: str
+    fingerprint: str
+
+
+def fingerprint(method: str, path: str, body: Any) -> str:
+    """Hash of method, path and the parsed body (so spacing and key order do not count)."""
+    canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(
+        method.upper().encode() + b" " + path.encode() + b"\n" + canonical
+    ).hexdigest()
+
+
+def idempotency_claim(request: Request, sub: str, body: Any) -> IdempotencyClaim | None:
+    """The request's claim on a key, or None without the header; 400 for a malformed key."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        return None
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
+        raise bad_request(
+            "The Idempotency-Key header is not valid.",
+            [f"{HEADER}: 1 to {MAX_KEY_LENGTH} printable ASCII characters"],
+        )
+    return IdempotencyClaim(
+        sub=sub, key=key, fingerprint=fingerprint(request.method, request.url.path, body)
+    )
+
+
+async def find_replay(session: AsyncSession, claim: IdempotencyClaim) -> str | None:
+    """The task id an earlier identical request queued; 422 if the key was used for another one."""
+    row = await session.get(IdempotencyKey, (claim.sub, claim.key))
+    if row is None:
+        return None
+    if row.created_at < utcnow() - KEY_TTL:
+        # Expired but not yet pruned: forget it, so the key can name this new request.
+        await session.delete(row)
+        await session.flush()
+        return None
+    if row.request_hash != claim.fingerprint:
+        raise ProblemError(
+            422,
+            "This Idempotency-Key was already used for a different request.",
+            slug="idempotency-key-reused",
+            errors=[f"{HEADER}: reused with a different method, URL or body"],
+        )
+    return row.task_id
+
+
+async def remember(session: AsyncSession, claim: IdempotencyClaim, task_id: str) -> None:
+    session.add(
+        IdempotencyKey(
+            sub=claim.sub, key=claim.key, request_hash=claim.fingerprint, task_id=task_id
+        )
+    )
+    await session.flush()
+
+
+async def prune_keys(session: AsyncSession) -> int:
+    result = await session.execute(
+        delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - KEY_TTL)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
