@@ -1,0 +1,301 @@
+"""PATCH /api/academic/enrollments/{id} (seed 000): course_assessment, through the task queue.
+
+The request checks, in the contract's order, the token (401), the scope (403), that the caller may
+see the enrollment (404), the media type (415) and the payload (400), then queues a task and answers
+202. The body is read only after auth and the 404 check (it is not a FastAPI body parameter, which
+would be parsed before the dependencies run). The worker validates the payload again, since a task
+may outlive the code that queued it, and applies it with an audit row in one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registrar.auth.scopes import ENROLLMENTS_WRITE
+from registrar.auth.tokens import Client
+from registrar.dependencies import RuntimeDep, require_scopes
+from registrar.enrollments.models import Enrollment, EnrollmentAudit
+from registrar.enrollments.repository import get_visible_enrollment
+from registrar.errors import ProblemError, bad_request, not_found, problem_responses
+from registrar.tasks.handlers import (
+    HandlerResult,
+    PermanentTaskError,
+    absolute_url,
+    register_handler,
+    run_context,
+)
+from registrar.tasks.idempotency import idempotency_claim
+from registrar.tasks.models import Task
+from registrar.tasks.schemas import Accepted
+from registrar.tasks.service import accept_write
+
+router = APIRouter(tags=["enrollments"])
+
+RESOURCE = "academic.enrollments"
+SUCCESS_MESSAGE = "Enrollment updated successfully."
+ASSESSMENT_KEYS = ("submit_date", "opt_out_date")
+MAX_ERRORS = 20
+
+# UTC only: a Z (or +00:00) suffix; seconds required; up to microseconds. Other offsets are refused
+# rather than converted, because a client sending local time has most likely made a mistake.
+_UTC_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|\+00:00)")
+
+_DATE_SCHEMA = {
+    "anyOf": [
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": _UTC_DATETIME.pattern,
+            "examples": ["2020-03-05T17:53:46Z"],
+        },
+        {"type": "null"},
+    ]
+}
+PATCH_BODY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["course_assessment"],
+    "properties": {
+        "course_assessment": {
+            "type": "object",
+            "description": "Both keys required; at most one non-null; both null clears "
+            "course_assessment to null. Dates are ISO 8601 UTC.",
+            "additionalProperties": False,
+            "required": list(ASSESSMENT_KEYS),
+            "properties": {key: _DATE_SCHEMA for key in ASSESSMENT_KEYS},
+        }
+    },
+}
+
+
+def _name(key: object) -> str:
+    text = str(key)
+    return text if len(text) <= 64 else text[:61] + "..."
+
+
+def _format_utc(value: dt.datetime) -> str:
+    # isoformat, not strftime: strftime does not zero-pad years before 1000 on every platform.
+    return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat() + "Z"
+
+
+def _parse_date(key: str, value: Any, errors: list[str]) -> dt.datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _UTC_DATETIME.fullmatch(value):
+        errors.append(
+            f"course_assessment.{key} must be null or an ISO 8601 UTC date-time "
+            "like 2020-03-05T17:53:46Z."
+        )
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.UTC)
+    except ValueError:
+        errors.append(f"course_assessment.{key} is not a valid date-time.")
+        return None
+
+
+def validate_payload(body: Any) -> tuple[dict[str, Any], list[str]]:
+    """The normalized payload and every problem found (empty when valid)."""
+    if not isinstance(body, dict):
+        return {}, ["The payload must be a JSON object with a course_assessment attribute."]
+    errors: list[str] = []
+    errors += [f"Unknown attribute: {_name(k)}." for k in body if k != "course_assessment"]
+    if "course_assessment" not in body:
+        errors.append("Missing attribute: course_assessment.")
+        return {}, errors[:MAX_ERRORS]
+    ca = body["course_assessment"]
+    if not isinstance(ca, dict):
+        errors.append("course_assessment must be an object with submit_date and opt_out_date.")
+        return {}, errors[:MAX_ERRORS]
+    errors += [
+        f"Unknown attribute: course_assessment.{_name(k)}." for k in ca if k not in ASSESSMENT_KEYS
+    ]
+    errors += [f"Missing attribute: course_assessment.{k}." for k in ASSESSMENT_KEYS if k not in ca]
+    dates = {k: _parse_date(k, ca.get(k), errors) for k in ASSESSMENT_KEYS}
+    if ca.get("submit_date") is not None and ca.get("opt_out_date") is not None:
+        errors.append("Payload is invalid, contains values for both submit_date and opt_out_date.")
+    normalized = {"course_assessment": {k: _format_utc(v) if v else None for k, v in dates.items()}}
+    return normalized, errors[:MAX_ERRORS]
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """Strict JSON: UTF-8 only, no NaN/Infinity, 64-bit numbers, nesting capped (orjson: 1024)."""
+    if not raw.strip():
+        raise bad_request("The request body is empty.", ["The payload must be a JSON object."])
+    try:
+        return orjson.loads(raw)
+    except (orjson.JSONDecodeError, RecursionError, ValueError) as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else "malformed JSON"
+        raise bad_request("The request body is not valid JSON.", [f"Not JSON: {reason}"]) from None
+
+
+@router.patch(
+    "/api/academic/enrollments/{enrollment_id}",
+    summary="Update an enrollment's course_assessment (queued)",
+    status_code=202,
+    response_model=Accepted,
+    responses={
+        202: {
+            "description": "Accepted: poll the task named in Location.",
+            "headers": {
+                "Location": {"description": "/api/tasks/{id}", "schema": {"type": "string"}},
+                "Retry-After": {
+                    "description": "Seconds before the first poll",
+                    "schema": {"type": "integer"},
+                },
+            },
+        },
+        **problem_responses(400, 401, 403, 404, 413, 415, 422),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": PATCH_BODY_SCHEMA,
+                    "example": {
+                        "course_assessment": {
+                            "submit_date": "2020-03-05T17:53:46Z",
+                            "opt_out_date": None,
+                        }
+                    },
+                }
+            },
+        },
+        "parameters": [
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "Repeat a request safely: the same key and body within 24 h answer "
+                "the same 202 and Location; the same key with another body gets 422.",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            }
+        ],
+    },
+)
+async def patch_enrollment(
+    enrollment_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    client: Annotated[Client, Depends(require_scopes(ENROLLMENTS_WRITE))],
+) -> JSONResponse:
+    async with runtime.db.reading() as session:
+        found = await get_visible_enrollment(session, enrollment_id, client)
+    if found is None:
+        raise not_found("enrollment")
+    if not _is_json(request.headers.get("content-type")):
+        raise ProblemError(
+            415,
+            "The request body must be application/json.",
+            slug="unsupported-media-type",
+            errors=["Content-Type: expected application/json"],
+        )
+    body = parse_json_body(await request.body())
+    normalized, errors = validate_payload(body)
+    if errors:
+        raise bad_request("The payload is not valid.", errors)
+    return await accept_write(
+        runtime,
+        request,
+        client,
+        resource=RESOURCE,
+        action="PATCH",
+        resource_id=enrollment_id,
+        payload=normalized,
+        idempotency=idempotency_claim(request, client.sub, normalized),
+    )
+
+
+def _assessment(enrollment: Enrollment) -> dict[str, Any] | None:
+    submit, opt_out = enrollment.course_submit_date, enrollment.course_opt_out_date
+    if submit is None and opt_out is None:
+        return None
+    return {
+        "submit_date": _format_utc(submit) if submit else None,
+        "opt_out_date": _format_utc(opt_out) if opt_out else None,
+    }
+
+
+def _requester_client(task: Task) -> Client:
+    """The requester as a Client, so the worker applies the same FERPA rule the request did."""
+    r = task.requester or {}
+    scope = str(r.get("scope") or "")
+    return Client(
+        sub=task.sub,
+        name=str(r.get("name") or ""),
+        email=str(r.get("email") or ""),
+        scopes=frozenset(s for s in scope.replace(" ", ",").split(",") if s),
+        claims=dict(r),
+    )
+
+
+async def apply_course_assessment(session: AsyncSession, task: Task) -> HandlerResult:
+    """The task handler: write the two columns and the audit row, once per task."""
+    ctx = run_context(session)
+    enrollment_id = task.resource_id or ""
+    url = absolute_url(task, "/api/academic/enrollments/" + quote(enrollment_id, safe=""))
+    # Idempotency: the audit row is unique per task and commits with the change. If it exists,
+    # this task's change was already applied: report success and change nothing.
+    done = await session.scalar(
+        select(EnrollmentAudit.pk).where(EnrollmentAudit.task_id == task.id)
+    )
+    if done is not None:
+        return HandlerResult(url, SUCCESS_MESSAGE)
+    normalized, errors = validate_payload(task.payload)
+    if errors:
+        raise PermanentTaskError(str(errors))
+    found = await get_visible_enrollment(session, enrollment_id, _requester_client(task))
+    if found is None:
+        raise PermanentTaskError(str([f"Enrollment {enrollment_id} does not exist."]))
+    enrollment = found[0]
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        # Row lock: two tasks on one enrollment then record true before/after values in order.
+        # (SQLite's write transaction already excludes every other writer.)
+        await session.execute(
+            select(Enrollment).where(Enrollment.pk == enrollment.pk).with_for_update(),
+            execution_options={"populate_existing": True},
+        )
+    before = _assessment(enrollment)
+    ca = normalized["course_assessment"]
+    enrollment.course_submit_date = (
+        dt.datetime.fromisoformat(ca["submit_date"]) if ca["submit_date"] else None
+    )
+    enrollment.course_opt_out_date = (
+        dt.datetime.fromisoformat(ca["opt_out_date"]) if ca["opt_out_date"] else None
+    )
+    session.add(
+        EnrollmentAudit(
+            enrollment_id=enrollment_id,
+            task_id=task.id,
+            actor_sub=task.sub,
+            worker_id=ctx.worker_id,
+            started_at=ctx.started_at,
+            before={"course_assessment": before},
+            after={"course_assessment": _assessment(enrollment)},
+            note=f"PATCH course_assessment (attempt {ctx.attempt})",
+        )
+    )
+    await session.flush()
+    return HandlerResult(url, SUCCESS_MESSAGE)
+
+
+register_handler(RESOURCE, "PATCH", apply_course_assessment)
