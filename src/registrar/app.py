@@ -15,6 +15,7 @@ from registrar import __version__
 from registrar.auth.router import router as auth_router
 from registrar.config import Settings, get_settings
 from registrar.enrollments.router import router as enrollments_router
+from registrar.enrollments.writes import router as enrollment_writes_router
 from registrar.errors import install_error_handlers, problem_response
 from registrar.limits import BodySizeLimit
 from registrar.migrate import upgrade
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
 
     app.include_router(auth_router)
     app.include_router(enrollments_router)
+    app.include_router(enrollment_writes_router)
     app.include_router(petitions_router)
     app.include_router(tasks_router)
     app.include_router(reference_router)
