@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from registrar.config import Settings
 from tests.conftest import Accounts
 from tests.tasks.fixtures import (
-    JSON,
     PRIVATE,
     WRITE,
     audit_count,
@@ -42,8 +41,14 @@ def writer(accounts: Accounts) -> dict[str, str]:
     return accounts.headers([WRITE], sub="svc-writer")
 
 
-def patch(api: TestClient, eid: str, headers: dict[str, str], content: Any = None,
-          content_type: str | None = "application/json", **kw: Any) -> Any:
+def patch(
+    api: TestClient,
+    eid: str,
+    headers: dict[str, str],
+    content: Any = None,
+    content_type: str | None = "application/json",
+    **kw: Any,
+) -> Any:
     h = dict(headers)
     if content_type is not None:
         h["Content-Type"] = content_type
@@ -98,7 +103,10 @@ def test_415_beats_400(api: TestClient, writer: dict[str, str], ids: list[str]) 
         (b"null", "object"),
         ({}, "Missing attribute: course_assessment"),
         ({"course_assessment": None}, "course_assessment must be an object"),
-        ({"course_assessment": {"submit_date": None}}, "Missing attribute: course_assessment.opt_out_date"),
+        (
+            {"course_assessment": {"submit_date": None}},
+            "Missing attribute: course_assessment.opt_out_date",
+        ),
         ({"course_assessment": {"submit_date": None, "opt_out_date": None, "x": 1}}, "Unknown"),
         ({**body(), "final_grade": "A"}, "Unknown attribute: final_grade"),
         (body("2020-03-05T17:53:46Z", "2020-03-06T17:53:46Z"), "both submit_date and opt_out_date"),
@@ -109,7 +117,10 @@ def test_415_beats_400(api: TestClient, writer: dict[str, str], ids: list[str]) 
         (body(None, "yesterday"), "opt_out_date must be"),
         ({"course_assessment": {"submit_date": 20200305, "opt_out_date": None}}, "submit_date"),
         (b'{"course_assessment": {"submit_date": NaN, "opt_out_date": null}}', "JSON"),
-        (b'{"course_assessment": {"submit_date": 1' + b"0" * 5000 + b', "opt_out_date": null}}', "JSON"),
+        (
+            b'{"course_assessment": {"submit_date": 1' + b"0" * 5000 + b', "opt_out_date": null}}',
+            "JSON",
+        ),
         (b"[" * 100_000 + b"]" * 100_000, "JSON"),
         (b'{"course_assessment": "\xff\xfe"}', "JSON"),
         ('{"course_assessment": {"submit_date": "2020-03-05T17:53:46Z"}}'.encode("utf-16"), "JSON"),
@@ -150,9 +161,20 @@ def test_202_then_task_completes(
     assert task["status"] == "complete", task
     assert task["message"] == "Enrollment updated successfully."
     assert task["path"] == f"http://testserver/api/academic/enrollments/{eid}"
-    assert set(task) == {"id", "resource", "action", "resource_id", "payload", "requester",
-                         "status", "request_date", "completed_date", "path", "worker_data",
-                         "message"}
+    assert set(task) == {
+        "id",
+        "resource",
+        "action",
+        "resource_id",
+        "payload",
+        "requester",
+        "status",
+        "request_date",
+        "completed_date",
+        "path",
+        "worker_data",
+        "message",
+    }
     assert task["resource"] == "academic.enrollments" and task["action"] == "PATCH"
     assert task["resource_id"] == eid
     assert task["payload"] == GOOD
@@ -166,9 +188,13 @@ def test_202_then_task_completes(
     assert audit_count(settings, task_ids=[task["id"]]) == 1
 
 
-def test_json_variants_are_accepted(api: TestClient, writer: dict[str, str], ids: list[str]) -> None:
+def test_json_variants_are_accepted(
+    api: TestClient, writer: dict[str, str], ids: list[str]
+) -> None:
     for ctype in ("application/json; charset=utf-8", "application/merge-patch+json"):
-        r = patch(api, ids[3], writer, body(None, "2021-01-01T00:00:00.5+00:00"), content_type=ctype)
+        r = patch(
+            api, ids[3], writer, body(None, "2021-01-01T00:00:00.5+00:00"), content_type=ctype
+        )
         assert r.status_code == 202, r.text
         task = wait_task(api, r.headers["location"], writer)
         assert task["status"] == "complete"
@@ -213,7 +239,10 @@ def test_ferpa_hidden_enrollment_is_404_without_private_scope(
 
 
 def test_idempotency_key_replays_and_rejects_another_body(
-    api: TestClient, accounts: Accounts, settings: Settings, writer: dict[str, str],
+    api: TestClient,
+    accounts: Accounts,
+    settings: Settings,
+    writer: dict[str, str],
     ids: list[str],
 ) -> None:
     eid = ids[6]
@@ -221,8 +250,12 @@ def test_idempotency_key_replays_and_rejects_another_body(
     first = patch(api, eid, keyed, GOOD)
     assert first.status_code == 202
     # Same body (other spacing and key order): the same answer, no second task.
-    again = patch(api, eid, keyed, b'{ "course_assessment": {"opt_out_date": null, '
-                                   b'"submit_date": "2020-03-05T17:53:46Z"} }')
+    again = patch(
+        api,
+        eid,
+        keyed,
+        b'{ "course_assessment": {"opt_out_date": null, "submit_date": "2020-03-05T17:53:46Z"} }',
+    )
     assert again.status_code == 202 and again.headers["location"] == first.headers["location"]
     assert_problem(patch(api, eid, keyed, body()), 422)
     # Another sub may use the same key for its own request.
@@ -256,12 +289,16 @@ def test_50_concurrent_patches_all_land(
 ) -> None:
     targets = ids[20:70]
     with ThreadPoolExecutor(16) as pool:
-        responses = list(pool.map(
-            lambda eid: patch(api, eid, writer, body(None, "2022-02-02T02:02:02Z")), targets
-        ))
+        responses = list(
+            pool.map(
+                lambda eid: patch(api, eid, writer, body(None, "2022-02-02T02:02:02Z")), targets
+            )
+        )
     assert [r.status_code for r in responses] == [202] * 50
     tasks = [wait_task(api, r.headers["location"], writer) for r in responses]
     assert [t["status"] for t in tasks] == ["complete"] * 50
     assert audit_count(settings, task_ids=[t["id"] for t in tasks]) == 50
     for eid in targets[:5] + targets[-5:]:
-        assert enrollment_columns(settings, eid)[1] == dt.datetime(2022, 2, 2, 2, 2, 2, tzinfo=dt.UTC)
+        assert enrollment_columns(settings, eid)[1] == dt.datetime(
+            2022, 2, 2, 2, 2, 2, tzinfo=dt.UTC
+        )

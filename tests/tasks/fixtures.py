@@ -46,8 +46,9 @@ def seed_enrollments(settings: Settings, n: int, *, confidential: bool = False) 
     async def _seed(runtime: Runtime) -> list[str]:
         ids = []
         async with runtime.db.writing() as session:
-            session.add(Term(id=f"202001-{tag}", lms_term_id="1", sis_ptrm_code="1",
-                             sis_term_code="202001"))
+            session.add(
+                Term(id=f"202001-{tag}", lms_term_id="1", sis_ptrm_code="1", sis_term_code="202001")
+            )
             session.add(Section(id=section_id, lms_section_id="1", sis_section_id="1"))
             await session.flush()
             netids = [f"f{tag}{i:04d}" for i in range(n)]
@@ -56,11 +57,19 @@ def seed_enrollments(settings: Settings, n: int, *, confidential: bool = False) 
             for netid in netids:
                 eid = f"{section_id}-{netid}-student"
                 ids.append(eid)
-                session.add(Enrollment(
-                    id=eid, netid=netid, role="student", school_id="UG", section_id=section_id,
-                    term_id=f"202001-{tag}", is_active=True, is_in_session=True,
-                    cache_date=utcnow(),
-                ))
+                session.add(
+                    Enrollment(
+                        id=eid,
+                        netid=netid,
+                        role="student",
+                        school_id="UG",
+                        section_id=section_id,
+                        term_id=f"202001-{tag}",
+                        is_active=True,
+                        is_in_session=True,
+                        cache_date=utcnow(),
+                    )
+                )
         return ids
 
     return run_db(settings, _seed)
@@ -75,8 +84,9 @@ def enrollment_columns(settings: Settings, eid: str) -> tuple[Any, Any]:
     return run_db(settings, _get)
 
 
-def audit_count(settings: Settings, *, task_ids: list[str] | None = None,
-                enrollment_id: str | None = None) -> int:
+def audit_count(
+    settings: Settings, *, task_ids: list[str] | None = None, enrollment_id: str | None = None
+) -> int:
     async def _count(runtime: Runtime) -> int:
         stmt = select(func.count()).select_from(EnrollmentAudit)
         if task_ids is not None:
@@ -99,8 +109,6 @@ def get_task_row(settings: Settings, task_id: str) -> Task | None:
 
 def body(submit: str | None = None, opt_out: str | None = None) -> dict[str, Any]:
     return {"course_assessment": {"submit_date": submit, "opt_out_date": opt_out}}
-
-
 
 
 def wait_task(api: Any, location: str, headers: dict[str, str], timeout: float = 15.0) -> Any:

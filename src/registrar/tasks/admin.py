@@ -55,9 +55,9 @@ def retry_task(settings: Settings, task_id: str) -> None:
             if await repo.requeue_failed(session, task_id):
                 return None
             task = await session.get(Task, task_id)
-            return "no such task" if task is None else f"status is {task.status!r}, not 'error'"
+            return "no such task" if task is None else f"it is {task.status}, not error"
 
     problem = run_with_db(settings, _retry)
     if problem is not None:
-        raise fail(f"cannot retry task {task_id}: {problem}")
+        raise fail(f"cannot retry {task_id}: {problem}")
     typer.echo(f"task {task_id} queued again")

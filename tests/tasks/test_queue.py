@@ -1,0 +1,343 @@
+"""The queue and the worker, driven by hand: leases, redelivery, retries, errors, shutdown, CLI.
+
+This module's app runs WITHOUT its in-process worker, so each test decides when tasks run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import delete, update
+
+from registrar.config import Settings
+from registrar.db import utcnow
+from registrar.enrollments.models import Enrollment
+from registrar.runtime import Runtime
+from registrar.tasks import repository as repo
+from registrar.tasks.handlers import HandlerResult, PermanentTaskError, register_handler
+from registrar.tasks.idempotency import prune_keys
+from registrar.tasks.models import IdempotencyKey, Task
+from registrar.tasks.service import new_task_id
+from registrar.tasks.worker import Worker
+from tests.conftest import Accounts, cli, make_settings
+from tests.tasks.fixtures import (
+    WRITE,
+    audit_count,
+    body,
+    enrollment_columns,
+    get_task_row,
+    run_db,
+    seed_enrollments,
+)
+
+URL = "/api/academic/enrollments/"
+
+
+@pytest.fixture(scope="module")
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url, run_worker=False)
+
+
+@pytest.fixture(scope="module")
+def ids(api: TestClient, settings: Settings) -> list[str]:
+    return seed_enrollments(settings, 10)
+
+
+@pytest.fixture(scope="module")
+def writer(accounts: Accounts) -> dict[str, str]:
+    return {**accounts.headers([WRITE], sub="svc-queue-writer"), "Content-Type": "application/json"}
+
+
+def queue_patch(api: TestClient, eid: str, headers: dict[str, str], payload: Any) -> str:
+    r = api.patch(URL + eid, headers=headers, json=payload)
+    assert r.status_code == 202, r.text
+    return str(r.headers["location"].rsplit("/", 1)[1])
+
+
+async def insert_task(
+    runtime: Runtime,
+    resource: str,
+    *,
+    max_attempts: int = 5,
+    status: str = "accepted",
+    completed: dt.datetime | None = None,
+) -> str:
+    task = Task(
+        id=new_task_id(),
+        resource=resource,
+        action="POST",
+        resource_id=None,
+        payload={},
+        requester={"sub": "svc-test"},
+        sub="svc-test",
+        status=status,
+        request_date=utcnow(),
+        worker_data={},
+        base_url="http://example.test",
+        called_url="http://example.test/api/x",
+        attempts=0,
+        max_attempts=max_attempts,
+        run_at=utcnow(),
+        completed_date=completed,
+    )
+    async with runtime.db.writing() as session:
+        session.add(task)
+    return task.id
+
+
+async def expire_lease(runtime: Runtime, task_id: str) -> None:
+    async with runtime.db.writing() as session:
+        await session.execute(
+            update(Task)
+            .where(Task.id == task_id)
+            .values(locked_until=utcnow() - dt.timedelta(seconds=1))
+        )
+
+
+def test_accepted_task_shows_nulls_and_retry_after(
+    api: TestClient, writer: dict[str, str], ids: list[str]
+) -> None:
+    task_id = queue_patch(api, ids[0], writer, body("2020-03-05T17:53:46Z"))
+    r = api.get(f"/api/tasks/{task_id}", headers=writer)
+    assert r.status_code == 200
+    assert int(r.headers["retry-after"]) >= 1
+    task = r.json()
+    assert task["status"] == "accepted"
+    assert task["path"] is None and task["message"] is None and task["completed_date"] is None
+
+
+@pytest.mark.parametrize("stale_first", [True, False])
+def test_a_task_delivered_twice_changes_the_record_once(
+    api: TestClient, settings: Settings, writer: dict[str, str], ids: list[str], stale_first: bool
+) -> None:
+    eid = ids[1] if stale_first else ids[2]
+    task_id = queue_patch(api, eid, writer, body(None, "2020-05-05T05:05:05Z"))
+
+    async def scenario(runtime: Runtime) -> tuple[str, str]:
+        a, b = Worker(runtime, worker_id="worker-a"), Worker(runtime, worker_id="worker-b")
+        [stale] = [t for t in await a.claim(50) if t.id == task_id]
+        await expire_lease(runtime, task_id)  # worker A hangs past its lease...
+        [fresh] = [t for t in await b.claim(50) if t.id == task_id]  # ...B reclaims the task
+        assert fresh.attempts == 2
+        if stale_first:  # A wakes up and runs its copy: its writes must roll back
+            return await a.run_one(stale), await b.run_one(fresh)
+        outcome_b = await b.run_one(fresh)
+        return await a.run_one(stale), outcome_b
+
+    outcome_a, outcome_b = run_db(settings, scenario)
+    assert (outcome_a, outcome_b) == ("lost", "complete")
+    assert audit_count(settings, enrollment_id=eid) == 1
+    task = api.get(f"/api/tasks/{task_id}", headers=writer).json()
+    assert task["status"] == "complete"
+    assert task["worker_data"] == {"worker": "worker-b", "attempts": 2}
+
+    # Redelivered even after completing (say, a restored backup): the audit row stops a rerun.
+    async def redeliver(runtime: Runtime) -> str:
+        async with runtime.db.writing() as session:
+            await session.execute(
+                update(Task)
+                .where(Task.id == task_id)
+                .values(status="accepted", completed_date=None, locked_by=None, locked_until=None)
+            )
+            await session.execute(
+                update(Enrollment).where(Enrollment.id == eid).values(course_opt_out_date=None)
+            )
+        c = Worker(runtime, worker_id="worker-c")
+        [again] = [t for t in await c.claim(50) if t.id == task_id]
+        return await c.run_one(again)
+
+    assert run_db(settings, redeliver) == "complete"
+    assert audit_count(settings, enrollment_id=eid) == 1
+    assert enrollment_columns(settings, eid) == (None, None)  # not applied a second time
+
+
+_calls: dict[str, int] = {}
+
+
+async def _flaky(session: Any, task: Task) -> HandlerResult:
+    _calls[task.id] = _calls.get(task.id, 0) + 1
+    if _calls[task.id] < 3:
+        raise ConnectionError("upstream hiccup")
+    return HandlerResult("http://example.test/api/done", "done")
+
+
+async def _broken(session: Any, task: Task) -> HandlerResult:
+    raise PermanentTaskError("['netid is unknown.']")
+
+
+async def _always_fails(session: Any, task: Task) -> HandlerResult:
+    raise RuntimeError("still down")
+
+
+register_handler("test.flaky", "POST", _flaky)
+register_handler("test.broken", "POST", _broken)
+register_handler("test.down", "POST", _always_fails)
+
+
+async def drain(worker: Worker, task_id: str, rounds: int = 10) -> list[str]:
+    outcomes = []
+    for _ in range(rounds):
+        claimed = [t for t in await worker.claim(50) if t.id == task_id]
+        for t in claimed:
+            outcomes.append(await worker.run_one(t))
+        if outcomes and outcomes[-1] in ("complete", "error"):
+            break
+        await asyncio.sleep(0.05)
+    return outcomes
+
+
+def test_transient_failures_retry_with_backoff_then_complete(
+    api: TestClient, settings: Settings
+) -> None:
+    async def scenario(runtime: Runtime) -> tuple[list[str], str]:
+        task_id = await insert_task(runtime, "test.flaky")
+        worker = Worker(runtime, retry_base_seconds=0.01)
+        return await drain(worker, task_id), task_id
+
+    outcomes, task_id = run_db(settings, scenario)
+    assert outcomes == ["retry", "retry", "complete"]
+    row = get_task_row(settings, task_id)
+    assert row is not None and row.status == "complete" and row.attempts == 3
+    assert row.path == "http://example.test/api/done"
+
+
+def test_permanent_error_ends_with_the_called_url(api: TestClient, settings: Settings) -> None:
+    async def scenario(runtime: Runtime) -> tuple[list[str], str]:
+        task_id = await insert_task(runtime, "test.broken")
+        return await drain(Worker(runtime), task_id), task_id
+
+    outcomes, task_id = run_db(settings, scenario)
+    assert outcomes == ["error"]
+    row = get_task_row(settings, task_id)
+    assert row is not None and row.status == "error"
+    assert row.path == "http://example.test/api/x" and row.message == "['netid is unknown.']"
+
+
+def test_exhausted_attempts_end_in_error(api: TestClient, settings: Settings) -> None:
+    async def scenario(runtime: Runtime) -> tuple[list[str], str]:
+        task_id = await insert_task(runtime, "test.down", max_attempts=2)
+        return await drain(Worker(runtime, retry_base_seconds=0.01), task_id), task_id
+
+    outcomes, task_id = run_db(settings, scenario)
+    assert outcomes == ["retry", "error"]
+    row = get_task_row(settings, task_id)
+    assert row is not None and row.status == "error" and "2 attempts" in (row.message or "")
+    assert row.last_error == "RuntimeError: still down"
+
+
+def test_enrollment_gone_before_the_worker_runs_is_an_error(
+    api: TestClient, settings: Settings, writer: dict[str, str], ids: list[str]
+) -> None:
+    eid = ids[3]
+    task_id = queue_patch(api, eid, writer, body("2020-03-05T17:53:46Z"))
+
+    async def scenario(runtime: Runtime) -> list[str]:
+        async with runtime.db.writing() as session:
+            await session.execute(delete(Enrollment).where(Enrollment.id == eid))
+        return await drain(Worker(runtime), task_id)
+
+    assert run_db(settings, scenario) == ["error"]
+    task = api.get(f"/api/tasks/{task_id}", headers=writer).json()
+    assert task["status"] == "error"
+    assert task["path"] == f"http://testserver{URL}{eid}"
+    assert task["message"] == f"['Enrollment {eid} does not exist.']"
+
+
+def test_cli_stats_and_retry(api: TestClient, settings: Settings, database_url: str) -> None:
+    async def make(runtime: Runtime) -> tuple[str, str]:
+        failed = await insert_task(runtime, "test.cli", status="error", completed=utcnow())
+        done = await insert_task(runtime, "test.cli", status="complete", completed=utcnow())
+        return failed, done
+
+    failed, done = run_db(settings, make)
+    code, out, _err = cli(database_url, "tasks", "stats")
+    assert code == 0 and "queued" in out and "test.cli" in out
+    code, out, _err = cli(database_url, "tasks", "retry", failed)
+    assert code == 0, out
+    row = get_task_row(settings, failed)
+    assert row is not None and row.status == "accepted" and row.attempts == 0
+    code, _out, err = cli(database_url, "tasks", "retry", done)
+    assert code == 1 and "it is complete, not error" in " ".join(err.split())
+    code, _out, err = cli(database_url, "tasks", "retry", "f" * 24)
+    assert code == 1 and "no such task" in " ".join(err.split())
+
+
+def test_prune_removes_old_finished_tasks_and_keys(api: TestClient, settings: Settings) -> None:
+    async def scenario(runtime: Runtime) -> tuple[str, str, int, int]:
+        old = await insert_task(
+            runtime, "test.old", status="complete", completed=utcnow() - dt.timedelta(days=40)
+        )
+        recent = await insert_task(runtime, "test.old", status="complete", completed=utcnow())
+        async with runtime.db.writing() as session:
+            session.add(
+                IdempotencyKey(
+                    sub="s",
+                    key="old",
+                    request_hash="h",
+                    task_id=old,
+                    created_at=utcnow() - dt.timedelta(hours=25),
+                )
+            )
+        async with runtime.db.writing() as session:
+            tasks = await repo.prune_finished(session, retention_days=30)
+            keys = await prune_keys(session)
+        return old, recent, tasks, keys
+
+    old, recent, tasks, keys = run_db(settings, scenario)
+    assert tasks >= 1 and keys == 1
+    assert get_task_row(settings, old) is None and get_task_row(settings, recent) is not None
+
+
+async def _slow(session: Any, task: Task) -> HandlerResult:
+    await asyncio.sleep(30)
+    return HandlerResult("http://example.test/api/slow", "slow")
+
+
+register_handler("test.slow", "POST", _slow)
+
+
+def test_stop_releases_in_flight_tasks(api: TestClient, settings: Settings) -> None:
+    async def scenario(runtime: Runtime) -> str:
+        task_id = await insert_task(runtime, "test.slow")
+        worker = Worker(runtime, shutdown_grace_seconds=0.2)
+        await worker.start()
+        for _ in range(200):
+            if task_id in worker._inflight:
+                break
+            await asyncio.sleep(0.01)
+        assert task_id in worker._inflight
+        await worker.stop()
+        return task_id
+
+    task_id = run_db(settings, scenario)
+    row = get_task_row(settings, task_id)
+    assert row is not None
+    assert (row.status, row.locked_by, row.attempts) == ("accepted", None, 0)
+    # Leave nothing for later tests to trip on.
+    run_db(settings, lambda rt: _delete_task(rt, task_id))
+
+
+async def _delete_task(runtime: Runtime, task_id: str) -> None:
+    async with runtime.db.writing() as session:
+        await session.execute(delete(Task).where(Task.id == task_id))
+
+
+def test_heartbeat_extends_only_own_leases(api: TestClient, settings: Settings) -> None:
+    async def scenario(runtime: Runtime) -> tuple[int, int]:
+        task_id = await insert_task(runtime, "test.hb")
+        async with runtime.db.writing() as session:
+            await session.execute(
+                update(Task)
+                .where(Task.id == task_id)
+                .values(locked_by="me", locked_until=utcnow() + dt.timedelta(seconds=1))
+            )
+        async with runtime.db.writing() as session:
+            mine = await repo.heartbeat(session, [task_id], worker_id="me", lease_seconds=60)
+            theirs = await repo.heartbeat(session, [task_id], worker_id="other", lease_seconds=60)
+        return mine, theirs
+
+    assert run_db(settings, scenario) == (1, 0)
