@@ -1,0 +1,228 @@
+"""Reference codes: the shipped defaults and `registrar reference load FILE`.
+
+The load file is JSON Lines, one code per line, naming its table:
+
+    {"table": "petition_types", "id": "Q14", "name": "Additional 2-Course Load", "is_active": true}
+    {"table": "origins", "id": "UREG", "name": "UG - Registrar"}
+    {"table": "schools", "id": "UG", "name": "Undergraduate (Arts and Sciences)"}
+
+`is_active` is optional (default true). Every line is validated before anything is written; then one
+transaction upserts by (table, id) and sets `cache_date` to the time of the load. Nothing is ever
+deleted: petitions keep pointing at their codes, so a code is retired with `"is_active": false`.
+A bad line stops the load with `line N: problem` and the database stays as it was.
+
+The defaults shipped in `defaults/*.json` (a JSON array per table) are checked by the same rules
+(tests do) and inserted by migration 0002.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registrar.db import utcnow
+from registrar.reference.models import Origin, PetitionType, School
+
+if TYPE_CHECKING:
+    from registrar.config import Settings
+    from registrar.runtime import Runtime
+
+MODELS: dict[str, type[PetitionType] | type[Origin] | type[School]] = {
+    "petition_types": PetitionType,
+    "origins": Origin,
+    "schools": School,
+}
+TABLES = tuple(MODELS)
+# Banner event codes for petitions start with Q or R; other codes are short upper-case tokens.
+ID_PATTERNS = {
+    "petition_types": re.compile(r"[QR][A-Z0-9]{1,15}"),
+    "origins": re.compile(r"[A-Z0-9][A-Z0-9_-]{0,15}"),
+    "schools": re.compile(r"[A-Z0-9][A-Z0-9_-]{0,15}"),
+}
+ID_RULES = {
+    "petition_types": "Q or R then 1 to 15 upper-case letters or digits",
+    "origins": "1 to 16 upper-case letters, digits, _ or -",
+    "schools": "1 to 16 upper-case letters, digits, _ or -",
+}
+MAX_NAME = 255
+KEYS = frozenset({"table", "id", "name", "is_active"})
+MAX_LINE_BYTES = 64 * 1024
+
+
+class ReferenceLineError(ValueError):
+    """A bad line (or default entry): the load stops and writes nothing."""
+
+    def __init__(self, line: int, problem: str) -> None:
+        super().__init__(f"line {line}: {problem}")
+        self.line = line
+
+
+@dataclass(frozen=True)
+class Code:
+    table: str
+    id: str
+    name: str
+    is_active: bool
+
+
+@dataclass
+class LoadResult:
+    inserted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
+    updated: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
+
+    def summary(self) -> str:
+        return "; ".join(
+            f"{t}: {self.inserted[t]} inserted, {self.updated[t]} updated" for t in TABLES
+        )
+
+
+def _show(value: Any) -> str:
+    """A value echoed in a one-line message: JSON-escaped and short."""
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:
+        text = type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _printable(text: str) -> bool:
+    return text.isprintable() and text.strip() == text
+
+
+def check_code(obj: Any, line: int, table: str | None = None) -> Code:
+    """Validate one code. `table` is given for the defaults (one file per table)."""
+    if not isinstance(obj, dict):
+        raise ReferenceLineError(line, "expected a JSON object")
+    allowed = KEYS if table is None else KEYS - {"table"}
+    unknown = sorted(str(k) for k in obj if k not in allowed)
+    if unknown:
+        raise ReferenceLineError(line, f"unknown key {_show(unknown[0])}")
+    if table is None:
+        table = obj.get("table")
+        if table not in MODELS:
+            raise ReferenceLineError(
+                line, f"table must be one of {', '.join(TABLES)}, not {_show(table)}"
+            )
+    for key in ("id", "name"):
+        if key not in obj:
+            raise ReferenceLineError(line, f"missing key {key!r}")
+    code_id, name = obj["id"], obj["name"]
+    if not isinstance(code_id, str) or not ID_PATTERNS[table].fullmatch(code_id):
+        raise ReferenceLineError(
+            line, f"id {_show(code_id)} is not a valid {table} code ({ID_RULES[table]})"
+        )
+    if not isinstance(name, str) or not name or len(name) > MAX_NAME or not _printable(name):
+        raise ReferenceLineError(
+            line, f"name must be 1 to {MAX_NAME} printable characters, not {_show(name)}"
+        )
+    is_active = obj.get("is_active", True)
+    if not isinstance(is_active, bool):
+        raise ReferenceLineError(line, f"is_active must be true or false, not {_show(is_active)}")
+    return Code(table=table, id=code_id, name=name, is_active=is_active)
+
+
+def parse_lines(data: bytes) -> list[Code]:
+    """Every line validated, duplicates refused; raises ReferenceLineError on the first problem."""
+    codes: list[Code] = []
+    seen: dict[tuple[str, str], int] = {}
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        if len(raw) > MAX_LINE_BYTES:
+            raise ReferenceLineError(number, f"line longer than {MAX_LINE_BYTES} bytes")
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            reason = (str(exc).splitlines() or ["malformed JSON"])[0][:120]
+            raise ReferenceLineError(number, f"not JSON: {reason}") from None
+        code = check_code(obj, number)
+        first = seen.setdefault((code.table, code.id), number)
+        if first != number:
+            raise ReferenceLineError(
+                number, f"{code.table} {code.id} already given on line {first}"
+            )
+        codes.append(code)
+    if not codes:
+        raise ReferenceLineError(1, "the file holds no codes")
+    return codes
+
+
+def default_codes() -> list[Code]:
+    """The shipped defaults, validated (a broken default is a bug: it raises)."""
+    codes = []
+    for table in TABLES:
+        text = (resources.files("registrar.reference") / "defaults" / f"{table}.json").read_text()
+        for index, obj in enumerate(json.loads(text), start=1):
+            codes.append(check_code(obj, index, table))
+    return codes
+
+
+async def upsert_codes(session: AsyncSession, codes: list[Code]) -> LoadResult:
+    """Insert or update by id, table by table (a handful of rows: plain statements suffice)."""
+    result = LoadResult()
+    now = utcnow()
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    for table, model in MODELS.items():
+        rows = [
+            {"id": c.id, "name": c.name, "is_active": c.is_active, "cache_date": now}
+            for c in codes
+            if c.table == table
+        ]
+        if not rows:
+            continue
+        ids = [r["id"] for r in rows]
+        existing = set((await session.scalars(select(model.id).where(model.id.in_(ids)))).all())
+        stmt = insert(model).values(rows)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[model.id],
+            set_={
+                "name": stmt.excluded.name,
+                "is_active": stmt.excluded.is_active,
+                "cache_date": stmt.excluded.cache_date,
+            },
+        )
+        await session.execute(stmt)
+        result.inserted[table] = len(ids) - len(existing)
+        result.updated[table] = len(existing)
+    return result
+
+
+def run_reference_load_command(settings: Settings, file: Path) -> str:
+    """`registrar reference load FILE`: returns the summary; one-line failures, exit 1."""
+    import typer
+
+    from registrar.cli import fail, run_with_db
+
+    if file.is_dir():
+        raise fail(f"cannot read {file}: it is a directory")
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise fail(f"cannot read {file}: {exc.strerror or exc}") from None
+    try:
+        codes = parse_lines(data)
+    except ReferenceLineError as exc:
+        raise fail(f"{exc} (in {file}; nothing was loaded)") from None
+
+    async def _load(runtime: Runtime) -> LoadResult:
+        async with runtime.db.writing() as session:
+            return await upsert_codes(session, codes)
+
+    try:
+        result = run_with_db(settings, _load)
+    except typer.Exit:
+        raise
+    except Exception as exc:  # a database error: still one line, never a traceback
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise fail(f"load failed, nothing was loaded: {first}") from None
+    return result.summary()
