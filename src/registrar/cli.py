@@ -24,9 +24,11 @@ app = typer.Typer(
 clients_app = typer.Typer(help="Service accounts: the API keys campus applications log in with.")
 keys_app = typer.Typer(help="The login service's signing keys.")
 tasks_app = typer.Typer(help="The task queue: figures and retries.")
+reference_app = typer.Typer(help="Reference codes: petition types, origins and schools.")
 app.add_typer(clients_app, name="clients")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tasks_app, name="tasks")
+app.add_typer(reference_app, name="reference")
 
 err = Console(stderr=True)
 T = TypeVar("T")
@@ -248,6 +250,19 @@ def tasks_retry(task_id: Annotated[str, typer.Argument(help="A task that ended i
     from registrar.tasks.admin import retry_task
 
     retry_task(settings(), task_id)
+
+
+@reference_app.command("load")
+def reference_load(
+    file: Annotated[
+        Path,
+        typer.Argument(help='JSON Lines: {"table": "petition_types", "id": "Q14", "name": ...}'),
+    ],
+) -> None:
+    """Upsert reference codes (all or nothing); a bad line stops the load and writes nothing."""
+    from registrar.reference.load import run_reference_load_command
+
+    typer.echo(run_reference_load_command(settings(), file))
 
 
 def main() -> None:  # pragma: no cover - console entry point alias
