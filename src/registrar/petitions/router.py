@@ -1,3 +1,244 @@
-from fastapi import APIRouter
+"""Petitions over HTTP: POST through the task queue (seed 003), and the reads (portal GET page).
 
-router = APIRouter()
+POST checks, in the contract's order, the token (401), the scope (403), the media type (415) and
+that the body is a JSON object holding a `petition` object (400), then queues a task and answers
+202. The body is read by hand after auth (a FastAPI body parameter would be parsed before the
+dependencies run); its schema is documented through openapi_extra. The fields themselves are
+validated by the task (petitions/handlers.py), as the contract says.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from registrar.auth.scopes import PEOPLE_PRIVATE, PETITIONS_READ, PETITIONS_WRITE
+from registrar.auth.tokens import Client
+from registrar.common.openapi import COLLECTION_HEADERS, collection_parameters
+from registrar.common.responses import FastJSON
+from registrar.config import get_settings
+from registrar.dependencies import ReadSessionDep, RuntimeDep, require_scopes
+from registrar.enrollments.router import found_set_secret
+from registrar.enrollments.writes import parse_json_body
+from registrar.errors import ProblemError, bad_request, problem_responses
+from registrar.petitions import service
+from registrar.petitions.filters import FIELDS
+from registrar.petitions.handlers import (
+    ACTION,
+    GRADE_TERM,
+    MAX_LENGTH,
+    OPTIONAL,
+    REQUIRED,
+    RESOURCE,
+)
+from registrar.petitions.schemas import PetitionOut
+from registrar.tasks.idempotency import idempotency_claim
+from registrar.tasks.schemas import Accepted
+from registrar.tasks.service import accept_write
+
+router = APIRouter(tags=["petitions"])
+
+Reader = Annotated[Client, Depends(require_scopes(PETITIONS_READ))]
+Writer = Annotated[Client, Depends(require_scopes(PETITIONS_WRITE))]
+Secret = Annotated[bytes, Depends(found_set_secret)]
+
+READ_NOTE = (
+    f"Needs `{PETITIONS_READ}`. Petitions of FERPA-protected people exist only for tokens with "
+    f"`{PEOPLE_PRIVATE}`."
+)
+
+_FIELD_DOCS = {
+    "netid": "The student's netid (a known person; case-insensitive).",
+    "petition_code": "Banner event code of an active petition type (GET /api/petition_types).",
+    "origin_code": "An active origin (GET /api/origins), e.g. UREG.",
+    "school": "An active school (GET /api/schools), e.g. UG.",
+    "grade_term": "Two digits, a term letter (F, W, S, X), optionally = and a letter: 24F, 24W=L.",
+    "decision": "Free text, e.g. IDP 095 or 2023-2024.",
+    "user_netid": "The netid of the staff member recording the petition (a known person).",
+}
+PETITION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": list(REQUIRED),
+    "properties": {
+        key: {
+            **(
+                {"type": "string"}
+                if key in REQUIRED
+                else {"anyOf": [{"type": "string"}, {"type": "null"}]}
+            ),
+            "maxLength": MAX_LENGTH[key],
+            "description": _FIELD_DOCS[key],
+            **({"pattern": GRADE_TERM.pattern} if key == "grade_term" else {}),
+        }
+        for key in (*REQUIRED, *OPTIONAL)
+    },
+}
+POST_BODY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["petition"],
+    "properties": {"petition": PETITION_SCHEMA},
+}
+POST_EXAMPLE = {
+    "petition": {
+        "netid": "f006kdf",
+        "petition_code": "Q41",
+        "origin_code": "UREG",
+        "school": "UG",
+        "decision": "IDP 095",
+        "grade_term": "24F",
+        "user_netid": "f006s0b",
+    }
+}
+
+
+def is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def envelope_problems(body: Any) -> list[str]:
+    """What the POST itself checks: a JSON object with a `petition` object and nothing else."""
+    if not isinstance(body, dict):
+        return ["The payload must be a JSON object with a petition attribute."]
+    problems = [f"Unknown attribute: {str(k)[:64]}." for k in body if k != "petition"][:20]
+    if "petition" not in body:
+        problems.append("Missing attribute: petition.")
+    elif not isinstance(body["petition"], dict):
+        problems.append("petition must be a JSON object.")
+    return problems
+
+
+@router.post(
+    "/api/academic/petitions",
+    summary="Create a student petition (queued)",
+    description=(
+        f"Needs `{PETITIONS_WRITE}`. Checks the scope and that the body is a JSON object with a "
+        "`petition` object, then queues a task: poll `GET /api/tasks/{id}` (the `Location`). The "
+        "task validates every field and ends `complete` with `path` = the new petition's URL, or "
+        "`error` with a message naming each problem and `path` = the URL that was called."
+    ),
+    status_code=202,
+    response_model=Accepted,
+    responses={
+        202: {
+            "description": "Accepted: poll the task named in Location.",
+            "headers": {
+                "Location": {"description": "/api/tasks/{id}", "schema": {"type": "string"}},
+                "Retry-After": {
+                    "description": "Seconds before the first poll",
+                    "schema": {"type": "integer"},
+                },
+            },
+        },
+        **problem_responses(400, 401, 403, 413, 415, 422),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": POST_BODY_SCHEMA, "example": POST_EXAMPLE}},
+        },
+        "parameters": [
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "Repeat a request safely: the same key and body within 24 h answer "
+                "the same 202 and Location; the same key with another body gets 422.",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            }
+        ],
+    },
+)
+async def post_petition(request: Request, runtime: RuntimeDep, client: Writer) -> JSONResponse:
+    if not is_json(request.headers.get("content-type")):
+        raise ProblemError(
+            415,
+            "The request body must be application/json.",
+            slug="unsupported-media-type",
+            errors=["Content-Type: expected application/json"],
+        )
+    body = parse_json_body(await request.body())
+    problems = envelope_problems(body)
+    if problems:
+        raise bad_request("The payload is not valid.", problems)
+    return await accept_write(
+        runtime,
+        request,
+        client,
+        resource=RESOURCE,
+        action=ACTION,
+        resource_id=None,
+        payload=body["petition"],
+        idempotency=idempotency_claim(request, client.sub, body),
+    )
+
+
+@router.get(
+    "/api/academic/petitions",
+    summary="List petitions (filtered, paged)",
+    description=READ_NOTE + " The body is a bare JSON array; see the headers for paging.",
+    response_model=list[PetitionOut],
+    responses={200: {"headers": COLLECTION_HEADERS}, **problem_responses(400, 401, 403)},
+    openapi_extra={"parameters": collection_parameters(FIELDS, get_settings().page_size_max)},
+)
+async def list_petitions(
+    request: Request, client: Reader, session: ReadSessionDep, runtime: RuntimeDep, secret: Secret
+) -> Any:
+    body, page = await service.list_petitions(
+        session,
+        client,
+        list(request.query_params.multi_items()),
+        settings=runtime.settings,
+        secret=secret,
+        url=request.url,
+    )
+    return FastJSON(body, headers=page.headers)
+
+
+@router.get(
+    "/api/academic/petitions/{petition_id}",
+    summary="Get one petition",
+    description=READ_NOTE + " `{id}` is 24 lowercase hex characters.",
+    response_model=PetitionOut,
+    responses=problem_responses(401, 403, 404),
+)
+async def get_petition(petition_id: str, client: Reader, session: ReadSessionDep) -> Any:
+    return FastJSON(await service.get_petition(session, petition_id, client))
+
+
+@router.get(
+    "/api/students/{netid}/petitions",
+    summary="List one student's petitions (filtered, paged)",
+    description=READ_NOTE
+    + " The same collection as GET /api/academic/petitions with `netid` fixed (case-insensitive)."
+    " An unknown (or hidden) student has no petitions: an empty array.",
+    response_model=list[PetitionOut],
+    responses={200: {"headers": COLLECTION_HEADERS}, **problem_responses(400, 401, 403)},
+    openapi_extra={"parameters": collection_parameters(FIELDS, get_settings().page_size_max)},
+)
+async def list_student_petitions(
+    netid: str,
+    request: Request,
+    client: Reader,
+    session: ReadSessionDep,
+    runtime: RuntimeDep,
+    secret: Secret,
+) -> Any:
+    body, page = await service.list_petitions(
+        session,
+        client,
+        list(request.query_params.multi_items()),
+        settings=runtime.settings,
+        secret=secret,
+        url=request.url,
+        fixed_filters=[service.student_filter(netid)],
+    )
+    return FastJSON(body, headers=page.headers)

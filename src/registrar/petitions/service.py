@@ -1,0 +1,81 @@
+"""Petition reads: the representation, one petition, and the caller's collections."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import URL
+
+from registrar.auth.tokens import Client
+from registrar.common.collections import Page, find_page
+from registrar.common.representation import iso_z
+from registrar.config import Settings
+from registrar.errors import not_found
+from registrar.petitions import repository
+from registrar.petitions.models import Petition
+
+PETITION_ID = re.compile(r"[0-9a-f]{24}")
+
+
+def represent(p: Petition, petition_name: str, origin_name: str) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "netid": p.netid,
+        "petition_code": p.petition_code,
+        "petition_name": petition_name,
+        "origin_code": p.origin_code,
+        "origin_name": origin_name,
+        "school": p.school,
+        "decision": p.decision,
+        "grade_term": p.grade_term,
+        "effective_date": iso_z(p.effective_date),
+        "cache_date": iso_z(p.cache_date),
+    }
+
+
+async def get_petition(session: AsyncSession, petition_id: str, client: Client) -> dict[str, Any]:
+    found = None
+    if PETITION_ID.fullmatch(petition_id):
+        found = await repository.get_visible_petition(session, petition_id, client)
+    if found is None:
+        raise not_found("petition")
+    return represent(*found)
+
+
+def literal(value: str) -> str:
+    """A filter value matching exactly `value` (escapes the filter grammar's special characters)."""
+    escaped = "".join("\\" + ch if ch in "\\*," else ch for ch in value)
+    return "\\" + escaped if escaped[:1] in ("<", ">", "!") else escaped
+
+
+def student_filter(netid: str) -> tuple[str, str]:
+    """GET /api/students/{netid}/petitions: netids are matched as given or lower-cased."""
+    spellings = dict.fromkeys([netid, netid.lower()])
+    return ("netid", ",".join(literal(n) for n in spellings))
+
+
+async def list_petitions(
+    session: AsyncSession,
+    client: Client,
+    params: Sequence[tuple[str, str]],
+    *,
+    settings: Settings,
+    secret: bytes,
+    url: URL,
+    fixed_filters: Sequence[tuple[str, str]] = (),
+) -> tuple[list[dict[str, Any]], Page]:
+    page = await find_page(
+        session,
+        repository.collection_spec(),
+        client,
+        params,
+        rows=repository.petition_rows(),
+        settings=settings,
+        secret=secret,
+        url=url,
+        fixed_filters=fixed_filters,
+    )
+    return [represent(r[0], r[1], r[2]) for r in page.rows], page
