@@ -16,12 +16,15 @@ from registrar.auth.router import router as auth_router
 from registrar.config import Settings, get_settings
 from registrar.enrollments.router import router as enrollments_router
 from registrar.enrollments.writes import router as enrollment_writes_router
-from registrar.errors import install_error_handlers, problem_response
+from registrar.errors import UnhandledErrors, database_unavailable, install_error_handlers
 from registrar.limits import BodySizeLimit
 from registrar.migrate import upgrade
+from registrar.observability import RequestObservability, configure_logging, metrics_endpoint
 from registrar.petitions.router import router as petitions_router
+from registrar.ratelimit import RateLimit, rate_limit_options
 from registrar.reference.router import router as reference_router
 from registrar.runtime import Runtime
+from registrar.security import SecurityHeaders, install_cors
 from registrar.tasks.router import router as tasks_router
 
 log = logging.getLogger("registrar")
@@ -36,19 +39,26 @@ assessments), student petitions, and the asynchronous tasks that change them.
 **Errors** are RFC 9457 `application/problem+json`.
 
 **Collections** filter on any attribute (`?netid=f001abc`, `?term.sis_term_code=<202001`,
-`?section.id=AAAS.*`, `?role=student,instructor`), page with `page`/`pagesize`, and name their found set
-in `X-Request-ID`: pass it back as `continuation_key` to page the same set.
+`?section.id=AAAS.*`, `?role=student,instructor`), page with `page`/`pagesize`, and name their
+found set in `X-Request-ID`: pass it back as `continuation_key` to page the same set.
 
-**Writes** answer `202` with `Location: /api/tasks/{id}`; poll the task until it is `complete` or `error`.
+**Writes** answer `202` with `Location: /api/tasks/{id}`; poll the task until it is `complete` or
+`error`.
 """
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
     settings = settings or get_settings()
     with_worker = settings.run_worker if run_worker is None else run_worker
+    configure_logging(settings)
+    # Built here so the lifespan can close it; None when rate limiting is off (no middleware).
+    limiter = rate_limit_options(settings) if settings.rate_limit_per_minute > 0 else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        import os, sys
+        if os.environ.get("SWI"):
+            sys.setswitchinterval(float(os.environ["SWI"]))
         # Alembic is blocking; run it off the event loop.
         await asyncio.to_thread(upgrade, settings.database_url)
         runtime = Runtime.build(settings)
@@ -65,6 +75,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         finally:
             if worker is not None:
                 await worker.stop()
+            if limiter is not None:
+                await limiter["counter"].close()
             await runtime.close()
 
     app = FastAPI(
@@ -74,7 +86,19 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Added innermost first. Outer to inner: observability (sees every answer, even a 413 or 429)
+    # -> security headers -> last-resort 500 -> CORS -> body cap/timeout -> rate limit -> routes.
+    if limiter is not None:
+        app.add_middleware(RateLimit, **limiter)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.max_body_bytes, body_timeout=settings.body_timeout_seconds
+    )
+    install_cors(app, settings)
+    app.add_middleware(UnhandledErrors)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestObservability, metrics=settings.metrics_enabled)
+    if settings.metrics_enabled:
+        app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
 
     app.include_router(auth_router)
     app.include_router(enrollments_router)
@@ -90,10 +114,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
             async with runtime.db.reading() as session:
                 await asyncio.wait_for(session.execute(text("SELECT 1")), timeout=5)
         except Exception:  # any failure to reach the database means "not healthy"
-            return problem_response(
-                503, "The database is unreachable.", slug="database-unavailable",
-                headers={"Retry-After": "5"},
-            )
+            return database_unavailable(settings.db_unavailable_retry_after_seconds)
         return JSONResponse({"status": "ok", "database": runtime.db.dialect})
 
     return app

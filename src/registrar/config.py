@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -23,8 +25,8 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = 10_000
 
     # Login service
-    token_issuer: str = "registrar"
-    token_audience: str = "registrar-api"
+    token_issuer: str = "registrar"  # noqa: S105 - a name, not a secret
+    token_audience: str = "registrar-api"  # noqa: S105 - a name, not a secret
     token_lifetime_seconds: int = 3 * 3600
     token_leeway_seconds: int = 30
     # Hex or any string; when set, private signing keys are encrypted at rest with it.
@@ -46,10 +48,30 @@ class Settings(BaseSettings):
     task_retry_after_seconds: int = 1
 
     # Operations
-    rate_limit_per_minute: int = 0  # 0 = off
-    cors_origins: list[str] = Field(default_factory=list)
+    # Requests per service account (token `sub`) per fixed one-minute window; 0 = off.
+    rate_limit_per_minute: int = 0
+    # Origins allowed by CORS: a JSON list or a comma-separated string; empty = CORS off.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
     log_json: bool = True
+    # Serve Prometheus text exposition at GET /metrics (and count requests).
+    metrics_enabled: bool = True
+    # When set, GET /metrics needs `Authorization: Bearer <this>`; else keep it on a private net.
+    metrics_token: str | None = None
+    # A client that starts a body and then stalls this long gets 408 (uvicorn has no such timer).
+    body_timeout_seconds: float = 10.0
+    # Retry-After sent with 503 when the database is unreachable.
+    db_unavailable_retry_after_seconds: int = 5
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [o.strip() for o in text.split(",") if o.strip()]
+        return value
 
 
 @lru_cache

@@ -10,9 +10,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("registrar.errors")
 
@@ -67,7 +68,9 @@ def forbidden(missing: list[str]) -> ProblemError:
         "The token lacks a scope this operation requires.",
         slug="insufficient-scope",
         errors=[f"missing scope: {s}" for s in missing],
-        headers={"WWW-Authenticate": f'Bearer error="insufficient_scope" scope="{" ".join(missing)}"'},
+        headers={
+            "WWW-Authenticate": f'Bearer error="insufficient_scope" scope="{" ".join(missing)}"'
+        },
     )
 
 
@@ -99,6 +102,20 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
+def database_unavailable(retry_after: int = 5) -> JSONResponse:
+    return problem_response(
+        503,
+        "The database is unavailable; try again shortly.",
+        slug="database-unavailable",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def _retry_after(request: Request) -> int:
+    runtime = getattr(request.app.state, "runtime", None)
+    return int(getattr(getattr(runtime, "settings", None), "db_unavailable_retry_after_seconds", 5))
+
+
 def _describe_validation(exc: RequestValidationError) -> list[str]:
     out = []
     for err in exc.errors():
@@ -118,7 +135,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return problem_response(
-            400, "The request is not valid.", slug="invalid-request", errors=_describe_validation(exc)
+            400,
+            "The request is not valid.",
+            slug="invalid-request",
+            errors=_describe_validation(exc),
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -126,23 +146,26 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         return problem_response(exc.status_code, detail, headers=dict(exc.headers or {}))
 
-    async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
+    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        # The type only: a driver's message may quote the connection URL (and its password).
         log.warning("database unavailable: %s", type(exc).__name__)
-        return problem_response(
-            503,
-            "The database is unavailable; try again shortly.",
-            slug="database-unavailable",
-            headers={"Retry-After": "5"},
-        )
+        return database_unavailable(_retry_after(request))
 
     app.add_exception_handler(OperationalError, _database_down)
     app.add_exception_handler(PoolTimeoutError, _database_down)
     app.add_exception_handler(ConnectionError, _database_down)
     app.add_exception_handler(OSError, _database_down)
 
+    # What a lost database looks like on arrival (checked against asyncpg and aiosqlite):
+    # - refused/unreachable at connect: the raw OSError (ConnectionRefusedError, socket.gaierror,
+    #   TimeoutError), which SQLAlchemy does not wrap because it is not a DB-API error;
+    # - dropped mid-query: asyncpg's ConnectionDoesNotExistError or "connection was closed"
+    #   wrapped in sqlalchemy InterfaceError/OperationalError/DBAPIError (connection_invalidated
+    #   set when SQLAlchemy recognises a disconnect); pool_pre_ping then discards dead connections
+    #   so the service recovers by itself when the database returns.
     @app.exception_handler(DBAPIError)
     async def _dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated:
+        if exc.connection_invalidated or isinstance(exc, InterfaceError):
             return await _database_down(request, exc)
         log.exception("database error")
         return problem_response(500, "Internal error.", slug="internal-error")
@@ -163,3 +186,37 @@ def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         }
         for code in codes
     }
+
+
+class UnhandledErrors:
+    """Answers 500 problem+json for an exception no handler took, inside our other middleware.
+
+    Starlette sends that 500 from its outermost layer, past every middleware, so the answer would
+    lack the correlation id and the security headers. Caught here, it gets both, and the log line
+    carries the request's correlation id.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            if started:
+                raise
+            log.exception("unhandled error")
+            await problem_response(500, "Internal error.", slug="internal-error")(
+                scope, receive, send
+            )

@@ -4,6 +4,7 @@ from registrar.auth.models import InstanceSecret, ServiceAccount, SigningKey
 from registrar.db import Base
 from registrar.enrollments.models import Enrollment, EnrollmentAudit, Person, Section, Term
 from registrar.petitions.models import Petition
+from registrar.ratelimit import RateLimitCounter
 from registrar.reference.models import Origin, PetitionType, School
 from registrar.tasks.models import IdempotencyKey, Task
 
@@ -17,6 +18,7 @@ __all__ = [
     "Person",
     "Petition",
     "PetitionType",
+    "RateLimitCounter",
     "School",
     "Section",
     "ServiceAccount",

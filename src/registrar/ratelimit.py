@@ -1,0 +1,197 @@
+"""Rate limiting per service account: N requests per fixed one-minute window, keyed by token `sub`.
+
+Off by default (REGISTRAR_RATE_LIMIT_PER_MINUTE=0): the middleware is then not installed at all,
+so an unlimited deployment pays nothing. When on:
+
+- PostgreSQL: one statement per request, `INSERT ... ON CONFLICT DO UPDATE ... RETURNING count`, in
+  autocommit on a small pool of its own (no pre-ping, no BEGIN/COMMIT: one round trip). The table is
+  UNLOGGED: counters are not worth WAL, and losing them in a crash only forgives one minute. Every
+  API process shares the counts, so N processes still allow N requests per minute, not N x limit.
+- SQLite: counters in process memory. SQLite deployments are one process (the database is a local
+  file and the API runs one uvicorn process), and a write per request would queue every read behind
+  SQLite's single writer lock.
+
+Every limited answer carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (the
+IETF httpapi draft's names); a refused one is `429` problem+json with `Retry-After`. If the counter
+cannot be updated (database down), the request goes through: the route itself will answer 503, and
+a limiter must not turn a database blip into a wall of 429s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from typing import Any, Protocol
+
+from sqlalchemy import BigInteger, Integer, String, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.orm import Mapped, mapped_column
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from registrar.db import Base, async_url, is_sqlite
+from registrar.errors import problem_response
+from registrar.security import SubjectCache
+
+log = logging.getLogger("registrar.ratelimit")
+
+WINDOW_SECONDS = 60
+
+
+class RateLimitCounter(Base):
+    """One row per (account, minute): the shared counter on PostgreSQL."""
+
+    __tablename__ = "rate_limits"
+
+    sub: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # Start of the window in epoch minutes; "window" itself is an SQL keyword.
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class Counter(Protocol):
+    async def hit(self, sub: str, window: int) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryCounter:
+    """Counts in this process only (SQLite: one process)."""
+
+    def __init__(self) -> None:
+        self._window = -1
+        self._counts: dict[str, int] = {}
+
+    async def hit(self, sub: str, window: int) -> int:
+        if window != self._window:
+            # A new minute: forget the old one wholesale; no per-key expiry to manage.
+            self._window = window
+            self._counts = {}
+        count = self._counts.get(sub, 0) + 1
+        self._counts[sub] = count
+        return count
+
+    async def close(self) -> None:
+        return None
+
+
+_UPSERT = text(
+    "INSERT INTO rate_limits (sub, window_start, count) VALUES (:sub, :window, 1) "
+    "ON CONFLICT (sub, window_start) DO UPDATE SET count = rate_limits.count + 1 "
+    "RETURNING count"
+)
+_PURGE = text("DELETE FROM rate_limits WHERE window_start < :before")
+
+
+class DatabaseCounter:
+    """Counts in the shared `rate_limits` table (PostgreSQL: every API process agrees)."""
+
+    def __init__(self, database_url: str, pool_size: int) -> None:
+        self.engine: AsyncEngine = create_async_engine(
+            async_url(database_url),
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_recycle=1800,
+            # One round trip per request: no pre-ping, no BEGIN/COMMIT. A dead connection fails
+            # the statement, the pool discards it, and the request is let through (fail open).
+            pool_pre_ping=False,
+            isolation_level="AUTOCOMMIT",
+        )
+        self._purged_window = -1
+        self._purge_task: asyncio.Task[None] | None = None
+
+    async def hit(self, sub: str, window: int) -> int:
+        async with self.engine.connect() as conn:
+            count = (await conn.execute(_UPSERT, {"sub": sub, "window": window})).scalar_one()
+        if window != self._purged_window and (self._purge_task is None or self._purge_task.done()):
+            # Once per minute per process, off the request's path: drop finished windows.
+            self._purged_window = window
+            self._purge_task = asyncio.create_task(self._purge(window))
+        return int(count)
+
+    async def _purge(self, window: int) -> None:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(_PURGE, {"before": window - 1})
+        except Exception:
+            log.warning("rate limit: could not purge old windows")
+
+    async def close(self) -> None:
+        if self._purge_task is not None:
+            await asyncio.gather(self._purge_task, return_exceptions=True)
+        await self.engine.dispose()
+
+
+def make_counter(database_url: str, pool_size: int) -> Counter:
+    if is_sqlite(database_url):
+        return MemoryCounter()
+    return DatabaseCounter(database_url, pool_size)
+
+
+class RateLimit:
+    """Pure ASGI: counts requests that carry a valid bearer token; 429 past the limit."""
+
+    def __init__(
+        self, app: ASGIApp, *, limit: int, counter: Counter, subjects: SubjectCache | None = None
+    ) -> None:
+        self.app = app
+        self.limit = limit
+        self.counter = counter
+        self.subjects = subjects or SubjectCache()
+        self._limit_raw = str(limit).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sub = await self.subjects.subject(scope)
+        if sub is None:
+            # No valid token: the route answers 401 (or serves a public resource).
+            await self.app(scope, receive, send)
+            return
+        scope.setdefault("state", {})["sub"] = sub
+        now = time.time()
+        window = int(now // WINDOW_SECONDS)
+        reset = max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
+        try:
+            count = await self.counter.hit(sub, window)
+        except Exception as exc:
+            log.warning("rate limit: counter unavailable (%s); letting the request through",
+                        type(exc).__name__)
+            await self.app(scope, receive, send)
+            return
+        remaining = max(0, self.limit - count)
+        headers = [
+            (b"ratelimit-limit", self._limit_raw),
+            (b"ratelimit-remaining", str(remaining).encode()),
+            (b"ratelimit-reset", str(reset).encode()),
+        ]
+        if count > self.limit:
+            from registrar.observability import RATE_LIMITED_TOTAL
+
+            RATE_LIMITED_TOTAL.inc()
+            response = problem_response(
+                429,
+                f"Over {self.limit} requests this minute for this account; retry in {reset} s.",
+                slug="rate-limited",
+                headers={"Retry-After": str(reset)},
+            )
+            response.raw_headers.extend(headers)
+            await response(scope, receive, send)
+            return
+
+        async def send_with_limits(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *headers]
+            await send(message)
+
+        await self.app(scope, receive, send_with_limits)
+
+
+def rate_limit_options(settings: Any) -> dict[str, Any]:
+    """Middleware keyword arguments for `app.add_middleware(RateLimit, **...)`."""
+    return {
+        "limit": settings.rate_limit_per_minute,
+        "counter": make_counter(settings.database_url, max(2, settings.db_pool_size // 2)),
+    }
