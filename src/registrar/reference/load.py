@@ -56,6 +56,7 @@ ID_RULES = {
 MAX_NAME = 255
 KEYS = frozenset({"table", "id", "name", "is_active"})
 MAX_LINE_BYTES = 64 * 1024
+_ORJSON_WHERE = re.compile(r": line \d+ column (\d+) \(char \d+\)$")
 
 
 class ReferenceLineError(ValueError):
@@ -142,7 +143,9 @@ def parse_lines(data: bytes) -> list[Code]:
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            reason = (str(exc).splitlines() or ["malformed JSON"])[0][:120]
+            # orjson's own "line 1 column 2" counts within the line: keep only the column.
+            reason = (str(exc).splitlines() or ["malformed JSON"])[0]
+            reason = _ORJSON_WHERE.sub(r" at column \1", reason)[:120]
             raise ReferenceLineError(number, f"not JSON: {reason}") from None
         code = check_code(obj, number)
         first = seen.setdefault((code.table, code.id), number)
