@@ -41,6 +41,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registrar.config import Settings
+from registrar.security import SUBJECTS
 
 CORRELATION_HEADER = "X-Correlation-ID"
 _CORRELATION_HEADER_RAW = CORRELATION_HEADER.lower().encode()
@@ -294,6 +295,10 @@ class RequestObservability:
         finally:
             elapsed = time.perf_counter() - start
             route = route_template(scope)
+            sub = state.get("sub")
+            if sub is None and status != 401 and access_log.isEnabledFor(logging.INFO):
+                # The rate limiter (when on) already knew it; else a cached token lookup.
+                sub = await SUBJECTS.subject(scope)
             if self.metrics:
                 labels = (scope["method"], route, str(status))
                 REQUEST_LATENCY.labels(*labels).observe(elapsed)
@@ -310,8 +315,7 @@ class RequestObservability:
                         "status": status,
                         "duration_ms": round(elapsed * 1000, 2),
                         "request_id": rid,
-                        # Set by the rate limiter or the auth dependency once a token verified.
-                        "sub": state.get("sub"),
+                        "sub": sub,
                     },
                 )
             correlation_id.reset(token)

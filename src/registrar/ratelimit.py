@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registrar.db import Base, async_url, is_sqlite
 from registrar.errors import problem_response
-from registrar.security import SubjectCache
+from registrar.security import SUBJECTS, SubjectCache
 
 log = logging.getLogger("registrar.ratelimit")
 
@@ -138,7 +138,7 @@ class RateLimit:
         self.app = app
         self.limit = limit
         self.counter = counter
-        self.subjects = subjects or SubjectCache()
+        self.subjects = subjects or SUBJECTS
         self._limit_raw = str(limit).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

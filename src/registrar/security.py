@@ -140,6 +140,10 @@ class SubjectCache:
         return client.sub
 
 
+# One cache per process, shared by the rate limiter and the access log.
+SUBJECTS = SubjectCache()
+
+
 def bearer_token(scope: Scope) -> bytes | None:
     for name, value in scope["headers"]:
         if name == b"authorization":
