@@ -30,7 +30,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(reference_app, name="reference")
 
-err = Console(stderr=True)
+# soft_wrap: an error is one line however long, as scripts reading stderr expect.
+err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 
@@ -71,8 +72,12 @@ def run_with_db(s: Settings, fn: Callable[..., Awaitable[T]]) -> T:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
-    no_worker: Annotated[bool, typer.Option("--no-worker", help="Do not run a task worker")] = False,
-    processes: Annotated[int, typer.Option(help="API processes (PostgreSQL only for more than 1)")] = 1,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Do not run a task worker")
+    ] = False,
+    processes: Annotated[
+        int, typer.Option(help="API processes (PostgreSQL only for more than 1)")
+    ] = 1,
 ) -> None:
     """Serve the API, with an in-process task worker unless --no-worker."""
     import uvicorn
@@ -192,13 +197,19 @@ def clients_list() -> None:
 
     async def _list(runtime: Runtime) -> list[ServiceAccount]:
         async with runtime.db.reading() as session:
-            return list((await session.scalars(select(ServiceAccount).order_by(ServiceAccount.sub))).all())
+            return list(
+                (await session.scalars(select(ServiceAccount).order_by(ServiceAccount.sub))).all()
+            )
 
     accounts = run_with_db(settings(), _list)
     table = Table("sub", "name", "email", "scopes", "key", "created", "revoked")
     for a in accounts:
         table.add_row(
-            a.sub, a.name, a.email, a.scopes, a.key_prefix + "…",
+            a.sub,
+            a.name,
+            a.email,
+            a.scopes,
+            a.key_prefix + "…",
             a.created_at.strftime("%Y-%m-%d %H:%M"),
             a.revoked_at.strftime("%Y-%m-%d %H:%M") if a.revoked_at else "",
         )

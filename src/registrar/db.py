@@ -125,29 +125,40 @@ def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        mode = conn.get_execution_options().get("registrar_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        options = conn.get_execution_options()
+        if options.get("isolation_level") == "AUTOCOMMIT":
+            return  # single-statement reads need no transaction (and save two thread hops)
+        conn.exec_driver_sql(f"BEGIN {options.get('registrar_begin', 'DEFERRED')}")
 
 
 def create_database(settings: Settings) -> Database:
     url = async_url(settings.database_url)
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    kwargs: dict[str, Any] = {"pool_size": settings.db_pool_size}
     if is_sqlite(url):
-        kwargs["connect_args"] = {"timeout": settings.sqlite_busy_timeout_ms / 1000}
+        # A fixed set of connections: each aiosqlite connection is a thread plus pragmas, too
+        # dear to open and close per request as overflow connections would be.
+        kwargs.update(
+            max_overflow=0,
+            pool_timeout=30,
+            connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
+        )
     else:
         kwargs.update(
-            pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_recycle=1800,
+            pool_pre_ping=settings.db_pool_pre_ping,
         )
     engine = create_async_engine(url, **kwargs)
     writer_engine = engine
     if engine.dialect.name == "sqlite":
         _install_sqlite_pragmas(engine, settings.sqlite_busy_timeout_ms)
         writer_engine = engine.execution_options(registrar_begin="IMMEDIATE")
+    # Reads run in autocommit: no BEGIN/ROLLBACK round trips around a lookup. A collection's
+    # count and page may see different moments; the found set's snapshot key bounds both.
+    reader_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     return Database(
         engine=engine,
         writer_engine=writer_engine,
-        read_sessions=async_sessionmaker(engine, expire_on_commit=False),
+        read_sessions=async_sessionmaker(reader_engine, expire_on_commit=False),
         write_sessions=async_sessionmaker(writer_engine, expire_on_commit=False),
     )

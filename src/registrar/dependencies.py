@@ -10,12 +10,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registrar.auth.tokens import Client, verify_token
+from registrar.common.found_sets import shared_secret
 from registrar.config import Settings
 from registrar.errors import forbidden, unauthorized
 from registrar.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -23,7 +24,7 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_settings_dep(runtime: RuntimeDep) -> Settings:
+async def get_settings_dep(runtime: RuntimeDep) -> Settings:
     return runtime.settings
 
 
@@ -63,3 +64,14 @@ def require_scopes(*scopes: str) -> Callable[[Client], Awaitable[Client]]:
 
     _check.__name__ = "requires_" + "_".join(s.replace(":", "_").replace(".", "_") for s in scopes)
     return _check
+
+
+async def get_found_set_secret(runtime: RuntimeDep) -> bytes:
+    """The key that signs found sets (continuation keys), read once per process."""
+    secret = runtime.extras.get("found_set_secret")
+    if secret is None:
+        secret = runtime.extras["found_set_secret"] = await shared_secret(runtime.db)
+    return bytes(secret)
+
+
+FoundSetSecret = Annotated[bytes, Depends(get_found_set_secret)]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import time
 
@@ -121,7 +123,10 @@ def test_hs256_with_guessed_or_public_key_secret_is_rejected(
     kid = jwt.get_unverified_header(good_token)["kid"]
     jwk = next(k for k in api.get("/api/jwks").json()["keys"] if k["kid"] == kid)
     for secret in ("secret", jwk["x"], json.dumps(jwk)):
-        forged = jwt.encode(_claims(good_token), secret, algorithm="HS256", headers={"kid": kid})
+        # Signed by hand: PyJWT itself refuses to use a public key as an HMAC secret.
+        signing_input = f"{_b64({'alg': 'HS256', 'typ': 'JWT', 'kid': kid})}.{_b64(_claims(good_token))}"
+        mac = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+        forged = f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
         _assert_401(api, forged)
 
 

@@ -104,6 +104,8 @@ class KeyRing:
         self._loaded: _Loaded | None = None
         self._lock = asyncio.Lock()
         self._last_unknown_refresh = 0.0
+        # token -> (verified client, exp): see tokens.verify_token.
+        self.verified: dict[str, tuple[Any, float]] = {}
 
     async def _load(self) -> _Loaded:
         async with self._db.reading() as session:

@@ -68,7 +68,27 @@ async def issue_token(
     return token, claims
 
 
+MAX_VERIFIED = 10_000
+
+
 async def verify_token(keyring: KeyRing, settings: Settings, token: str) -> Client:
+    # A JWT cannot change, so one signature check per token and process is enough: the keyring
+    # remembers what it verified until the token expires (the check is the dearest part of a
+    # request after the database).
+    entry = keyring.verified.get(token)
+    if entry is not None:
+        client, exp = entry
+        if exp + settings.token_leeway_seconds >= time.time():
+            return client  # type: ignore[no-any-return]
+        keyring.verified.pop(token, None)
+    client = await _verify_token(keyring, settings, token)
+    if len(keyring.verified) >= MAX_VERIFIED:
+        keyring.verified.clear()  # crude but bounded: a cold cache only costs re-verification
+    keyring.verified[token] = (client, float(client.claims["exp"]))
+    return client
+
+
+async def _verify_token(keyring: KeyRing, settings: Settings, token: str) -> Client:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:

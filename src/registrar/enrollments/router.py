@@ -8,11 +8,10 @@ from fastapi import APIRouter, Depends, Request
 
 from registrar.auth.scopes import ENROLLMENTS_READ, ENROLLMENTS_READ_SENSITIVE, PEOPLE_PRIVATE
 from registrar.auth.tokens import Client
-from registrar.common.found_sets import shared_secret
 from registrar.common.openapi import COLLECTION_HEADERS, collection_parameters
 from registrar.common.responses import FastJSON
 from registrar.config import get_settings
-from registrar.dependencies import ReadSessionDep, RuntimeDep, require_scopes
+from registrar.dependencies import FoundSetSecret, ReadSessionDep, RuntimeDep, require_scopes
 from registrar.enrollments import service
 from registrar.enrollments.filters import FIELDS
 from registrar.enrollments.schemas import EnrollmentRepresentation
@@ -27,13 +26,6 @@ SCOPES_NOTE = (
     "`final_grade`, `credit_hours_earned` and `course_assessment` (absent, not null, without it). "
     f"Enrollments of FERPA-protected people exist only for tokens with `{PEOPLE_PRIVATE}`."
 )
-
-
-async def found_set_secret(runtime: RuntimeDep) -> bytes:
-    secret = runtime.extras.get("found_set_secret")
-    if secret is None:
-        secret = runtime.extras["found_set_secret"] = await shared_secret(runtime.db)
-    return bytes(secret)
 
 
 @router.get(
@@ -52,7 +44,7 @@ async def list_enrollments(
     client: Reader,
     session: ReadSessionDep,
     runtime: RuntimeDep,
-    secret: Annotated[bytes, Depends(found_set_secret)],
+    secret: FoundSetSecret,
 ) -> Any:
     body, page = await service.list_enrollments(
         session,

@@ -19,8 +19,7 @@ from registrar.auth.tokens import Client
 from registrar.common.openapi import COLLECTION_HEADERS, collection_parameters
 from registrar.common.responses import FastJSON
 from registrar.config import get_settings
-from registrar.dependencies import ReadSessionDep, RuntimeDep, require_scopes
-from registrar.enrollments.router import found_set_secret
+from registrar.dependencies import FoundSetSecret, ReadSessionDep, RuntimeDep, require_scopes
 from registrar.enrollments.writes import parse_json_body
 from registrar.errors import ProblemError, bad_request, problem_responses
 from registrar.petitions import service
@@ -42,7 +41,7 @@ router = APIRouter(tags=["petitions"])
 
 Reader = Annotated[Client, Depends(require_scopes(PETITIONS_READ))]
 Writer = Annotated[Client, Depends(require_scopes(PETITIONS_WRITE))]
-Secret = Annotated[bytes, Depends(found_set_secret)]
+Secret = FoundSetSecret
 
 READ_NOTE = (
     f"Needs `{PETITIONS_READ}`. Petitions of FERPA-protected people exist only for tokens with "

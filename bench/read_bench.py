@@ -1,0 +1,196 @@
+"""Read benchmark (issue #2): GET by id and filtered pages on a large dataset, with wrk.
+
+    .venv/bin/python bench/read_bench.py [--enrollments 1000000] [--database-url URL]
+
+Fills the database with `registrar demo` if it holds fewer enrollments than asked, starts
+`registrar serve --no-worker`, and prints requests/s and p50/p99 for GET by id and three indexed
+filters, next to the same stack answering a constant enrollment (the framework's ceiling), then the
+latency of page 1 and page 500 of one found set (by page number and by the Link header's cursor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import BIN, ROOT, free_port, pct, registrar, server, timed_get, token, wrk
+
+
+async def sample(url: str, n: int) -> dict[str, list[str]]:
+    from sqlalchemy import func, select
+
+    from registrar.config import Settings
+    from registrar.db import create_database
+    from registrar.enrollments.models import Enrollment, Term
+
+    db = create_database(Settings(database_url=url))
+    try:
+        async with db.reading() as s:
+            count = await s.scalar(select(func.count()).select_from(Enrollment)) or 0
+            rows = (
+                await s.execute(
+                    select(Enrollment.id, Enrollment.netid, Enrollment.section_id)
+                    .order_by(func.random())
+                    .limit(n)
+                )
+            ).all()
+            codes = sorted((await s.scalars(select(Term.sis_term_code).distinct())).all())
+    finally:
+        await db.dispose()
+    return {
+        "count": [str(count)],
+        "ids": [r[0] for r in rows],
+        "netids": [r[1] for r in rows],
+        "sections": [r[2] for r in rows],
+        "codes": [c for c in codes if c],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--enrollments", type=int, default=1_000_000)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+
+    results = ROOT / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    url = args.database_url or f"sqlite:///{results / f'read-{args.enrollments}.db'}"
+    env = {"REGISTRAR_DATABASE_URL": url, "REGISTRAR_LOG_LEVEL": "warning"}
+
+    found = asyncio.run(sample(url, 1)) if _exists(url) else {"count": ["0"]}
+    if int(found["count"][0]) < args.enrollments:
+        print(
+            f"filling {url} with {args.enrollments:,} enrollments (registrar demo) ...", flush=True
+        )
+        start = time.perf_counter()
+        registrar("demo", "--enrollments", str(args.enrollments), env=env)
+        print(f"  demo data in {time.perf_counter() - start:.1f} s")
+    sub = f"bench-{int(time.time())}"
+    key = (
+        registrar(
+            "clients",
+            "create",
+            "--sub",
+            sub,
+            "--name",
+            "bench",
+            "--email",
+            "bench@example.edu",
+            "--scopes",
+            "api:academic:enrollments:read api:academic:enrollments:read.sensitive "
+            "urn:dartmouth:people:private",
+            env=env,
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+    data = asyncio.run(sample(url, 5000))
+    print(f"dataset: {int(data['count'][0]):,} enrollments; database {url.split('://')[0]}")
+
+    port, ceiling_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    api = "/api/academic/enrollments"
+    codes = data["codes"]
+    mid = codes[len(codes) // 3]
+    rows: list[tuple[str, dict[str, float]]] = []
+    with server(
+        [str(BIN / "registrar"), "serve", "--no-worker", "--port", str(port)], env, f"{base}/health"
+    ):
+        jwt = token(base, key)
+        cases = {
+            "GET by id": [f"{api}/{i}" for i in data["ids"]],
+            "netid= (page of 100)": [f"{api}?{urlencode({'netid': n})}" for n in data["netids"]],
+            "section.id= (page of 100)": [
+                f"{api}?{urlencode({'section.id': s})}" for s in data["sections"]
+            ],
+            f"term.sis_term_code=<{mid} (page of 100)": [
+                f"{api}?{urlencode({'term.sis_term_code': '<' + mid})}"
+            ],
+        }
+        for name, paths in cases.items():
+            wrk(base, paths[:50], jwt, seconds=2, connections=args.connections)  # warm up
+            rows.append(
+                (name, wrk(base, paths, jwt, seconds=args.seconds, connections=args.connections))
+            )
+
+        # Deep paging: page 1 and page 500 of one found set.
+        first = f"{base}{api}?pagesize=100"
+        import urllib.request
+
+        req = urllib.request.Request(first, headers={"Authorization": f"Bearer {jwt}"})
+        with urllib.request.urlopen(req) as response:
+            key_header = response.headers["X-Request-ID"]
+        cont = f"{base}{api}?{urlencode({'continuation_key': key_header, 'pagesize': 100})}"
+        page1 = timed_get(cont + "&page=1", jwt, 200)
+        deep = min(500, int(data["count"][0]) // 100)
+        page500 = timed_get(cont + f"&page={deep}", jwt, 200)
+        # The Link header's cursor for the deep page: walk the pages before it once.
+        link = cont + "&page=1"
+        for _ in range(deep - 1):
+            req = urllib.request.Request(link, headers={"Authorization": f"Bearer {jwt}"})
+            with urllib.request.urlopen(req) as response:
+                nxt = re.search(r'<([^>]+)>;\s*rel="next"', response.headers["Link"])
+            assert nxt
+            link = nxt.group(1)
+        page500_cursor = timed_get(link, jwt, 200)
+
+    with server(
+        [
+            str(BIN / "uvicorn"),
+            "--app-dir",
+            str(ROOT / "bench"),
+            "ceiling_app:app",
+            "--port",
+            str(ceiling_port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        {},
+        f"http://127.0.0.1:{ceiling_port}/api/academic/enrollments/x",
+    ):
+        ceiling_base = f"http://127.0.0.1:{ceiling_port}"
+        wrk(ceiling_base, [f"{api}/x"], "none", seconds=2, connections=args.connections)
+        ceiling = wrk(
+            ceiling_base,
+            [f"{api}/{i}" for i in data["ids"]],
+            "none",
+            seconds=args.seconds,
+            connections=args.connections,
+        )
+
+    print(f"\nwrk -t1 -c{args.connections} -d{args.seconds}s, one uvicorn process, 2 cores shared")
+    print(f"{'case':44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    for name, f in [("ceiling: constant enrollment JSON", ceiling), *rows]:
+        print(
+            f"{name:44} {f['rps']:9.0f} {f.get('p50', 0):8.2f} {f.get('p99', 0):8.2f} "
+            f"{f['non2xx']:8.0f}"
+        )
+    by_id = rows[0][1]["rps"]
+    print(f"\nGET by id = {100 * by_id / ceiling['rps']:.0f}% of the ceiling's requests/s")
+    print("\nfound set, pagesize 100, sequential requests on one connection (ms):")
+    for name, values in [
+        ("page 1", page1),
+        (f"page {deep} (?page={deep}, offset)", page500),
+        (f"page {deep} (Link next cursor)", page500_cursor),
+    ]:
+        print(f"  {name:32} p50 {pct(values, 50):6.2f}   p99 {pct(values, 99):6.2f}")
+
+
+def _exists(url: str) -> bool:
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///")).exists()
+    return True
+
+
+if __name__ == "__main__":
+    main()
