@@ -116,6 +116,26 @@ def _retry_after(request: Request) -> int:
     return int(getattr(getattr(runtime, "settings", None), "db_unavailable_retry_after_seconds", 5))
 
 
+# asyncpg's names for "the connection went away" (its InterfaceError subclasses and the like),
+# matched by name so that SQLite-only installs need not import asyncpg.
+_LOST_CONNECTION_TYPES = frozenset(
+    {"ConnectionDoesNotExistError", "ConnectionFailureError", "InterfaceError",
+     "CannotConnectNowError", "ConnectionRejectionError", "TooManyConnectionsError"}
+)
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    """True when the driver error at the root of `exc` means the database could not be reached."""
+    seen: BaseException | None = exc
+    for _ in range(6):  # DBAPIError -> adapter Error -> driver error: a short chain
+        if seen is None:
+            return False
+        if isinstance(seen, OSError) or type(seen).__name__ in _LOST_CONNECTION_TYPES:
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__ or seen.__context__
+    return False
+
+
 def _describe_validation(exc: RequestValidationError) -> list[str]:
     out = []
     for err in exc.errors():
@@ -165,7 +185,7 @@ def install_error_handlers(app: FastAPI) -> None:
     #   so the service recovers by itself when the database returns.
     @app.exception_handler(DBAPIError)
     async def _dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        if exc.connection_invalidated or isinstance(exc, InterfaceError) or _lost_connection(exc):
             return await _database_down(request, exc)
         log.exception("database error")
         return problem_response(500, "Internal error.", slug="internal-error")
