@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from registrar.sis.load import LoadResult, _progress, load_records
+from registrar.sis.load import LoadResult, _progress, fail, load_records
 
 if TYPE_CHECKING:
     from registrar.config import Settings
@@ -262,7 +262,7 @@ def run_demo_command(settings: Settings, enrollments: int, seed: int) -> None:
     """`registrar demo`: load a generated university and print a ready-to-use API key."""
     import typer
 
-    from registrar.cli import fail, run_with_db
+    from registrar.cli import run_with_db
 
     progress = _progress()
     task_id = progress.add_task("generating", total=enrollments) if progress else None
