@@ -87,7 +87,8 @@ def main() -> None:
     extract = workdir / "extract.jsonl"
     seconds = write_extract(extract, args.lines, args.seed)
     size = extract.stat().st_size / 1024 / 1024
-    print(f"extract: {args.lines:,} lines, {size:.0f} MiB, generated in {seconds:.1f} s ({extract})")
+    print(f"extract: {args.lines:,} lines, {size:.0f} MiB, generated in {seconds:.1f} s "
+          f"({extract})")
 
     if not args.no_sqlite:
         db = workdir / "bench.db"

@@ -90,7 +90,7 @@ async def _execute(database_url: str, sql: str, params: dict[str, Any]) -> list[
     try:
         async with runtime.db.writing() as session:
             result = await session.execute(text(sql), params)
-            return [tuple(r) for r in result.all()] if result.returns_rows else []
+            return [tuple(r) for r in result.all()] if result.returns_rows else []  # type: ignore[attr-defined]
     finally:
         await runtime.close()
 

@@ -160,7 +160,8 @@ BAD_LINES = [
     ("bool as number", _set("credit_hours_earned", True), "credit_hours_earned must be a number"),
     ("netid too long", lambda r: {**r, "netid": "x" * 65}, "netid is longer than 64"),
     ("id mismatch", _set("id", "AAAS.010.01-202001-U-10188-f001nkx-instructor"), "id must be"),
-    ("bad date", _set("course_assessment", {"submit_date": "2020-03-05 17:53", "opt_out_date": None}),
+    ("bad date",
+     _set("course_assessment", {"submit_date": "2020-03-05 17:53", "opt_out_date": None}),
      "course_assessment.submit_date must be an ISO 8601 UTC date-time"),
     ("not UTC", _set("course_assessment",
                      {"submit_date": "2020-03-05T17:53:46+05:00", "opt_out_date": None}),
@@ -263,3 +264,22 @@ def test_replace_with_an_empty_extract_is_refused(fresh_db: str, tmp_path: Path)
     assert code == 1
     assert "no enrollments" in err and len(err.strip().splitlines()) == 1
     assert snapshot(fresh_db) == before
+
+
+def test_loaded_data_over_http(database_url: str, tmp_path: Path, accounts: Any) -> None:
+    from registrar.auth.scopes import ENROLLMENTS_READ, ENROLLMENTS_READ_SENSITIVE, PEOPLE_PRIVATE
+
+    hidden = line("f007hid", section=OTHER_SECTION, confidential=True)
+    shown = line("f008shw", section=OTHER_SECTION)
+    code, _out, err = load(database_url, write_extract(tmp_path / "x.jsonl", [hidden, shown]))
+    assert code == 0, err
+    plain = accounts.headers([ENROLLMENTS_READ, ENROLLMENTS_READ_SENSITIVE])
+    private = accounts.headers([ENROLLMENTS_READ, ENROLLMENTS_READ_SENSITIVE, PEOPLE_PRIVATE])
+    api = accounts.api
+    assert api.get(f"/api/academic/enrollments/{hidden['id']}", headers=plain).status_code == 404
+    got = api.get(f"/api/academic/enrollments/{hidden['id']}", headers=private)
+    assert got.status_code == 200, got.text
+    body = api.get(f"/api/academic/enrollments/{shown['id']}", headers=plain).json()
+    expected = {k: v for k, v in shown.items() if k != "cache_date"}
+    assert {k: v for k, v in body.items() if k != "cache_date"} == expected
+    assert body["cache_date"].endswith("Z") and body["cache_date"] != shown["cache_date"]

@@ -125,7 +125,7 @@ class University:
     def _person(self, *, student: bool) -> tuple[str, str, bool, int]:
         """(netid, school, confidential, first term index) of a student or instructor."""
         rng = self.rng
-        school = rng.choices([s for s, _ in SCHOOLS], [w for _, w in SCHOOLS])[0] if student else "UG"
+        school = rng.choices(_SCHOOL_NAMES, _SCHOOL_WEIGHTS)[0] if student else "UG"
         confidential = student and rng.random() < CONFIDENTIAL_SHARE
         # Students enter in a fall (or any term, for the graduate schools); a cohort spans 12 terms.
         first = rng.randrange(-11, len(self.terms)) if student else 0
@@ -219,6 +219,8 @@ class University:
         return {"submit_date": None, "opt_out_date": _iso(moment)}
 
 
+_SCHOOL_NAMES = [s for s, _ in SCHOOLS]
+_SCHOOL_WEIGHTS = [w for _, w in SCHOOLS]
 _GRADE_NAMES = [g for g, _ in GRADES]
 _GRADE_WEIGHTS = [w for _, w in GRADES]
 

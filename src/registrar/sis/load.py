@@ -2,10 +2,11 @@
 
 How a load runs, in one write transaction (`Database.writing()`, BEGIN IMMEDIATE on SQLite):
 
-1. Stream the file, parse each line with orjson and validate it by hand (`records.check`); valid rows
-   go in batches into a TEMP staging table (executemany on SQLite, COPY on PostgreSQL), so memory
-   stays flat however long the extract is. People, sections and terms are few: they are collected
-   in dicts on the way (which also catches a section or term described two ways in one extract).
+1. Stream the file, parse each line with orjson and validate it by hand (`records.check`); valid
+   rows go in batches into a TEMP staging table (executemany on SQLite, COPY on PostgreSQL), so
+   Python holds one batch at a time however long the extract is. People, sections and terms are
+   few: they are collected in dicts on the way (which also catches a section or term described two
+   ways in one extract).
 2. Set-based SQL from the staging table: refuse duplicate ids, count inserted / updated / unchanged,
    upsert people, terms and sections, delete what the extract lacks (`--replace`), then one
    INSERT ... SELECT ... ON CONFLICT (id) DO UPDATE for the enrollments. An update keeps the row's
@@ -122,7 +123,8 @@ class Collector:
         row = record.row
         if self.sqlite and (row[11] is not None or row[12] is not None):
             submit, opt_out = row[11], row[12]
-            row = row[:11] + (
+            row = (
+                *row[:11],
                 None if submit is None else sqlite_timestamp(submit),
                 None if opt_out is None else sqlite_timestamp(opt_out),
             )
@@ -165,12 +167,13 @@ class Stage:
         self.now_param: Any = sqlite_timestamp(now) if self.sqlite else now
         self.distinct = "IS NOT" if self.sqlite else "IS DISTINCT FROM"
         self._raw: Any = None
+        self._cache = -2000
 
     async def create(self) -> None:
         if self.sqlite:
             # A big page cache keeps the 13 enrollment indexes in memory while a million rows go
             # in; restored in `finish`, since the connection goes back to the pool.
-            self._cache = (await self.conn.exec_driver_sql("PRAGMA cache_size")).scalar()
+            self._cache = int((await self.conn.exec_driver_sql("PRAGMA cache_size")).scalar_one())
             await self.conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
             await self.conn.exec_driver_sql(f"PRAGMA temp.cache_size = -{SQLITE_TEMP_CACHE_KIB}")
             await self.conn.exec_driver_sql("DROP TABLE IF EXISTS temp.sis_stage")
@@ -193,8 +196,8 @@ class Stage:
         return (await self.conn.execute(text(sql), params)).one()
 
     async def refuse_duplicates(self) -> None:
-        index = "CREATE INDEX temp.ix_sis_stage_id" if self.sqlite else "CREATE INDEX ix_sis_stage_id"
-        await self.conn.exec_driver_sql(f"{index} ON sis_stage (id, line)")
+        name = "temp.ix_sis_stage_id" if self.sqlite else "ix_sis_stage_id"
+        await self.conn.exec_driver_sql(f"CREATE INDEX {name} ON sis_stage (id, line)")
         if not self.sqlite:
             await self.conn.exec_driver_sql("ANALYZE sis_stage")
         dup_ids = (

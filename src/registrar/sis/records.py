@@ -71,7 +71,9 @@ def show(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _keys(obj: Any, line: int, where: str, required: frozenset[str], allowed: frozenset[str]) -> None:
+def _keys(
+    obj: Any, line: int, where: str, required: frozenset[str], allowed: frozenset[str]
+) -> None:
     if type(obj) is not dict:
         raise LineError(line, f"{where} must be a JSON object, got {show(obj)}")
     keys = obj.keys()
@@ -160,7 +162,8 @@ def check(obj: Any, line: int) -> Record:
         # bool is an int to Python, not a number to JSON's readers.
         if type(hours) not in (int, float) or not 0 <= hours < 1000:
             raise LineError(
-                line, f"credit_hours_earned must be a number from 0 to 999 or null, got {show(hours)}"
+                line,
+                f"credit_hours_earned must be a number from 0 to 999 or null, got {show(hours)}",
             )
         hours = float(hours)
 
