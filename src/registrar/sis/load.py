@@ -294,18 +294,42 @@ class Stage:
         )
         result.removed = max(removed.rowcount, 0)
 
-    async def upsert_enrollments(self) -> None:
-        columns = ", ".join(DATA_COLUMNS)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in (*DATA_COLUMNS, "cache_date"))
-        # SQLite needs the WHERE to tell the upsert's ON from a join's ON.
-        await self.conn.execute(
-            text(
-                f"INSERT INTO enrollments (id, {columns}, cache_date) "
-                f"SELECT id, {columns}, :now FROM sis_stage WHERE true ORDER BY line "
-                f"ON CONFLICT (id) DO UPDATE SET {updates}"
-            ),
-            {"now": self.now_param},
-        )
+    async def upsert_enrollments(self, result: LoadResult) -> None:
+        """Three set-based statements rather than one INSERT ... ON CONFLICT DO UPDATE.
+
+        An upsert rewrites every column, so every index entry, of every row it touches; most rows
+        of a periodic extract are unchanged, and for them only cache_date (and its index) moves.
+        """
+        now = {"now": self.now_param}
+        differs = " OR ".join(f"enrollments.{c} {self.distinct} s.{c}" for c in DATA_COLUMNS)
+        if result.updated:
+            sets = ", ".join(f"{c} = s.{c}" for c in DATA_COLUMNS)
+            await self.conn.execute(
+                text(
+                    f"UPDATE enrollments SET {sets}, cache_date = :now FROM sis_stage s "
+                    f"WHERE s.id = enrollments.id AND ({differs})"
+                ),
+                now,
+            )
+        if result.unchanged:
+            await self.conn.execute(
+                text(
+                    "UPDATE enrollments SET cache_date = :now FROM sis_stage s "
+                    f"WHERE s.id = enrollments.id AND enrollments.cache_date {self.distinct} :now"
+                ),
+                now,
+            )
+        if result.inserted:
+            columns = ", ".join(DATA_COLUMNS)
+            # New rows get their pk in extract order.
+            await self.conn.execute(
+                text(
+                    f"INSERT INTO enrollments (id, {columns}, cache_date) "
+                    f"SELECT id, {columns}, :now FROM sis_stage s WHERE NOT EXISTS "
+                    "(SELECT 1 FROM enrollments e WHERE e.id = s.id) ORDER BY line"
+                ),
+                now,
+            )
 
     async def finish(self) -> None:
         if self.sqlite:
@@ -366,7 +390,7 @@ async def load_records(
             await stage.upsert_references(collector, result)
             if replace:
                 await stage.remove_absent(result)
-            await stage.upsert_enrollments()
+            await stage.upsert_enrollments(result)
         except BaseException:
             # Let a batch in flight finish before the rollback: cancelling a COPY half-way leaves
             # asyncpg's connection busy ("another operation is in progress") and the rollback fails.
