@@ -227,9 +227,11 @@ class UnhandledErrors:
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            await send(message)
+            # Only once the server took it: uvicorn refuses a start with a bad header value (a
+            # control character from a path parameter, say), and a 500 can still be sent then.
             if message["type"] == "http.response.start":
                 started = True
-            await send(message)
 
         try:
             await self.app(scope, receive, tracking_send)
