@@ -341,3 +341,21 @@ def test_heartbeat_extends_only_own_leases(api: TestClient, settings: Settings) 
         return mine, theirs
 
     assert run_db(settings, scenario) == (1, 0)
+
+
+def test_an_older_request_run_late_does_not_overwrite_a_newer_one(
+    api: TestClient, settings: Settings, writer: dict[str, str], ids: list[str]
+) -> None:
+    eid = ids[4]
+    older = queue_patch(api, eid, writer, body("2020-01-01T00:00:00Z"))
+    newer = queue_patch(api, eid, writer, body(None, "2020-02-02T00:00:00Z"))
+
+    async def scenario(runtime: Runtime) -> tuple[str, str]:
+        worker = Worker(runtime)
+        claimed = {t.id: t for t in await worker.claim(50)}
+        # Out of order, as a retry or a reclaimed lease can make it: the newer one first.
+        return await worker.run_one(claimed[newer]), await worker.run_one(claimed[older])
+
+    assert run_db(settings, scenario) == ("complete", "complete")
+    assert enrollment_columns(settings, eid) == (None, dt.datetime(2020, 2, 2, tzinfo=dt.UTC))
+    assert audit_count(settings, enrollment_id=eid) == 2

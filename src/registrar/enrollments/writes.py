@@ -17,7 +17,7 @@ from urllib.parse import quote
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registrar.auth.scopes import ENROLLMENTS_WRITE
@@ -275,13 +275,27 @@ async def apply_course_assessment(session: AsyncSession, task: Task) -> HandlerR
             execution_options={"populate_existing": True},
         )
     before = _assessment(enrollment)
-    ca = normalized["course_assessment"]
-    enrollment.course_submit_date = (
-        dt.datetime.fromisoformat(ca["submit_date"]) if ca["submit_date"] else None
+    # Last request wins, even when workers run one enrollment's tasks out of order (a retry, a
+    # reclaimed lease, parallel workers): under the lock, if a task requested later has already
+    # been applied here, this older request is recorded but does not overwrite it.
+    newest_applied = await session.scalar(
+        select(func.max(Task.request_date))
+        .select_from(EnrollmentAudit)
+        .join(Task, Task.id == EnrollmentAudit.task_id)
+        .where(EnrollmentAudit.enrollment_id == enrollment_id)
     )
-    enrollment.course_opt_out_date = (
-        dt.datetime.fromisoformat(ca["opt_out_date"]) if ca["opt_out_date"] else None
-    )
+    superseded = newest_applied is not None and newest_applied > task.request_date
+    if not superseded:
+        ca = normalized["course_assessment"]
+        enrollment.course_submit_date = (
+            dt.datetime.fromisoformat(ca["submit_date"]) if ca["submit_date"] else None
+        )
+        enrollment.course_opt_out_date = (
+            dt.datetime.fromisoformat(ca["opt_out_date"]) if ca["opt_out_date"] else None
+        )
+    note = f"PATCH course_assessment (attempt {ctx.attempt})"
+    if superseded:
+        note += "; superseded by a newer request already applied, not written"
     session.add(
         EnrollmentAudit(
             enrollment_id=enrollment_id,
@@ -291,7 +305,7 @@ async def apply_course_assessment(session: AsyncSession, task: Task) -> HandlerR
             started_at=ctx.started_at,
             before={"course_assessment": before},
             after={"course_assessment": _assessment(enrollment)},
-            note=f"PATCH course_assessment (attempt {ctx.attempt})",
+            note=note,
         )
     )
     await session.flush()

@@ -22,8 +22,9 @@ import os
 import secrets
 import signal
 import socket
-from collections.abc import AsyncIterator
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from registrar.config import Settings
 from registrar.db import utcnow
@@ -38,7 +39,7 @@ from registrar.tasks.handlers import (
 )
 from registrar.tasks.idempotency import prune_keys
 from registrar.tasks.models import Task
-from registrar.tasks.service import NOTIFY_CHANNEL, add_wakeup, remove_wakeup
+from registrar.tasks.service import NOTIFY_CHANNEL, add_wakeup, queue_writing, remove_wakeup
 
 log = logging.getLogger("registrar.worker")
 
@@ -70,15 +71,17 @@ class Worker:
         self.retry_base_seconds = retry_base_seconds
         self.shutdown_grace_seconds = shutdown_grace_seconds
         self.lease_seconds = float(self.settings.task_lease_seconds)
-        self._inflight: dict[str, asyncio.Task[str]] = {}
+        # SQLite runs one writer at a time, so parallel handlers only queue on its lock: run the
+        # claimed tasks as one batch, one commit. PostgreSQL runs `concurrency` tasks in parallel.
+        sqlite = runtime.db.dialect == "sqlite"
+        self.batch_size = 200 if sqlite else 1
+        self.slots = self.batch_size if sqlite else self.concurrency
+        self._inflight: dict[str, asyncio.Task[dict[str, str]]] = {}
         self._background: list[asyncio.Task[None]] = []
         self._runner: asyncio.Task[None] | None = None
         self._stopping = False
         self._wake_event: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        # SQLite has one writer at a time; queueing this worker's own write transactions on an
-        # asyncio lock avoids them spinning in SQLite's busy handler (which sleeps up to 100 ms).
-        self._write_lock: asyncio.Lock | None = None
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -86,8 +89,6 @@ class Worker:
         load_handlers()
         self._loop = asyncio.get_running_loop()
         self._wake_event = asyncio.Event()
-        if self.runtime.db.dialect == "sqlite":
-            self._write_lock = asyncio.Lock()
         add_wakeup(self.runtime, self.wake)
         self._runner = asyncio.create_task(self._run(), name=f"worker {self.worker_id}")
         self._background = [
@@ -143,14 +144,8 @@ class Worker:
 
     # --- claiming and running ---------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def _writes(self) -> AsyncIterator[Any]:
-        if self._write_lock is None:
-            async with self.runtime.db.writing() as session:
-                yield session
-        else:
-            async with self._write_lock, self.runtime.db.writing() as session:
-                yield session
+    def _writes(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return queue_writing(self.runtime)
 
     async def claim(self, limit: int) -> list[Task]:
         resources = known_resources()
@@ -171,7 +166,7 @@ class Worker:
         while not self._stopping:
             # Clear before looking, so a wake-up that arrives during the claim is not lost.
             self._wake_event.clear()
-            free = self.concurrency - len(self._inflight)
+            free = self.slots - len(self._inflight)
             claimed: list[Task] = []
             if free > 0:
                 try:
@@ -182,32 +177,63 @@ class Worker:
                     log.exception("claiming tasks failed")
                     await asyncio.sleep(min(30.0, self.settings.worker_poll_seconds * 2**failures))
                     continue
-            for task in claimed:
-                self._spawn(task)
+            if claimed:
+                if self.batch_size > 1:
+                    self._spawn(claimed)
+                else:
+                    for task in claimed:
+                        self._spawn([task])
             if free > 0 and len(claimed) == free:
                 continue  # probably more due: claim again as soon as a slot frees
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake_event.wait(), self.settings.worker_poll_seconds)
 
-    def _spawn(self, task: Task) -> None:
-        runner = asyncio.create_task(self.run_one(task), name=f"task {task.id}")
-        self._inflight[task.id] = runner
+    def _spawn(self, tasks: list[Task]) -> None:
+        runner = asyncio.create_task(self.run_batch(tasks), name=f"tasks {tasks[0].id}...")
+        ids = [t.id for t in tasks]
+        for task_id in ids:
+            self._inflight[task_id] = runner
 
-        def _done(_t: asyncio.Task[str], task_id: str = task.id) -> None:
-            self._inflight.pop(task_id, None)
+        def _done(_t: asyncio.Task[dict[str, str]]) -> None:
+            for task_id in ids:
+                self._inflight.pop(task_id, None)
             if self._wake_event is not None:
-                self._wake_event.set()  # a slot is free
+                self._wake_event.set()  # slots are free
 
         runner.add_done_callback(_done)
 
     async def run_one(self, task: Task) -> str:
         """Run one claimed task to its end; returns complete, error, retry or lost."""
-        started = utcnow()
-        worker_data = {"worker": self.worker_id, "attempts": task.attempts}
-        handler = get_handler(task.resource, task.action)
+        return (await self.run_batch([task]))[task.id]
+
+    async def run_batch(self, tasks: list[Task]) -> dict[str, str]:
+        """Run claimed tasks in ONE transaction, each inside its own SAVEPOINT.
+
+        A task's handler writes and its completion share the savepoint, so they stand or fall
+        together; a failing task rolls back to its savepoint and its retry or error is recorded
+        in the same transaction. One commit for many tasks is what makes SQLite fast (one writer,
+        and each commit costs more than the work); on PostgreSQL batches have one task.
+        """
+        outcomes: dict[str, str] = {}
         try:
             async with self._writes() as session:
-                session.info["task_run"] = RunContext(self.worker_id, started, task.attempts)
+                for task in tasks:
+                    outcomes[task.id] = await self._run_in_savepoint(session, task)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The commit (or the database) failed: nothing of this batch happened. The leases
+            # expire and the tasks run again; handlers are idempotent, so that is safe.
+            log.exception("a batch of %d tasks failed to commit", len(tasks))
+            return {t.id: "retry" for t in tasks}
+        return outcomes
+
+    async def _run_in_savepoint(self, session: AsyncSession, task: Task) -> str:
+        worker_data = {"worker": self.worker_id, "attempts": task.attempts}
+        session.info["task_run"] = RunContext(self.worker_id, utcnow(), task.attempts)
+        handler = get_handler(task.resource, task.action)
+        try:
+            async with session.begin_nested():
                 if handler is None:
                     raise PermanentTaskError(f"['No handler for {task.action} {task.resource}.']")
                 result = await handler(session, task)
@@ -226,17 +252,15 @@ class Worker:
             log.warning("task %s: lease lost, attempt rolled back", task.id)
             return "lost"
         except PermanentTaskError as exc:
-            return await self._finish_error(task, exc.message, exc.message, worker_data)
+            return await self._finish_error(session, task, exc.message, exc.message, worker_data)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:4000]
             if task.attempts >= task.max_attempts:
-                log.warning(
-                    "task %s failed for good after %d attempts: %s", task.id, task.attempts, error
-                )
+                log.warning("task %s failed after %d attempts: %s", task.id, task.attempts, error)
                 message = f"['The task failed after {task.attempts} attempts; try again later.']"
-                return await self._finish_error(task, message, error, worker_data)
+                return await self._finish_error(session, task, message, error, worker_data)
             delay = repo.backoff_seconds(task.attempts, self.retry_base_seconds)
             log.info(
                 "task %s attempt %d failed (%s); retry in %.1fs",
@@ -245,35 +269,29 @@ class Worker:
                 error,
                 delay,
             )
-            try:
-                async with self._writes() as session:
-                    await repo.schedule_retry(
-                        session, task.id, worker_id=self.worker_id, delay=delay, error=error
-                    )
-            except Exception:
-                log.exception(
-                    "task %s: could not schedule its retry; the lease will expire", task.id
-                )
+            await repo.schedule_retry(
+                session, task.id, worker_id=self.worker_id, delay=delay, error=error
+            )
             return "retry"
 
     async def _finish_error(
-        self, task: Task, message: str, error: str, worker_data: dict[str, Any]
+        self,
+        session: AsyncSession,
+        task: Task,
+        message: str,
+        error: str,
+        worker_data: dict[str, Any],
     ) -> str:
-        try:
-            async with self._writes() as session:
-                ok = await repo.finish(
-                    session,
-                    task.id,
-                    worker_id=self.worker_id,
-                    status="error",
-                    path=task.called_url,
-                    message=message,
-                    worker_data=worker_data,
-                    last_error=error,
-                )
-        except Exception:
-            log.exception("task %s: could not record its failure; the lease will expire", task.id)
-            return "retry"
+        ok = await repo.finish(
+            session,
+            task.id,
+            worker_id=self.worker_id,
+            status="error",
+            path=task.called_url,
+            message=message,
+            worker_data=worker_data,
+            last_error=error,
+        )
         return "error" if ok else "lost"
 
     # --- background loops -------------------------------------------------------------------
