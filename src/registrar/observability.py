@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
-import json
 import logging
 import os
 import re
@@ -28,6 +27,7 @@ import time
 import uuid
 from typing import Any
 
+import orjson
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -95,9 +95,8 @@ class JSONFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
-                timespec="milliseconds"
-            ),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -107,7 +106,8 @@ class JSONFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exception"] = redact(self.formatException(record.exc_info))
-        return json.dumps(out, default=str, separators=(",", ":"))
+        # orjson: a few microseconds per line instead of json's tens, on every request.
+        return orjson.dumps(out, default=str).decode()
 
 
 class PlainFormatter(logging.Formatter):
@@ -166,6 +166,7 @@ RATE_LIMITED_TOTAL = Counter(
 )
 
 UNMATCHED_ROUTE = "<unmatched>"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def route_template(scope: Scope) -> str:
@@ -265,6 +266,7 @@ class RequestObservability:
     def __init__(self, app: ASGIApp, *, metrics: bool = True) -> None:
         self.app = app
         self.metrics = metrics
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -300,9 +302,18 @@ class RequestObservability:
                 # The rate limiter (when on) already knew it; else a cached token lookup.
                 sub = await SUBJECTS.subject(scope)
             if self.metrics:
-                labels = (scope["method"], route, str(status))
-                REQUEST_LATENCY.labels(*labels).observe(elapsed)
-                REQUESTS_TOTAL.labels(*labels).inc()
+                method = scope["method"]
+                # A client may send any method token: keep the label set bounded.
+                key = (method if method in _METHODS else "OTHER", route, status)
+                children = self._children.get(key)
+                if children is None:
+                    # `labels()` takes a lock and builds a key each call; the label sets are few
+                    # (routes x methods x statuses), so keep each pair of children once found.
+                    labels = (key[0], route, str(status))
+                    children = (REQUEST_LATENCY.labels(*labels), REQUESTS_TOTAL.labels(*labels))
+                    self._children[key] = children
+                children[0].observe(elapsed)
+                children[1].inc()
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(
                     "%s %s %s",

@@ -1,0 +1,315 @@
+"""What metrics, rate limiting and the access log cost: GET-by-id requests/s with them off and on.
+
+    .venv/bin/python bench/overhead_bench.py [--enrollments 10000] [--seconds 10] [--rounds 3]
+        [--connections 32] [--threads 2] [--postgres ADMIN_URL]
+
+Fills a fresh database (SQLite by default; a fresh PostgreSQL database with --postgres) with
+`registrar demo`, registers a read-only service account, then for each configuration starts a real
+`registrar serve --no-worker` (one uvicorn process) and drives GET /api/academic/enrollments/{id}
+with wrk (a Lua script sets the bearer token and rotates over 50 ids). Configurations alternate
+round by round so that drift in the machine hits all of them alike; the figure is the median.
+
+- baseline: metrics off, rate limit off, access log off (log level WARNING)
+- metrics+ratelimit: Prometheus request metrics on, rate limit on (limit too high to trigger)
+- all on: the above plus one JSON access-log line per request (to /dev/null)
+
+Target: under 5% fewer requests/s than the baseline for metrics+ratelimit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+WRK = "/usr/bin/wrk"
+BIN = Path(sys.executable).parent
+
+CONFIGS: dict[str, dict[str, str]] = {
+    "baseline": {
+        "REGISTRAR_METRICS_ENABLED": "false",
+        "REGISTRAR_RATE_LIMIT_PER_MINUTE": "0",
+        "REGISTRAR_LOG_LEVEL": "WARNING",
+    },
+    "metrics+ratelimit": {
+        "REGISTRAR_METRICS_ENABLED": "true",
+        "REGISTRAR_RATE_LIMIT_PER_MINUTE": "1000000000",
+        "REGISTRAR_LOG_LEVEL": "WARNING",
+    },
+    "all on (+JSON access log)": {
+        "REGISTRAR_METRICS_ENABLED": "true",
+        "REGISTRAR_RATE_LIMIT_PER_MINUTE": "1000000000",
+        "REGISTRAR_LOG_LEVEL": "INFO",
+        "REGISTRAR_LOG_JSON": "true",
+    },
+}
+
+LUA = """
+local ids = {%s}
+local i = 0
+wrk.headers["Authorization"] = "Bearer %s"
+request = function()
+  i = (i %% #ids) + 1
+  return wrk.format("GET", "/api/academic/enrollments/" .. ids[i])
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def registrar(*args: str, env: dict[str, str]) -> str:
+    proc = subprocess.run(
+        [str(BIN / "registrar"), *args], env=env, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"registrar {' '.join(args)} failed: {proc.stderr.strip()[-500:]}")
+    return proc.stdout
+
+
+def http(url: str, *, method: str = "GET", headers: dict[str, str] | None = None) -> bytes:
+    request = urllib.request.Request(url, method=method, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return bytes(response.read())
+
+
+class Server:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [str(BIN / "registrar"), "serve", "--no-worker", "--port", str(self.port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 60
+        while True:
+            try:
+                http(f"{self.base}/health")
+                return
+            except Exception:
+                if time.time() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise SystemExit("server did not start") from None
+                time.sleep(0.2)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads: aiosqlite's included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, script: Path, seconds: int, connections: int, threads: int) -> tuple[float, int]:
+    """Requests/s and the number of requests wrk completed."""
+    out = subprocess.run(
+        [WRK, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    if "Non-2xx" in out:
+        raise SystemExit(f"wrk saw errors:\n{out}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    count = re.search(r"(\d+) requests in", out)
+    if not match or not count:
+        raise SystemExit(f"cannot read wrk output:\n{out}")
+    return float(match.group(1)), int(count.group(1))
+
+
+def middleware_micro(iterations: int = 20_000) -> dict[str, float]:
+    """CPU microseconds per request of the operational middleware around a no-op app, in process.
+
+    Load on the machine barely moves this (CPU time, one thread, no I/O), so it is the stable
+    figure; the wrk runs show the same cost end to end.
+    """
+    import asyncio
+    import logging
+
+    from registrar.config import Settings
+    from registrar.errors import UnhandledErrors
+    from registrar.limits import BodySizeLimit
+    from registrar.observability import RequestObservability, configure_logging
+    from registrar.ratelimit import MemoryCounter, RateLimit
+    from registrar.security import SUBJECTS, SecurityHeaders
+
+    token = b"bench.token.value"
+    SUBJECTS._entries[token] = ("bench-overhead", time.time() + 3600)
+
+    async def noop(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
+        await send({"type": "http.response.start", "status": 200,  # type: ignore[operator]
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b"{}"})  # type: ignore[operator]
+
+    def stack(metrics: bool, limit: bool) -> object:
+        inner: object = noop
+        if limit:
+            inner = RateLimit(inner, limit=10**9, counter=MemoryCounter())  # type: ignore[arg-type]
+        inner = BodySizeLimit(inner, max_bytes=1 << 20, body_timeout=10)  # type: ignore[arg-type]
+        inner = UnhandledErrors(SecurityHeaders(inner))  # type: ignore[arg-type]
+        return RequestObservability(inner, metrics=metrics)  # type: ignore[arg-type]
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(_message: object) -> None:
+        return None
+
+    async def run(app: object) -> float:
+        scope_base = {"type": "http", "method": "GET", "path": "/api/academic/enrollments/x",
+                      "headers": [(b"host", b"bench"), (b"authorization", b"Bearer " + token)]}
+        for _ in range(1000):  # warm up
+            await app(dict(scope_base), receive, send)  # type: ignore[operator]
+        started = time.process_time()
+        for _ in range(iterations):
+            await app(dict(scope_base), receive, send)  # type: ignore[operator]
+        return (time.process_time() - started) / iterations * 1e6
+
+    out: dict[str, float] = {}
+    with open(os.devnull, "w") as devnull:
+        quiet = Settings(database_url="sqlite://", log_level="WARNING", log_json=True)
+        loud = Settings(database_url="sqlite://", log_level="INFO", log_json=True)
+        configure_logging(quiet)
+        out["no middleware"] = asyncio.run(run(noop))
+        out["baseline"] = asyncio.run(run(stack(False, False)))
+        out["metrics+ratelimit"] = asyncio.run(run(stack(True, True)))
+        configure_logging(loud)
+        for handler in logging.getLogger("registrar").handlers:
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(devnull)
+        out["all on (+JSON access log)"] = asyncio.run(run(stack(True, True)))
+    return out
+
+
+def fresh_database(tmp: Path, postgres: str | None) -> str:
+    if not postgres:
+        return f"sqlite:///{tmp / 'bench.db'}"
+    import asyncio
+
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    name = f"registrar_overhead_{secrets.token_hex(4)}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(postgres)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return make_url(postgres).set(database=name).render_as_string(hide_password=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--enrollments", type=int, default=10_000)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--postgres", help="admin URL: bench on a fresh PostgreSQL database")
+    parser.add_argument("--micro-only", action="store_true", help="skip the wrk runs")
+    args = parser.parse_args()
+
+    micro = middleware_micro()
+    print("middleware CPU per request, in process (no-op app):")
+    for name, value in micro.items():
+        print(f"  {name:28s} {value:8.1f} us")
+    if args.micro_only:
+        return
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        url = fresh_database(tmp, args.postgres)
+        env = {**os.environ, "REGISTRAR_DATABASE_URL": url, "REGISTRAR_RUN_WORKER": "false"}
+        registrar("demo", "--enrollments", str(args.enrollments), env=env)
+        key = registrar(
+            "clients", "create", "--sub", "bench-overhead", "--name", "bench", "--email",
+            "bench@example.edu", "--scopes", "api:academic:enrollments:read", env=env,
+        ).strip().splitlines()[-1]
+
+        server = Server({**env, **CONFIGS["baseline"]})
+        try:
+            token = json.loads(
+                http(f"{server.base}/api/jwt", method="POST", headers={"Authorization": key})
+            )["jwt"]
+            page = json.loads(
+                http(
+                    f"{server.base}/api/academic/enrollments?pagesize=50",
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            )
+        finally:
+            server.stop()
+        ids = [row["id"] for row in page]
+        if not ids:
+            raise SystemExit("no enrollments to read")
+        script = tmp / "get_by_id.lua"
+        script.write_text(LUA % (", ".join(json.dumps(i) for i in ids), token))
+
+        figures: dict[str, list[float]] = {name: [] for name in CONFIGS}
+        cpu: dict[str, list[float]] = {name: [] for name in CONFIGS}
+        for round_no in range(1, args.rounds + 1):
+            for name, overrides in CONFIGS.items():
+                server = Server({**env, **overrides})
+                try:
+                    # Warm up: connections, prepared statements, the token cache.
+                    wrk(server.base, script, 2, args.connections, args.threads)
+                    before = cpu_seconds(server.proc.pid)
+                    rps, count = wrk(
+                        server.base, script, args.seconds, args.connections, args.threads
+                    )
+                    per_request = (cpu_seconds(server.proc.pid) - before) / count * 1e6
+                finally:
+                    server.stop()
+                figures[name].append(rps)
+                cpu[name].append(per_request)
+                print(f"round {round_no}: {name:28s} {rps:10.1f} req/s "
+                      f"{per_request:8.1f} CPU us/request", flush=True)
+
+    backend = "PostgreSQL" if args.postgres else "SQLite"
+    base = statistics.median(figures["baseline"])
+    base_cpu = statistics.median(cpu["baseline"])
+    print(f"\nGET-by-id, {backend}, {args.enrollments} enrollments, one uvicorn process, "
+          f"wrk -t{args.threads} -c{args.connections} -d{args.seconds}s, median of {args.rounds}:")
+    added = micro["metrics+ratelimit"] - micro["baseline"]
+    print(f"  metrics+ratelimit add {added:.1f} us of CPU per request in process: "
+          f"{added / base_cpu * 100:.1f}% of a GET-by-id's {base_cpu:.0f} us")
+    # Server CPU per request is the figure to judge: a CPU-bound process serves 1/cpu requests
+    # per second, and, unlike wall-clock req/s, it does not swing with other load on the machine.
+    for name, values in figures.items():
+        median = statistics.median(values)
+        cpu_median = statistics.median(cpu[name])
+        rps_delta = (base - median) / base * 100
+        cpu_delta = (cpu_median - base_cpu) / base_cpu * 100
+        note = "" if name == "baseline" else (
+            f"  capacity overhead {cpu_delta:+.1f}% (CPU/request), req/s {-rps_delta:+.1f}%"
+        )
+        print(f"  {name:28s} {median:10.1f} req/s {cpu_median:8.1f} CPU us/request{note}")
+
+
+if __name__ == "__main__":
+    main()
