@@ -1,9 +1,10 @@
 """Engine, sessions and the SQLite pragmas.
 
-Operators write plain URLs (`sqlite:////abs/path.db`, `postgresql://user@host/db`); the service picks
-its own async driver. On SQLite every connection gets WAL, a busy timeout and foreign keys, and a write
-transaction starts with `BEGIN IMMEDIATE` so that two writers queue on the busy timeout instead of
-failing with "database is locked" when a deferred read transaction tries to upgrade.
+Operators write plain URLs (`sqlite:////abs/path.db`, `postgresql://user@host/db`); the service
+picks its own async driver. On SQLite every connection gets WAL, a busy timeout and foreign keys,
+and a write transaction starts with `BEGIN IMMEDIATE` so that two writers queue on the busy
+timeout instead of failing with "database is locked" when a deferred read transaction tries to
+upgrade.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from typing import Any
 
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -125,10 +131,9 @@ def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        options = conn.get_execution_options()
-        if options.get("isolation_level") == "AUTOCOMMIT":
-            return  # single-statement reads need no transaction (and save two thread hops)
-        conn.exec_driver_sql(f"BEGIN {options.get('registrar_begin', 'DEFERRED')}")
+        mode = conn.get_execution_options().get("registrar_begin", "DEFERRED")
+        if mode is not None:  # None: a read, which needs no transaction
+            conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 def create_database(settings: Settings) -> Database:
@@ -136,10 +141,14 @@ def create_database(settings: Settings) -> Database:
     kwargs: dict[str, Any] = {"pool_size": settings.db_pool_size}
     if is_sqlite(url):
         # A fixed set of connections: each aiosqlite connection is a thread plus pragmas, too
-        # dear to open and close per request as overflow connections would be.
+        # dear to open and close per request as overflow connections would be. Every aiosqlite
+        # call is a hop to that thread, so spend as few as possible: no rollback when a
+        # connection goes back to the pool (SQLAlchemy already rolls back a transaction it
+        # began, and reads begin none).
         kwargs.update(
             max_overflow=0,
             pool_timeout=30,
+            pool_reset_on_return=None,
             connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
         )
     else:
@@ -150,12 +159,17 @@ def create_database(settings: Settings) -> Database:
         )
     engine = create_async_engine(url, **kwargs)
     writer_engine = engine
+    # Reads run without a transaction: no BEGIN/ROLLBACK round trips around a lookup. A
+    # collection's count and page may see different moments; the found set's snapshot key
+    # bounds both.
     if engine.dialect.name == "sqlite":
         _install_sqlite_pragmas(engine, settings.sqlite_busy_timeout_ms)
         writer_engine = engine.execution_options(registrar_begin="IMMEDIATE")
-    # Reads run in autocommit: no BEGIN/ROLLBACK round trips around a lookup. A collection's
-    # count and page may see different moments; the found set's snapshot key bounds both.
-    reader_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # The driver is already in autocommit mode (see _on_connect); switching isolation
+        # levels per checkout would cost two more thread hops.
+        reader_engine = engine.execution_options(registrar_begin=None)
+    else:
+        reader_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     return Database(
         engine=engine,
         writer_engine=writer_engine,
