@@ -493,3 +493,23 @@ def test_sqlite_runs_in_memory_rate_limit(database_url: str) -> None:
     counter = make_counter(database_url, 2)
     assert isinstance(counter, MemoryCounter) == is_sqlite(database_url)
     asyncio.run(counter.close())
+
+
+@pytest.mark.skipif(not POSTGRES_ADMIN_URL, reason="needs PostgreSQL (REGISTRAR_TEST_POSTGRES_URL)")
+def test_start_waits_for_a_database_that_comes_up_late(database_url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    real = make_url(database_url)
+    proxy = TcpProxy(real.port or 5432)  # not up yet: connections are refused
+    via_proxy = real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    settings = make_settings(via_proxy, run_worker=False, db_startup_timeout_seconds=20)
+    timer = threading.Timer(1.5, proxy.up)
+    timer.start()
+    try:
+        started = time.monotonic()
+        with TestClient(create_app(settings)) as client:
+            assert time.monotonic() - started >= 1.4
+            assert client.get("/health").status_code == 200
+    finally:
+        timer.cancel()
+        proxy.close()

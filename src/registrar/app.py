@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from registrar import __version__
 from registrar.auth.router import router as auth_router
@@ -47,6 +49,27 @@ found set in `X-Request-ID`: pass it back as `continuation_key` to page the same
 """
 
 
+async def _migrate_when_reachable(settings: Settings) -> None:
+    """Run migrations, waiting up to REGISTRAR_DB_STARTUP_TIMEOUT_SECONDS for the database.
+
+    A database that starts after the API (a reboot, a compose file) is a connection error, not a
+    reason to crash; any other migration error fails at once. Alembic is blocking: off the loop.
+    """
+    deadline = time.monotonic() + settings.db_startup_timeout_seconds
+    delay = 0.5
+    while True:
+        try:
+            await asyncio.to_thread(upgrade, settings.database_url)
+            return
+        except (OSError, OperationalError, InterfaceError) as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("database not reachable at start (%s); retrying in %.1f s",
+                        type(exc).__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
     settings = settings or get_settings()
     with_worker = settings.run_worker if run_worker is None else run_worker
@@ -56,11 +79,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        import os, sys
-        if os.environ.get("SWI"):
-            sys.setswitchinterval(float(os.environ["SWI"]))
-        # Alembic is blocking; run it off the event loop.
-        await asyncio.to_thread(upgrade, settings.database_url)
+        await _migrate_when_reachable(settings)
         runtime = Runtime.build(settings)
         app.state.runtime = runtime
         await runtime.keyring.current()

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     metrics_token: str | None = None
     # A client that starts a body and then stalls this long gets 408 (uvicorn has no such timer).
     body_timeout_seconds: float = 10.0
+    # How long the API waits at start for an unreachable database before giving up.
+    db_startup_timeout_seconds: float = 30.0
     # Retry-After sent with 503 when the database is unreachable.
     db_unavailable_retry_after_seconds: int = 5
 
