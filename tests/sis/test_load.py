@@ -283,3 +283,18 @@ def test_loaded_data_over_http(database_url: str, tmp_path: Path, accounts: Any)
     expected = {k: v for k, v in shown.items() if k != "cache_date"}
     assert {k: v for k, v in body.items() if k != "cache_date"} == expected
     assert body["cache_date"].endswith("Z") and body["cache_date"] != shown["cache_date"]
+
+
+def test_section_and_term_attributes_follow_the_extract(fresh_db: str, tmp_path: Path) -> None:
+    assert load(fresh_db, write_extract(tmp_path / "a.jsonl", three()))[0] == 0
+    renamed = three()
+    for record in renamed[:2]:
+        record["section"]["lms_section_id"] = "AAAS.010.01-WI20-X"
+        record["term"]["lms_term_id"] = "W20"
+    renamed[2]["term"]["lms_term_id"] = "W20"
+    code, out, err = load(fresh_db, write_extract(tmp_path / "b.jsonl", renamed))
+    assert code == 0, err
+    assert "3 unchanged" in out and "0 added or changed" in out
+    data = snapshot(fresh_db)
+    assert (SECTION["id"], "AAAS.010.01-WI20-X", SECTION["sis_section_id"]) in data["sections"]
+    assert data["terms"] == [("202001-U", "W20", "U", "202001")]

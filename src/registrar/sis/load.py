@@ -232,57 +232,69 @@ class Stage:
         result.updated = int(changed)
         result.unchanged = int(existing) - int(changed)
 
+    async def _existing(self, sql: str) -> dict[str, tuple[Any, ...]]:
+        rows = (await self.conn.execute(text(sql))).all()
+        return {row[0]: tuple(row) for row in rows}
+
     async def upsert_references(self, collector: Collector, result: LoadResult) -> None:
-        if not collector.people:
-            return  # an empty extract: executemany wants at least one row
-        now = self.now_param
+        """People, terms and sections: compared in Python (they number in the tens of thousands,
+        not millions), so only new or changed ones are written and the counts are exact on both
+        backends (asyncpg's executemany reports no row counts)."""
+        result.people = len(collector.people)
+        result.terms = len(collector.terms)
+        result.sections = len(collector.sections)
+        known_people = await self._existing("SELECT netid, confidential FROM people")
         people = [
-            {"netid": netid, "confidential": conf, "now": now}
+            {"netid": netid, "confidential": conf, "now": self.now_param}
             for netid, conf in collector.people.items()
+            if netid not in known_people or bool(known_people[netid][1]) != conf
         ]
-        changed = await self.conn.execute(
-            text(
-                "INSERT INTO people (netid, confidential, updated_at) "
-                "VALUES (:netid, :confidential, :now) ON CONFLICT (netid) DO UPDATE SET "
-                "confidential = excluded.confidential, updated_at = excluded.updated_at "
-                f"WHERE people.confidential {self.distinct} excluded.confidential"
-            ),
-            people,
+        result.people_changed = len(people)
+        if people:
+            await self.conn.execute(
+                text(
+                    "INSERT INTO people (netid, confidential, updated_at) "
+                    "VALUES (:netid, :confidential, :now) ON CONFLICT (netid) DO UPDATE SET "
+                    "confidential = excluded.confidential, updated_at = excluded.updated_at"
+                ),
+                people,
+            )
+        known_terms = await self._existing(
+            "SELECT id, lms_term_id, sis_ptrm_code, sis_term_code FROM terms"
         )
-        result.people = len(people)
-        result.people_changed = max(changed.rowcount, 0)
         terms = [
             {"id": t[0], "lms": t[1], "ptrm": t[2], "code": t[3]}
             for t, _line in collector.terms.values()
+            if known_terms.get(t[0]) != t
         ]
-        await self.conn.execute(
-            text(
-                "INSERT INTO terms (id, lms_term_id, sis_ptrm_code, sis_term_code) "
-                "VALUES (:id, :lms, :ptrm, :code) ON CONFLICT (id) DO UPDATE SET "
-                "lms_term_id = excluded.lms_term_id, sis_ptrm_code = excluded.sis_ptrm_code, "
-                "sis_term_code = excluded.sis_term_code WHERE "
-                f"terms.lms_term_id {self.distinct} excluded.lms_term_id OR "
-                f"terms.sis_ptrm_code {self.distinct} excluded.sis_ptrm_code OR "
-                f"terms.sis_term_code {self.distinct} excluded.sis_term_code"
-            ),
-            terms,
+        if terms:
+            await self.conn.execute(
+                text(
+                    "INSERT INTO terms (id, lms_term_id, sis_ptrm_code, sis_term_code) "
+                    "VALUES (:id, :lms, :ptrm, :code) ON CONFLICT (id) DO UPDATE SET "
+                    "lms_term_id = excluded.lms_term_id, sis_ptrm_code = excluded.sis_ptrm_code, "
+                    "sis_term_code = excluded.sis_term_code"
+                ),
+                terms,
+            )
+        known_sections = await self._existing(
+            "SELECT id, lms_section_id, sis_section_id FROM sections"
         )
-        result.terms = len(terms)
         sections = [
-            {"id": s[0], "lms": s[1], "sis": s[2]} for s, _line in collector.sections.values()
+            {"id": x[0], "lms": x[1], "sis": x[2]}
+            for x, _line in collector.sections.values()
+            if known_sections.get(x[0]) != x
         ]
-        await self.conn.execute(
-            text(
-                "INSERT INTO sections (id, lms_section_id, sis_section_id) "
-                "VALUES (:id, :lms, :sis) ON CONFLICT (id) DO UPDATE SET "
-                "lms_section_id = excluded.lms_section_id, "
-                "sis_section_id = excluded.sis_section_id WHERE "
-                f"sections.lms_section_id {self.distinct} excluded.lms_section_id OR "
-                f"sections.sis_section_id {self.distinct} excluded.sis_section_id"
-            ),
-            sections,
-        )
-        result.sections = len(sections)
+        if sections:
+            await self.conn.execute(
+                text(
+                    "INSERT INTO sections (id, lms_section_id, sis_section_id) "
+                    "VALUES (:id, :lms, :sis) ON CONFLICT (id) DO UPDATE SET "
+                    "lms_section_id = excluded.lms_section_id, "
+                    "sis_section_id = excluded.sis_section_id"
+                ),
+                sections,
+            )
 
     async def remove_absent(self, result: LoadResult) -> None:
         # Audit rows are kept: enrollment_audit has no foreign key to enrollments, on purpose.
