@@ -118,12 +118,15 @@ async def find_page(
     conditions = [*parsed.conditions, *spec.visibility(client)]
 
     if found is None:
-        snapshot = await session.scalar(select(func.max(spec.key))) or 0
+        # One statement for both, so the count and the snapshot describe the same moment.
+        newest = select(func.max(spec.key)).scalar_subquery()
+        snapshot_row = (
+            await session.execute(
+                select(newest, func.count()).select_from(spec.table).where(*conditions)
+            )
+        ).one()
+        snapshot, total = int(snapshot_row[0] or 0), int(snapshot_row[1])
         conditions.append(spec.key <= snapshot)
-        total = (
-            await session.scalar(select(func.count()).select_from(spec.table).where(*conditions))
-            or 0
-        )
         found = found_sets.FoundSet(
             resource=spec.resource,
             sub=client.sub,
