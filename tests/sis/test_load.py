@@ -298,3 +298,25 @@ def test_section_and_term_attributes_follow_the_extract(fresh_db: str, tmp_path:
     data = snapshot(fresh_db)
     assert (SECTION["id"], "AAAS.010.01-WI20-X", SECTION["sis_section_id"]) in data["sections"]
     assert data["terms"] == [("202001-U", "W20", "U", "202001")]
+
+
+def test_bulk_insert_rebuilds_the_same_indexes(
+    fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import registrar.sis.load as load_module
+
+    monkeypatch.setattr(load_module, "BULK_REBUILD_MIN", 10)
+    sql = (
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name"
+        if fresh_db.startswith("sqlite")
+        else "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'enrollments' "
+        "ORDER BY indexname"
+    )
+    assert load(fresh_db, write_extract(tmp_path / "a.jsonl", three()))[0] == 0
+    before = execute(fresh_db, sql)
+    records = list(generate(500, seed=4, today=dt.date(2024, 5, 1)))
+    code, out, err = load(fresh_db, write_extract(tmp_path / "b.jsonl", records))
+    assert code == 0, err
+    assert "500 inserted" in out
+    assert execute(fresh_db, sql) == before
+    assert len(enrollments(fresh_db)) == 503
