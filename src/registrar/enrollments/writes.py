@@ -17,7 +17,7 @@ from urllib.parse import quote
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registrar.auth.scopes import ENROLLMENTS_WRITE
@@ -253,13 +253,6 @@ async def apply_course_assessment(session: AsyncSession, task: Task) -> HandlerR
     ctx = run_context(session)
     enrollment_id = task.resource_id or ""
     url = absolute_url(task, "/api/academic/enrollments/" + quote(enrollment_id, safe=""))
-    # Idempotency: the audit row is unique per task and commits with the change. If it exists,
-    # this task's change was already applied: report success and change nothing.
-    done = await session.scalar(
-        select(EnrollmentAudit.pk).where(EnrollmentAudit.task_id == task.id)
-    )
-    if done is not None:
-        return HandlerResult(url, SUCCESS_MESSAGE)
     normalized, errors = validate_payload(task.payload)
     if errors:
         raise PermanentTaskError(str(errors))
@@ -274,16 +267,24 @@ async def apply_course_assessment(session: AsyncSession, task: Task) -> HandlerR
             select(Enrollment).where(Enrollment.pk == enrollment.pk).with_for_update(),
             execution_options={"populate_existing": True},
         )
+    # Every task applied here so far, with when it was requested; read under the lock.
+    applied = (
+        await session.execute(
+            select(EnrollmentAudit.task_id, Task.request_date)
+            .select_from(EnrollmentAudit)
+            .outerjoin(Task, Task.id == EnrollmentAudit.task_id)
+            .where(EnrollmentAudit.enrollment_id == enrollment_id)
+        )
+    ).all()
+    # Idempotency: the audit row is unique per task and commits with the change. If this task's
+    # row exists, its change was already applied: report success and change nothing.
+    if any(task_id == task.id for task_id, _requested in applied):
+        return HandlerResult(url, SUCCESS_MESSAGE)
     before = _assessment(enrollment)
     # Last request wins, even when workers run one enrollment's tasks out of order (a retry, a
     # reclaimed lease, parallel workers): under the lock, if a task requested later has already
     # been applied here, this older request is recorded but does not overwrite it.
-    newest_applied = await session.scalar(
-        select(func.max(Task.request_date))
-        .select_from(EnrollmentAudit)
-        .join(Task, Task.id == EnrollmentAudit.task_id)
-        .where(EnrollmentAudit.enrollment_id == enrollment_id)
-    )
+    newest_applied = max((r for _t, r in applied if r is not None), default=None)
     superseded = newest_applied is not None and newest_applied > task.request_date
     if not superseded:
         ca = normalized["course_assessment"]

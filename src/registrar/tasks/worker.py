@@ -207,13 +207,25 @@ class Worker:
         return (await self.run_batch([task]))[task.id]
 
     async def run_batch(self, tasks: list[Task]) -> dict[str, str]:
-        """Run claimed tasks in ONE transaction, each inside its own SAVEPOINT.
+        """Run claimed tasks in ONE transaction: one commit for many tasks.
 
-        A task's handler writes and its completion share the savepoint, so they stand or fall
-        together; a failing task rolls back to its savepoint and its retry or error is recorded
-        in the same transaction. One commit for many tasks is what makes SQLite fast (one writer,
-        and each commit costs more than the work); on PostgreSQL batches have one task.
+        A task's handler writes and its completion commit together. First try: no savepoints
+        (each costs two statements). If any task fails or lost its lease, that transaction is
+        rolled back whole and the batch runs again with one SAVEPOINT per task, so a failing
+        task rolls back alone and its retry or error is recorded in the same transaction.
+        One commit per batch is what makes SQLite fast (one writer, and a commit costs more
+        than the work); on PostgreSQL batches hold one task and workers run in parallel.
         """
+        try:
+            async with self._writes() as session:
+                for task in tasks:
+                    await self._run_plain(session, task)
+            return {t.id: "complete" for t in tasks}
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # A task failed: run them again, isolated (handlers are idempotent).
+            log.debug("batch of %d needs isolation: %s", len(tasks), type(exc).__name__)
         outcomes: dict[str, str] = {}
         try:
             async with self._writes() as session:
@@ -227,6 +239,24 @@ class Worker:
             log.exception("a batch of %d tasks failed to commit", len(tasks))
             return {t.id: "retry" for t in tasks}
         return outcomes
+
+    async def _run_plain(self, session: AsyncSession, task: Task) -> None:
+        """The fast path: run and complete the task; raise on anything else."""
+        session.info["task_run"] = RunContext(self.worker_id, utcnow(), task.attempts)
+        handler = get_handler(task.resource, task.action)
+        if handler is None:
+            raise PermanentTaskError("no handler")
+        result = await handler(session, task)
+        if not await repo.finish(
+            session,
+            task.id,
+            worker_id=self.worker_id,
+            status="complete",
+            path=result.path,
+            message=result.message,
+            worker_data={"worker": self.worker_id, "attempts": task.attempts},
+        ):
+            raise LeaseLostError
 
     async def _run_in_savepoint(self, session: AsyncSession, task: Task) -> str:
         worker_data = {"worker": self.worker_id, "attempts": task.attempts}

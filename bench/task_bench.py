@@ -1,0 +1,308 @@
+"""Task queue benchmark: a real `registrar serve` (SQLite, in-process worker).
+
+Measures
+  * accepted-to-complete latency at light load (one PATCH every --gap seconds), from the task's own
+    request_date and completed_date (the server's clock, so client polling does not distort it);
+  * sustained throughput: --total PATCHes sent by --clients concurrent clients as fast as the server
+    takes them; PATCH requests/s, and tasks/s from the first 202 until the queue is empty.
+
+    .venv/bin/python bench/task_bench.py [--total 5000] [--clients 32] [--light 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent / "registrar"
+WRITE = "api:academic:enrollments:write"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def seed(db_path: Path, n: int) -> list[str]:
+    """Enrollments straight into the (migrated) SQLite file: one section, n students."""
+    con = sqlite3.connect(db_path)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(" ")
+    section = "BENCH.001.01-202001-U-1"
+    con.execute("INSERT INTO terms (id, sis_term_code) VALUES ('202001', '202001')")
+    con.execute("INSERT INTO sections (id) VALUES (?)", (section,))
+    netids = [f"b{i:06d}" for i in range(n)]
+    con.executemany(
+        "INSERT INTO people (netid, confidential, updated_at) VALUES (?, 0, ?)",
+        [(x, now) for x in netids],
+    )
+    ids = [f"{section}-{x}-student" for x in netids]
+    con.executemany(
+        "INSERT INTO enrollments (id, netid, role, school_id, section_id, term_id, is_active,"
+        " is_in_session, cache_date) VALUES (?, ?, 'student', 'UG', ?, '202001', 1, 1, ?)",
+        [(eid, x, section, now) for eid, x in zip(ids, netids, strict=True)],
+    )
+    con.commit()
+    con.close()
+    return ids
+
+
+def parse(ts: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def body(i: int) -> dict[str, object]:
+    second = i % 60
+    return {
+        "course_assessment": {
+            "submit_date": f"2020-03-05T17:53:{second:02d}Z",
+            "opt_out_date": None,
+        }
+    }
+
+
+async def wait_done(client: httpx.AsyncClient, locations: list[str]) -> list[dict[str, object]]:
+    done: dict[str, dict[str, object]] = {}
+    while len(done) < len(locations):
+        for loc in locations:
+            if loc not in done:
+                task = (await client.get(loc)).json()
+                if task["status"] != "accepted":
+                    done[loc] = task
+        await asyncio.sleep(0.05)
+    return [done[loc] for loc in locations]
+
+
+def cpu_seconds(pid: int) -> float:
+    """The server's user+system CPU time so far (Linux): load on a shared box skews wall time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def queued(db_path: Path) -> int:
+    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        return int(
+            con.execute("SELECT count(*) FROM tasks WHERE status = 'accepted'").fetchone()[0]
+        )
+    finally:
+        con.close()
+
+
+def report_light(args: argparse.Namespace, tasks: list[dict[str, object]]) -> None:
+    assert all(t["status"] == "complete" for t in tasks), tasks
+    lat = [
+        (parse(str(t["completed_date"])) - parse(str(t["request_date"]))).total_seconds() * 1000
+        for t in tasks
+    ]
+    print(
+        f"light load ({args.light} tasks, one every {args.gap * 1000:.0f} ms): "
+        f"accepted-to-complete p50 {statistics.median(lat):.1f} ms, "
+        f"p90 {pct(lat, 90):.1f} ms, p99 {pct(lat, 99):.1f} ms, max {max(lat):.1f} ms"
+    )
+
+
+async def run(
+    args: argparse.Namespace,
+    base: str,
+    key: str,
+    ids: list[str],
+    db: Path,
+    pid: int,
+    light: bool = True,
+) -> None:
+    limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+        r = await client.post("/api/jwt", headers={"Authorization": key})
+        client.headers["Authorization"] = f"Bearer {r.json()['jwt']}"
+
+        # 1. Light load: one PATCH at a time, spaced out.
+        locations = []
+        for i in range(args.light if light else 0):
+            r = await client.patch(f"/api/academic/enrollments/{ids[i]}", json=body(i))
+            assert r.status_code == 202, r.text
+            locations.append(r.headers["location"])
+            await asyncio.sleep(args.gap)
+        if locations:
+            report_light(args, await wait_done(client, locations))
+
+        # 2. Sustained: --clients at once, --total PATCHes, as fast as they are taken.
+        targets = [ids[args.light + i % (len(ids) - args.light)] for i in range(args.total)]
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(args.total):
+            queue.put_nowait(i)
+        statuses: dict[int, int] = {}
+
+        async def sender() -> None:
+            while True:
+                try:
+                    i = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                resp = await client.patch(f"/api/academic/enrollments/{targets[i]}", json=body(i))
+                statuses[resp.status_code] = statuses.get(resp.status_code, 0) + 1
+
+        cpu0 = cpu_seconds(pid)
+        start = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(args.clients)))
+        sent = time.perf_counter() - start
+        backlog = queued(db)
+        while args.wait and queued(db):
+            await asyncio.sleep(0.01)
+        drained = time.perf_counter() - start
+        cpu = cpu_seconds(pid) - cpu0
+        load = f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        if not args.wait:
+            print(
+                f"  {args.total} PATCHes, {args.clients} clients: "
+                f"{args.total / sent:.0f} PATCH requests/s (statuses {statuses}); server CPU "
+                f"{cpu * 1000 / args.total:.2f} ms per PATCH ({load})"
+            )
+            return
+        print(
+            f"sustained ({args.total} PATCHes, {args.clients} clients): "
+            f"{args.total / sent:.0f} PATCH requests/s (statuses {statuses}); "
+            f"backlog when the last 202 was sent: {backlog}; "
+            f"{args.total / drained:.0f} tasks/s accepted-to-complete "
+            f"(all done {drained:.2f} s after the first request)"
+        )
+        print(
+            f"  server CPU {cpu * 1000 / args.total:.2f} ms per PATCH+task "
+            f"({cpu / drained * 100:.0f}% of one core while it ran; {load})"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--total", type=int, default=5000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--light", type=int, default=200)
+    parser.add_argument("--gap", type=float, default=0.02)
+    parser.add_argument(
+        "--no-wait",
+        dest="wait",
+        action="store_false",
+        help="do not wait for the queue to drain (with REGISTRAR_RUN_WORKER=false)",
+    )
+    parser.add_argument(
+        "--no-split",
+        dest="split",
+        action="store_false",
+        help="skip the PATCH-only/worker-only runs",
+    )
+    parser.add_argument("--concurrency", type=int, default=4, help="in-process worker concurrency")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="task-bench-"))
+    db = tmp / "bench.db"
+    env = {
+        **os.environ,
+        "REGISTRAR_DATABASE_URL": f"sqlite:///{db}",
+        "REGISTRAR_LOG_LEVEL": "WARNING",
+        "REGISTRAR_WORKER_CONCURRENCY": str(args.concurrency),
+        "REGISTRAR_RATE_LIMIT_PER_MINUTE": "0",
+    }
+    cmd = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "registrar.cli"]
+    subprocess.run([*cmd, "migrate"], env=env, check=True, capture_output=True)
+    out = subprocess.run(
+        [
+            *cmd,
+            "clients",
+            "create",
+            "--sub",
+            "bench",
+            "--name",
+            "bench",
+            "--email",
+            "bench@example.edu",
+            "--scopes",
+            WRITE,
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    key = out.strip().splitlines()[-1]
+    ids = seed(db, 5000)
+
+    def start(*extra: str, **more_env: str) -> tuple[subprocess.Popen[bytes], str]:
+        port = free_port()
+        server = subprocess.Popen(
+            [*cmd, "serve", "--port", str(port), *extra], env={**env, **more_env}, cwd=ROOT
+        )
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        return server, base
+
+    def stop(proc: subprocess.Popen[bytes]) -> None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+    server, base = start()
+    try:
+        print(f"registrar serve on SQLite ({db}), in-process worker concurrency {args.concurrency}")
+        print(f"server pid {server.pid}")
+        asyncio.run(run(args, base, key, ids, db, server.pid))
+    finally:
+        stop(server)
+    if not args.split:
+        return
+
+    # 3. The two halves apart: PATCHes into a server without a worker, then a worker process
+    #    drains that backlog alone. Shows what each side costs and can do by itself.
+    server, base = start("--no-worker")
+    try:
+        args.wait = False
+        print("split: PATCH only (serve --no-worker):")
+        asyncio.run(run(args, base, key, ids, db, server.pid, light=False))
+    finally:
+        stop(server)
+    backlog = queued(db)
+    worker = subprocess.Popen([*cmd, "worker", "--concurrency", str(args.concurrency)], env=env)
+    try:
+        t0 = time.perf_counter()
+        cpu0 = 0.0
+        while queued(db) >= backlog and time.perf_counter() - t0 < 30:
+            time.sleep(0.005)  # started: migrations done, first claim made
+        t0, cpu0 = time.perf_counter(), cpu_seconds(worker.pid)
+        while queued(db):
+            time.sleep(0.01)
+        took = time.perf_counter() - t0
+        cpu = cpu_seconds(worker.pid) - cpu0
+        print(
+            f"split: worker process alone drained {backlog} tasks at {backlog / took:.0f} tasks/s; "
+            f"CPU {cpu * 1000 / backlog:.2f} ms per task"
+        )
+    finally:
+        stop(worker)
+
+
+if __name__ == "__main__":
+    main()
