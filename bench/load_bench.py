@@ -49,18 +49,22 @@ def timed_load(database_url: str, extract: Path, lines: int, label: str) -> None
     # Migrate first so the figure is the load alone.
     subprocess.run([*registrar(), "migrate"], env=env, check=True, capture_output=True)
     for attempt in ("first load (inserts)", "second load (unchanged)"):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
         started = time.perf_counter()
         proc = subprocess.run([*registrar(), "load", str(extract)], env=env, capture_output=True,
                               text=True)
         seconds = time.perf_counter() - started
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime - cpu_before
         if proc.returncode != 0:
             print(f"{label}: load failed: {proc.stderr.strip()}")
             raise SystemExit(1)
         rss = f"{peak / 1024:.0f} MiB" if peak > before else f"<= {peak / 1024:.0f} MiB"
+        # CPU time of the loading process: the figure that does not depend on other load on the
+        # machine (the database server's own work on PostgreSQL is not in it).
         print(f"{label}, {attempt}: {seconds:.1f} s, {lines / seconds:,.0f} lines/s, "
-              f"peak RSS {rss}")
+              f"CPU {cpu:.1f} s, peak RSS {rss}, load average {os.getloadavg()[0]:.1f}")
         print("    " + proc.stdout.strip().replace("\n", "\n    "))
 
 
