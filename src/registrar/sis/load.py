@@ -477,8 +477,11 @@ class ExtractReader:
             yield number, parse_line(raw, number)
 
 
-def _progress() -> Progress | None:
-    """A progress bar on stderr when it is a terminal; nothing in pipes, logs and tests."""
+def _progress(*, of_bytes: bool = False) -> Progress | None:
+    """A progress bar on stderr when it is a terminal; nothing in pipes, logs and tests.
+
+    A file's progress is counted in bytes read (the line count is unknown until the end), shown as
+    a percentage with the lines read so far."""
     if not sys.stderr.isatty():
         return None
     from rich.console import Console
@@ -486,12 +489,17 @@ def _progress() -> Progress | None:
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        TaskProgressColumn,
         TextColumn,
         TimeElapsedColumn,
     )
 
+    amount = (
+        (TaskProgressColumn(), TextColumn("{task.fields[lines]:,} lines")) if of_bytes
+        else (MofNCompleteColumn(),)
+    )
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.description}"), BarColumn(), *amount, TimeElapsedColumn(),
         console=Console(stderr=True), transient=True,
     )
 
@@ -520,12 +528,12 @@ def run_load_command(settings: Settings, file: Path, replace: bool) -> None:
     with handle:
         reader = ExtractReader(handle)
         size = max(file.stat().st_size, 1)
-        progress = _progress()
-        task_id = progress.add_task("loading", total=size) if progress else None
+        progress = _progress(of_bytes=True)
+        task_id = progress.add_task("loading", total=size, lines=0) if progress else None
 
-        def on_batch(_lines: int) -> None:
+        def on_batch(lines: int) -> None:
             if progress is not None and task_id is not None:
-                progress.update(task_id, completed=reader.bytes_read)
+                progress.update(task_id, completed=reader.bytes_read, lines=lines)
 
         def on_phase(phase: str) -> None:
             if progress is not None and task_id is not None:
@@ -548,6 +556,9 @@ def run_load_command(settings: Settings, file: Path, replace: bool) -> None:
             raise fail(f"cannot read {file}: {exc.strerror or exc}; nothing was loaded") from None
         except typer.Exit:
             raise
+        except KeyboardInterrupt:
+            # The transaction never committed, so the database is as it was.
+            raise fail("interrupted; nothing was loaded") from None
         except Exception as exc:  # a database error: still one line, never a traceback
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise fail(f"load failed, nothing was loaded: {first}") from None
