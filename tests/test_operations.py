@@ -513,3 +513,28 @@ def test_start_waits_for_a_database_that_comes_up_late(database_url: str) -> Non
     finally:
         timer.cancel()
         proxy.close()
+
+
+@pytest.mark.skipif(not POSTGRES_ADMIN_URL, reason="needs PostgreSQL (REGISTRAR_TEST_POSTGRES_URL)")
+def test_shared_counter_exact_and_batched(api: TestClient, database_url: str) -> None:
+    from registrar.ratelimit import DatabaseCounter
+
+    async def go() -> tuple[int, int]:
+        window = int(time.time() // 60) + 10  # a window no request uses
+        results = []
+        for batch, sub in ((1, "exact"), (20, "batched")):
+            # Two "processes" taking turns, limit 100, 300 attempts.
+            a = DatabaseCounter(database_url, 2, limit=100, batch=batch)
+            b = DatabaseCounter(database_url, 2, limit=100, batch=batch)
+            allowed = 0
+            for i in range(300):
+                if await (a if i % 2 else b).hit(sub, window) <= 100:
+                    allowed += 1
+            await a.close()
+            await b.close()
+            results.append(allowed)
+        return results[0], results[1]
+
+    exact, batched = asyncio.run(go())
+    assert exact == 100
+    assert 100 <= batched <= 100 + 20  # overshoot at most one batch per other process

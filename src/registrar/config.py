@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     # Operations
     # Requests per service account (token `sub`) per fixed one-minute window; 0 = off.
     rate_limit_per_minute: int = 0
+    # PostgreSQL: send the shared count every N requests per process (1 = every request, exact).
+    rate_limit_batch: int = 1
     # Origins allowed by CORS: a JSON list or a comma-separated string; empty = CORS off.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"

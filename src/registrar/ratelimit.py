@@ -3,10 +3,13 @@
 Off by default (REGISTRAR_RATE_LIMIT_PER_MINUTE=0): the middleware is then not installed at all,
 so an unlimited deployment pays nothing. When on:
 
-- PostgreSQL: one statement per request, `INSERT ... ON CONFLICT DO UPDATE ... RETURNING count`, in
-  autocommit on a small pool of its own (no pre-ping, no BEGIN/COMMIT: one round trip). The table is
-  UNLOGGED: counters are not worth WAL, and losing them in a crash only forgives one minute. Every
-  API process shares the counts, so N processes still allow N requests per minute, not N x limit.
+- PostgreSQL: one statement per request, `INSERT ... ON CONFLICT DO UPDATE ... RETURNING count`,
+  in autocommit on a small asyncpg pool of its own (prepared, no BEGIN/COMMIT: one round trip).
+  REGISTRAR_RATE_LIMIT_BATCH=N (N > 1) trades exactness for cost: a process then sends its count
+  every N requests of an account (or after a second), and every request once the account is
+  within 10% of its limit, so the limit can be overshot by at most about N per other process.
+  The table is UNLOGGED: counters are not worth WAL, and losing them in a crash only forgives one
+  minute. Every API process shares the counts: P processes still allow the limit, not P x limit.
 - SQLite: counters in process memory. SQLite deployments are one process (the database is a local
   file and the API runs one uvicorn process), and a write per request would queue every read behind
   SQLite's single writer lock.
@@ -25,12 +28,12 @@ import math
 import time
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, Integer, String, text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import BigInteger, Integer, String
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Mapped, mapped_column
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registrar.db import Base, async_url, is_sqlite
+from registrar.db import Base, is_sqlite
 from registrar.errors import problem_response
 from registrar.security import SUBJECTS, SubjectCache
 
@@ -76,57 +79,100 @@ class MemoryCounter:
         return None
 
 
-_UPSERT = text(
-    "INSERT INTO rate_limits (sub, window_start, count) VALUES (:sub, :window, 1) "
-    "ON CONFLICT (sub, window_start) DO UPDATE SET count = rate_limits.count + 1 "
+_UPSERT = (
+    "INSERT INTO rate_limits (sub, window_start, count) VALUES ($1, $2, $3) "
+    "ON CONFLICT (sub, window_start) DO UPDATE SET count = rate_limits.count + EXCLUDED.count "
     "RETURNING count"
 )
-_PURGE = text("DELETE FROM rate_limits WHERE window_start < :before")
+_PURGE = "DELETE FROM rate_limits WHERE window_start < $1"
 
 
 class DatabaseCounter:
-    """Counts in the shared `rate_limits` table (PostgreSQL: every API process agrees)."""
+    """Counts in the shared `rate_limits` table (PostgreSQL: every API process agrees).
 
-    def __init__(self, database_url: str, pool_size: int) -> None:
-        self.engine: AsyncEngine = create_async_engine(
-            async_url(database_url),
-            pool_size=pool_size,
-            max_overflow=pool_size,
-            pool_recycle=1800,
-            # One round trip per request: no pre-ping, no BEGIN/COMMIT. A dead connection fails
-            # the statement, the pool discards it, and the request is let through (fail open).
-            pool_pre_ping=False,
-            isolation_level="AUTOCOMMIT",
-        )
+    Straight on an asyncpg pool of its own, not through SQLAlchemy: the statement is fixed, and
+    SQLAlchemy's per-execute work (compile cache, result wrapping, the adapter's transaction)
+    cost ~4x the driver's own time here. asyncpg prepares the statement once per connection.
+    Autocommit (no transaction block): one round trip. A connection that died is dropped by the
+    pool on the error, and the request is let through (fail open).
+    """
+
+    def __init__(
+        self, database_url: str, pool_size: int, *, limit: int = 0, batch: int = 1
+    ) -> None:
+        self.limit = limit
+        self.batch = max(1, batch)
+        # Batched mode: sub -> [count last seen in the table, hits not yet sent, time sent].
+        self._window = -1
+        self._local: dict[str, list[float]] = {}
+        url = make_url(database_url).set(drivername="postgresql")
+        self.dsn = url.render_as_string(hide_password=False)
+        self.pool_size = pool_size
+        self._pool: Any = None
+        self._pool_lock: asyncio.Lock | None = None
         self._purged_window = -1
         self._purge_task: asyncio.Task[None] | None = None
 
+    async def _get_pool(self) -> Any:
+        # Created on first use, inside the server's event loop (create_app runs outside it).
+        if self._pool is None:
+            if self._pool_lock is None:
+                self._pool_lock = asyncio.Lock()
+            async with self._pool_lock:
+                if self._pool is None:
+                    import asyncpg
+
+                    self._pool = await asyncpg.create_pool(
+                        self.dsn, min_size=1, max_size=self.pool_size, timeout=5,
+                        command_timeout=5, max_inactive_connection_lifetime=300,
+                    )
+        return self._pool
+
     async def hit(self, sub: str, window: int) -> int:
-        async with self.engine.connect() as conn:
-            count = (await conn.execute(_UPSERT, {"sub": sub, "window": window})).scalar_one()
+        if self.batch == 1:
+            return await self._send(sub, window, 1)
+        if window != self._window:
+            self._window = window
+            self._local = {}
+        entry = self._local.get(sub)
+        if entry is None:
+            return await self._send(sub, window, 1)
+        entry[1] += 1
+        estimate = int(entry[0] + entry[1])
+        now = time.monotonic()
+        if entry[1] >= self.batch or estimate >= self.limit * 0.9 or now - entry[2] > 1.0:
+            return await self._send(sub, window, int(entry[1]))
+        return estimate
+
+    async def _send(self, sub: str, window: int, hits: int) -> int:
+        pool = await self._get_pool()
+        count = await pool.fetchval(_UPSERT, sub, window, hits)
+        if self.batch > 1:
+            self._local[sub] = [int(count), 0, time.monotonic()]
         if window != self._purged_window and (self._purge_task is None or self._purge_task.done()):
             # Once per minute per process, off the request's path: drop finished windows.
             self._purged_window = window
-            self._purge_task = asyncio.create_task(self._purge(window))
+            self._purge_task = asyncio.create_task(self._purge(pool, window))
         return int(count)
 
-    async def _purge(self, window: int) -> None:
+    async def _purge(self, pool: Any, window: int) -> None:
         try:
-            async with self.engine.connect() as conn:
-                await conn.execute(_PURGE, {"before": window - 1})
+            await pool.execute(_PURGE, window - 1)
         except Exception:
             log.warning("rate limit: could not purge old windows")
 
     async def close(self) -> None:
         if self._purge_task is not None:
             await asyncio.gather(self._purge_task, return_exceptions=True)
-        await self.engine.dispose()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
 
-def make_counter(database_url: str, pool_size: int) -> Counter:
+def make_counter(database_url: str, pool_size: int, *, limit: int = 0, batch: int = 1) -> Counter:
     if is_sqlite(database_url):
         return MemoryCounter()
-    return DatabaseCounter(database_url, pool_size)
+    return DatabaseCounter(database_url, pool_size, limit=limit, batch=batch)
 
 
 class RateLimit:
@@ -193,5 +239,10 @@ def rate_limit_options(settings: Any) -> dict[str, Any]:
     """Middleware keyword arguments for `app.add_middleware(RateLimit, **...)`."""
     return {
         "limit": settings.rate_limit_per_minute,
-        "counter": make_counter(settings.database_url, max(2, settings.db_pool_size // 2)),
+        "counter": make_counter(
+            settings.database_url,
+            max(2, settings.db_pool_size // 2),
+            limit=settings.rate_limit_per_minute,
+            batch=settings.rate_limit_batch,
+        ),
     }
