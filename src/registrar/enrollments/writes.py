@@ -54,7 +54,7 @@ _DATE_SCHEMA = {
         {
             "type": "string",
             "format": "date-time",
-            "pattern": _UTC_DATETIME.pattern,
+            "pattern": f"^{_UTC_DATETIME.pattern}$",  # JSON Schema patterns are unanchored
             "examples": ["2020-03-05T17:53:46Z"],
         },
         {"type": "null"},
