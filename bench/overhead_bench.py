@@ -45,6 +45,7 @@ CONFIGS: dict[str, dict[str, str]] = {
     "metrics+ratelimit": {
         "REGISTRAR_METRICS_ENABLED": "true",
         "REGISTRAR_RATE_LIMIT_PER_MINUTE": "1000000000",
+        "REGISTRAR_RATE_LIMIT_BATCH": os.environ.get("REGISTRAR_RATE_LIMIT_BATCH", "1"),
         "REGISTRAR_LOG_LEVEL": "WARNING",
     },
     "all on (+JSON access log)": {
@@ -202,6 +203,29 @@ def middleware_micro(iterations: int = 20_000) -> dict[str, float]:
     return out
 
 
+def shared_counter_micro(url: str, iterations: int = 3000) -> dict[int, tuple[float, float]]:
+    """PostgreSQL rate-limit counter: (wall us, client CPU us) per hit, exact and batched."""
+    import asyncio
+
+    from registrar.ratelimit import DatabaseCounter
+
+    async def run(batch: int) -> tuple[float, float]:
+        counter = DatabaseCounter(url, 4, limit=10**9, batch=batch)
+        window = int(time.time() // 60)
+        try:
+            for _ in range(200):
+                await counter.hit("bench-micro", window)
+            wall, cpu = time.perf_counter(), time.process_time()
+            for _ in range(iterations):
+                await counter.hit("bench-micro", window)
+            return ((time.perf_counter() - wall) / iterations * 1e6,
+                    (time.process_time() - cpu) / iterations * 1e6)
+        finally:
+            await counter.close()
+
+    return {batch: asyncio.run(run(batch)) for batch in (1, 20)}
+
+
 def fresh_database(tmp: Path, postgres: str | None) -> str:
     if not postgres:
         return f"sqlite:///{tmp / 'bench.db'}"
@@ -246,6 +270,13 @@ def main() -> None:
         url = fresh_database(tmp, args.postgres)
         env = {**os.environ, "REGISTRAR_DATABASE_URL": url, "REGISTRAR_RUN_WORKER": "false"}
         registrar("demo", "--enrollments", str(args.enrollments), env=env)
+        counter_cost: dict[int, tuple[float, float]] = {}
+        if args.postgres:
+            print("PostgreSQL shared rate-limit counter, per request:")
+            counter_cost = shared_counter_micro(url)
+            for batch, (wall, cpu_us) in counter_cost.items():
+                mode = "exact (every request)" if batch == 1 else f"batched (every {batch})"
+                print(f"  {mode:28s} {wall:8.1f} us wall {cpu_us:8.1f} us client CPU")
         key = registrar(
             "clients", "create", "--sub", "bench-overhead", "--name", "bench", "--email",
             "bench@example.edu", "--scopes", "api:academic:enrollments:read", env=env,
@@ -298,6 +329,10 @@ def main() -> None:
     added = micro["metrics+ratelimit"] - micro["baseline"]
     print(f"  metrics+ratelimit add {added:.1f} us of CPU per request in process: "
           f"{added / base_cpu * 100:.1f}% of a GET-by-id's {base_cpu:.0f} us")
+    for batch, (_wall, cpu_us) in counter_cost.items():
+        mode = "exact" if batch == 1 else f"batched every {batch}"
+        print(f"  + PostgreSQL counter ({mode}): {cpu_us:.1f} us more, so "
+              f"{(added + cpu_us) / base_cpu * 100:.1f}% in all")
     # Server CPU per request is the figure to judge: a CPU-bound process serves 1/cpu requests
     # per second, and, unlike wall-clock req/s, it does not swing with other load on the machine.
     for name, values in figures.items():
