@@ -93,7 +93,9 @@ class Server:
         self.port = free_port()
         self.proc = subprocess.Popen(
             [str(BIN / "registrar"), "serve", "--no-worker", "--port", str(self.port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.time() + 60
         while True:
@@ -128,7 +130,9 @@ def wrk(url: str, script: Path, seconds: int, connections: int, threads: int) ->
     """Requests/s and the number of requests wrk completed."""
     out = subprocess.run(
         [WRK, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     if "Non-2xx" in out:
         raise SystemExit(f"wrk saw errors:\n{out}")
@@ -159,8 +163,13 @@ def middleware_micro(iterations: int = 20_000) -> dict[str, float]:
     SUBJECTS._entries[token] = ("bench-overhead", time.time() + 3600)
 
     async def noop(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
-        await send({"type": "http.response.start", "status": 200,  # type: ignore[operator]
-                    "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,  # type: ignore[operator]
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": b"{}"})  # type: ignore[operator]
 
     def stack(metrics: bool, limit: bool) -> object:
@@ -178,8 +187,12 @@ def middleware_micro(iterations: int = 20_000) -> dict[str, float]:
         return None
 
     async def run(app: object) -> float:
-        scope_base = {"type": "http", "method": "GET", "path": "/api/academic/enrollments/x",
-                      "headers": [(b"host", b"bench"), (b"authorization", b"Bearer " + token)]}
+        scope_base = {
+            "type": "http",
+            "method": "GET",
+            "path": "/api/academic/enrollments/x",
+            "headers": [(b"host", b"bench"), (b"authorization", b"Bearer " + token)],
+        }
         for _ in range(1000):  # warm up
             await app(dict(scope_base), receive, send)  # type: ignore[operator]
         started = time.process_time()
@@ -218,8 +231,10 @@ def shared_counter_micro(url: str, iterations: int = 3000) -> dict[int, tuple[fl
             wall, cpu = time.perf_counter(), time.process_time()
             for _ in range(iterations):
                 await counter.hit("bench-micro", window)
-            return ((time.perf_counter() - wall) / iterations * 1e6,
-                    (time.process_time() - cpu) / iterations * 1e6)
+            return (
+                (time.perf_counter() - wall) / iterations * 1e6,
+                (time.process_time() - cpu) / iterations * 1e6,
+            )
         finally:
             await counter.close()
 
@@ -277,10 +292,23 @@ def main() -> None:
             for batch, (wall, cpu_us) in counter_cost.items():
                 mode = "exact (every request)" if batch == 1 else f"batched (every {batch})"
                 print(f"  {mode:28s} {wall:8.1f} us wall {cpu_us:8.1f} us client CPU")
-        key = registrar(
-            "clients", "create", "--sub", "bench-overhead", "--name", "bench", "--email",
-            "bench@example.edu", "--scopes", "api:academic:enrollments:read", env=env,
-        ).strip().splitlines()[-1]
+        key = (
+            registrar(
+                "clients",
+                "create",
+                "--sub",
+                "bench-overhead",
+                "--name",
+                "bench",
+                "--email",
+                "bench@example.edu",
+                "--scopes",
+                "api:academic:enrollments:read",
+                env=env,
+            )
+            .strip()
+            .splitlines()[-1]
+        )
 
         server = Server({**env, **CONFIGS["baseline"]})
         try:
@@ -318,21 +346,30 @@ def main() -> None:
                     server.stop()
                 figures[name].append(rps)
                 cpu[name].append(per_request)
-                print(f"round {round_no}: {name:28s} {rps:10.1f} req/s "
-                      f"{per_request:8.1f} CPU us/request", flush=True)
+                print(
+                    f"round {round_no}: {name:28s} {rps:10.1f} req/s "
+                    f"{per_request:8.1f} CPU us/request",
+                    flush=True,
+                )
 
     backend = "PostgreSQL" if args.postgres else "SQLite"
     base = statistics.median(figures["baseline"])
     base_cpu = statistics.median(cpu["baseline"])
-    print(f"\nGET-by-id, {backend}, {args.enrollments} enrollments, one uvicorn process, "
-          f"wrk -t{args.threads} -c{args.connections} -d{args.seconds}s, median of {args.rounds}:")
+    print(
+        f"\nGET-by-id, {backend}, {args.enrollments} enrollments, one uvicorn process, "
+        f"wrk -t{args.threads} -c{args.connections} -d{args.seconds}s, median of {args.rounds}:"
+    )
     added = micro["metrics+ratelimit"] - micro["baseline"]
-    print(f"  metrics+ratelimit add {added:.1f} us of CPU per request in process: "
-          f"{added / base_cpu * 100:.1f}% of a GET-by-id's {base_cpu:.0f} us")
+    print(
+        f"  metrics+ratelimit add {added:.1f} us of CPU per request in process: "
+        f"{added / base_cpu * 100:.1f}% of a GET-by-id's {base_cpu:.0f} us"
+    )
     for batch, (_wall, cpu_us) in counter_cost.items():
         mode = "exact" if batch == 1 else f"batched every {batch}"
-        print(f"  + PostgreSQL counter ({mode}): {cpu_us:.1f} us more, so "
-              f"{(added + cpu_us) / base_cpu * 100:.1f}% in all")
+        print(
+            f"  + PostgreSQL counter ({mode}): {cpu_us:.1f} us more, so "
+            f"{(added + cpu_us) / base_cpu * 100:.1f}% in all"
+        )
     # Server CPU per request is the figure to judge: a CPU-bound process serves 1/cpu requests
     # per second, and, unlike wall-clock req/s, it does not swing with other load on the machine.
     for name, values in figures.items():
@@ -340,8 +377,10 @@ def main() -> None:
         cpu_median = statistics.median(cpu[name])
         rps_delta = (base - median) / base * 100
         cpu_delta = (cpu_median - base_cpu) / base_cpu * 100
-        note = "" if name == "baseline" else (
-            f"  capacity overhead {cpu_delta:+.1f}% (CPU/request), req/s {-rps_delta:+.1f}%"
+        note = (
+            ""
+            if name == "baseline"
+            else (f"  capacity overhead {cpu_delta:+.1f}% (CPU/request), req/s {-rps_delta:+.1f}%")
         )
         print(f"  {name:28s} {median:10.1f} req/s {cpu_median:8.1f} CPU us/request{note}")
 

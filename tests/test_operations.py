@@ -285,7 +285,10 @@ def real_server(database_url: str, **overrides: object) -> Iterator[int]:
     port = free_port()
     settings = make_settings(database_url, run_worker=False, **overrides)
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
         timeout_keep_alive=2,
     )
     server = uvicorn.Server(config)
@@ -363,16 +366,18 @@ def test_body_cap_and_stalled_body_on_a_real_server(database_url: str, writer_to
 def test_body_cap_in_process(api: TestClient, accounts: Accounts) -> None:
     headers = accounts.headers([PETITIONS_WRITE], sub="svc-bodies")
     big = b"{" + b" " * (2 * 1024 * 1024) + b"}"
-    declared = api.post(PETITIONS, headers={**headers, "Content-Type": "application/json"},
-                        content=big)
+    declared = api.post(
+        PETITIONS, headers={**headers, "Content-Type": "application/json"}, content=big
+    )
     assert declared.status_code == 413
 
     def stream() -> Iterator[bytes]:
         for _ in range(40):
             yield b" " * 65536
 
-    chunked = api.post(PETITIONS, headers={**headers, "Content-Type": "application/json"},
-                       content=stream())
+    chunked = api.post(
+        PETITIONS, headers={**headers, "Content-Type": "application/json"}, content=stream()
+    )
     assert chunked.status_code == 413
     assert chunked.headers["content-type"] == "application/problem+json"
 
@@ -448,9 +453,17 @@ def test_database_outage_503_then_recovery_without_restart(
     via_proxy = real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     settings = make_settings(via_proxy, run_worker=True, db_unavailable_retry_after_seconds=7)
     headers = accounts.headers(list(ALL_SCOPES), sub="svc-all")
-    petition = {"petition": {"netid": "nobody", "petition_code": "Q14", "origin_code": "UREG",
-                             "school": "UG", "decision": "A", "grade_term": "24F",
-                             "user_netid": "reg1"}}
+    petition = {
+        "petition": {
+            "netid": "nobody",
+            "petition_code": "Q14",
+            "origin_code": "UREG",
+            "school": "UG",
+            "decision": "A",
+            "grade_term": "24F",
+            "user_netid": "reg1",
+        }
+    }
     try:
         with TestClient(create_app(settings)) as client:
             assert client.get("/health").status_code == 200

@@ -135,9 +135,7 @@ schema = schemathesis.from_pytest_fixture("api_schema", generation_config=GENERA
     derandomize=True,
     suppress_health_check=list(HealthCheck),
 )
-def test_api_keeps_its_documented_contract(
-    case: schemathesis.Case, bearer: dict[str, str]
-) -> None:
+def test_api_keeps_its_documented_contract(case: schemathesis.Case, bearer: dict[str, str]) -> None:
     headers = dict(case.headers or {})
     if case.path != "/api/jwt":  # the login service takes the raw API key, which we fuzz
         headers.update(bearer)

@@ -235,8 +235,12 @@ async def metrics_endpoint(request: Request) -> Response:
 
         given = request.headers.get("authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {settings.metrics_token}".encode()):
-            return Response("metrics need the metrics token\n", status_code=401,
-                            media_type="text/plain", headers={"WWW-Authenticate": "Bearer"})
+            return Response(
+                "metrics need the metrics token\n",
+                status_code=401,
+                media_type="text/plain",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
     if _MULTIPROC:
         from prometheus_client import multiprocess
 
@@ -248,8 +252,9 @@ async def metrics_endpoint(request: Request) -> Response:
     rows = await read_task_figures(request)
     if rows is None:
         down = CollectorRegistry()
-        Gauge("registrar_database_up", "1 when the scrape could read the database.",
-              registry=down).set(0)
+        Gauge(
+            "registrar_database_up", "1 when the scrape could read the database.", registry=down
+        ).set(0)
         parts.append(generate_latest(down))
     else:
         parts.append(generate_latest(_task_figures_registry(rows)))

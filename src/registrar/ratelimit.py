@@ -123,8 +123,12 @@ class DatabaseCounter:
                     import asyncpg
 
                     self._pool = await asyncpg.create_pool(
-                        self.dsn, min_size=1, max_size=self.pool_size, timeout=5,
-                        command_timeout=5, max_inactive_connection_lifetime=300,
+                        self.dsn,
+                        min_size=1,
+                        max_size=self.pool_size,
+                        timeout=5,
+                        command_timeout=5,
+                        max_inactive_connection_lifetime=300,
                     )
         return self._pool
 
@@ -203,8 +207,10 @@ class RateLimit:
         try:
             count = await self.counter.hit(sub, window)
         except Exception as exc:
-            log.warning("rate limit: counter unavailable (%s); letting the request through",
-                        type(exc).__name__)
+            log.warning(
+                "rate limit: counter unavailable (%s); letting the request through",
+                type(exc).__name__,
+            )
             await self.app(scope, receive, send)
             return
         remaining = max(0, self.limit - count)
