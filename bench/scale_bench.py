@@ -1,0 +1,263 @@
+"""Issue #4 scaling figures on PostgreSQL: tasks/s with 1, 2, 4 worker processes; GET-by-id
+requests/s with 1 and 2 API processes.
+
+    .venv/bin/python bench/scale_bench.py [ADMIN_URL] [--tasks 3000] [--workers 1,2,4]
+
+ADMIN_URL (default postgresql://postgres@127.0.0.1:5432/postgres) names the server; the bench
+creates a fresh database there and drops it at the end.
+
+Tasks: per round, W `registrar worker --concurrency 4` processes start and are then paused
+(SIGSTOP) while N PATCHes are queued through one `registrar serve --no-worker`; the clock runs from
+SIGCONT until the queue is empty, so start-up and enqueueing are not in the drain figure. CPU is
+read from /proc (utime + stime) for the workers, the API and every postgres process (which includes
+any other database load on the box: run it on a quiet machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import BIN, ROOT, free_port, registrar, server, token, wait_http, wrk
+
+sys.path.insert(0, str(ROOT))  # the tests' seeding helper: enrollments straight into the database
+
+CLK = os.sysconf("SC_CLK_TCK")
+SCOPES = "api:academic:enrollments:write api:academic:enrollments:read"
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLK  # utime, stime
+    return total
+
+
+def postgres_pids() -> list[int]:
+    out = subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def children(pid: int) -> list[int]:
+    """A process and its descendants (uvicorn --workers forks the API processes)."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    pids = [pid]
+    for child in out.split():
+        pids += children(int(child))
+    return pids
+
+
+async def admin(url: str, sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def scalar(url: str, sql: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval(sql))
+    finally:
+        await conn.close()
+
+
+async def enqueue(base: str, jwt: str, ids: list[str], n: int) -> float:
+    """Queue n PATCHes (32 at a time); the enqueue rate in requests/s."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {jwt}"}
+    gate = asyncio.Semaphore(32)
+    retries: list[int] = []
+    limits = httpx.Limits(max_connections=32)
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60, limits=limits) as c:
+
+        async def one(k: int) -> None:
+            body = {"course_assessment": {"submit_date": f"2020-03-05T17:{k // 60 % 60:02d}:"
+                                          f"{k % 60:02d}Z", "opt_out_date": None}}
+            async with gate:
+                # A connection dropped without an answer (seen under load, see the report) is
+                # retried; the Idempotency-Key keeps that from queueing the task twice.
+                for attempt in range(3):
+                    try:
+                        r = await c.patch(
+                            f"/api/academic/enrollments/{ids[k % len(ids)]}",
+                            json=body,
+                            headers={"Idempotency-Key": f"bench-{k}"},
+                        )
+                        break
+                    except httpx.TransportError:
+                        if attempt == 2:
+                            raise
+                        retries.append(k)
+                if r.status_code != 202:
+                    raise RuntimeError(f"PATCH answered {r.status_code}: {r.text}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(k) for k in range(n)))
+        if retries:
+            print(f"  {len(retries)} PATCHes retried after a dropped connection", flush=True)
+        return n / (time.perf_counter() - started)
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [str(BIN / "registrar"), "worker", "--concurrency", "4"],
+            env={**os.environ, **env, "REGISTRAR_LOG_LEVEL": "INFO"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def wait_started(log: Path, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.time() + 60
+    while "started (concurrency" not in log.read_text(errors="replace"):
+        if proc.poll() is not None or time.time() > deadline:
+            raise RuntimeError(f"worker did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.1)
+
+
+def task_round(db_url: str, env: dict[str, str], base: str, api_pid: int, jwt: str,
+               ids: list[str], n: int, workers: int, tmp: Path) -> dict[str, float]:
+    asyncio.run(admin(db_url, "TRUNCATE tasks, enrollment_audit, idempotency_keys"))
+    logs = [tmp / f"worker-{workers}-{i}.log" for i in range(workers)]
+    procs = [start_worker(env, log) for log in logs]
+    try:
+        for proc, log in zip(procs, logs, strict=True):
+            wait_started(log, proc)
+        for proc in procs:
+            proc.send_signal(signal.SIGSTOP)  # queue everything first: time the drain alone
+        enqueue_rate = asyncio.run(enqueue(base, jwt, ids, n))
+        pids = [p.pid for p in procs]
+        pg = postgres_pids()
+        cpu0 = (cpu_seconds(pids), cpu_seconds(children(api_pid)), cpu_seconds(pg))
+        started = time.perf_counter()
+        for proc in procs:
+            proc.send_signal(signal.SIGCONT)
+        while asyncio.run(scalar(db_url, "SELECT count(*) FROM tasks WHERE status <> 'complete'")):
+            time.sleep(0.05)
+        seconds = time.perf_counter() - started
+        cpu1 = (cpu_seconds(pids), cpu_seconds(children(api_pid)), cpu_seconds(pg))
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGCONT)
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return {
+        "workers": workers,
+        "enqueue_rps": enqueue_rate,
+        "tasks_per_s": n / seconds,
+        "seconds": seconds,
+        # Cores used during the drain (1.0 = one core busy all the time).
+        "cpu_workers": (cpu1[0] - cpu0[0]) / seconds,
+        "cpu_api": (cpu1[1] - cpu0[1]) / seconds,
+        "cpu_postgres": (cpu1[2] - cpu0[2]) / seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("admin_url", nargs="?", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--tasks", type=int, default=3000)
+    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per GET round")
+    args = parser.parse_args()
+
+    from sqlalchemy.engine import make_url
+    from tests.tasks.fixtures import seed_enrollments
+
+    from registrar.config import Settings
+
+    name = f"registrar_bench_{secrets.token_hex(4)}"
+    db_url = make_url(args.admin_url).set(database=name).render_as_string(hide_password=False)
+    asyncio.run(admin(args.admin_url, f'CREATE DATABASE "{name}"'))
+    env = {
+        "REGISTRAR_DATABASE_URL": db_url,
+        "REGISTRAR_LOG_JSON": "false",
+        "REGISTRAR_LOG_LEVEL": "WARNING",
+        "REGISTRAR_RATE_LIMIT_PER_MINUTE": "0",
+    }
+    tmp = Path(f"/tmp/{name}")
+    tmp.mkdir()
+    try:
+        registrar("migrate", env=env)
+        out = registrar("clients", "create", "--sub", "bench", "--name", "bench", "--email",
+                        "bench@example.edu", "--scopes", SCOPES, env=env)
+        key = out.strip().splitlines()[-1]
+        ids = seed_enrollments(Settings(database_url=db_url), 1000)
+
+        rows = []
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        api_args = [str(BIN / "registrar"), "serve", "--no-worker", "--port", str(port)]
+        with server(api_args, env, f"{base}/health") as api:
+            jwt = token(base, key)
+            for w in (int(x) for x in args.workers.split(",")):
+                rows.append(task_round(db_url, env, base, api.pid, jwt, ids, args.tasks, w, tmp))
+                print(rows[-1], flush=True)
+
+        gets = []
+        paths = [f"/api/academic/enrollments/{eid}" for eid in ids]
+        for processes in (1, 2):
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            cmd = [str(BIN / "registrar"), "serve", "--no-worker", "--port", str(port),
+                   "--processes", str(processes)]
+            with server(cmd, env, f"{base}/health") as api:
+                wait_http(f"{base}/health")
+                jwt = token(base, key)
+                wrk(base, paths, jwt, seconds=2, connections=32)  # warm every process's pool
+                pg = postgres_pids()
+                c0 = (cpu_seconds(children(api.pid)), cpu_seconds(pg))
+                t0 = time.perf_counter()
+                fig = wrk(base, paths, jwt, seconds=args.seconds, connections=32)
+                dt_ = time.perf_counter() - t0
+                c1 = (cpu_seconds(children(api.pid)), cpu_seconds(pg))
+                fig.update(processes=processes, cpu_api=(c1[0] - c0[0]) / dt_,
+                           cpu_postgres=(c1[1] - c0[1]) / dt_)
+                gets.append(fig)
+                print(fig, flush=True)
+
+        print(f"\nPostgreSQL, {args.tasks} PATCH tasks, worker --concurrency 4, {os.cpu_count()} "
+              "cores shared by everything")
+        print("| workers | tasks/s | drain s | enqueue req/s | CPU workers | CPU API "
+              "| CPU postgres |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for r in rows:
+            print(f"| {r['workers']} | {r['tasks_per_s']:.0f} | {r['seconds']:.1f} | "
+                  f"{r['enqueue_rps']:.0f} | {r['cpu_workers']:.2f} | {r['cpu_api']:.2f} | "
+                  f"{r['cpu_postgres']:.2f} |")
+        print("\nGET /api/academic/enrollments/{id}, wrk -c32 (wrk on the same cores)")
+        print("| API processes | req/s | p50 ms | p99 ms | non-2xx | CPU API | CPU postgres |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for g in gets:
+            print(f"| {g['processes']:.0f} | {g['rps']:.0f} | {g.get('p50', 0):.1f} | "
+                  f"{g.get('p99', 0):.1f} | {g['non2xx']:.0f} | {g['cpu_api']:.2f} | "
+                  f"{g['cpu_postgres']:.2f} |")
+    finally:
+        asyncio.run(admin(args.admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+if __name__ == "__main__":
+    main()
