@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -30,14 +29,16 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(reference_app, name="reference")
 
-# soft_wrap: an error is one line however long, as scripts reading stderr expect.
-err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """One line on stderr and a non-zero exit: the CLI's only way to report bad input."""
-    err.print(f"error: {message}", markup=False, highlight=False)
+    """One line on stderr and a non-zero exit: the CLI's only way to report bad input.
+
+    Plain echo, not rich: rich wraps at the console width (80 columns in a pipe), which would split
+    the one line that scripts and tests read.
+    """
+    typer.echo(f"error: {' '.join(message.split())}", err=True)
     return typer.Exit(code)
 
 
@@ -150,13 +151,19 @@ def load(
 def demo(
     enrollments: Annotated[int, typer.Option(help="How many enrollments to generate")] = 100_000,
     seed: Annotated[int, typer.Option(help="Random seed, for repeatable data")] = 2020,
+    if_empty: Annotated[
+        bool,
+        typer.Option(
+            "--if-empty", help="Only fill an empty database (always a new key)"
+        ),
+    ] = False,
 ) -> None:
     """Fill the database with a believable university and a demo service account."""
     from registrar.sis.demo import run_demo_command
 
     if enrollments < 1:
         raise fail("--enrollments must be at least 1")
-    run_demo_command(settings(), enrollments=enrollments, seed=seed)
+    run_demo_command(settings(), enrollments=enrollments, seed=seed, if_empty=if_empty)
 
 
 @clients_app.command("create")
@@ -281,4 +288,4 @@ def main() -> None:  # pragma: no cover - console entry point alias
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

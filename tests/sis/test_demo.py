@@ -87,3 +87,11 @@ def test_demo_loads_data_and_prints_a_working_key(database_url: str, api: TestCl
     assert new_key != key
     assert api.post("/api/jwt", headers={"Authorization": key}).status_code == 401
     assert api.post("/api/jwt", headers={"Authorization": new_key}).status_code == 200
+
+    # --if-empty (what `make run` uses) leaves existing data alone but still hands out a key.
+    code, out, err = cli(database_url, "demo", "--enrollments", "50", "--seed", "9", "--if-empty")
+    assert code == 0, err
+    assert "demo data left as it is" in out and "inserted" not in out
+    assert len(snapshot(database_url)["enrollments"]) == 3000
+    newest = next(x for x in out.splitlines() if x.startswith("KEY=")).removeprefix("KEY=")
+    assert api.post("/api/jwt", headers={"Authorization": newest}).status_code == 200

@@ -79,7 +79,7 @@ async def verify_token(keyring: KeyRing, settings: Settings, token: str) -> Clie
     if entry is not None:
         client, exp = entry
         if exp + settings.token_leeway_seconds >= time.time():
-            return client  # type: ignore[no-any-return]
+            return client
         keyring.verified.pop(token, None)
     client = await _verify_token(keyring, settings, token)
     if len(keyring.verified) >= MAX_VERIFIED:

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from registrar.sis.load import LoadResult, _progress, fail, load_records
+from registrar.cli import fail
+from registrar.sis.load import LoadResult, _progress, load_records
 
 if TYPE_CHECKING:
     from registrar.config import Settings
@@ -24,10 +25,45 @@ if TYPE_CHECKING:
 DEMO_SUB = "demo"
 
 SUBJECTS = (
-    "AAAS", "ANTH", "ARTH", "ASTR", "BIOL", "CHEM", "CLST", "COLT", "COSC", "EARS", "ECON", "EDUC",
-    "ENGL", "ENGS", "ENVS", "FILM", "FREN", "GEOG", "GERM", "GOVT", "HIST", "ITAL", "JAPN", "LACS",
-    "LING", "MATH", "MUS", "NAS", "PHIL", "PHYS", "PSYC", "QSS", "REL", "RUSS", "SOCY", "SPAN",
-    "THEA", "WGSS", "WRIT",
+    "AAAS",
+    "ANTH",
+    "ARTH",
+    "ASTR",
+    "BIOL",
+    "CHEM",
+    "CLST",
+    "COLT",
+    "COSC",
+    "EARS",
+    "ECON",
+    "EDUC",
+    "ENGL",
+    "ENGS",
+    "ENVS",
+    "FILM",
+    "FREN",
+    "GEOG",
+    "GERM",
+    "GOVT",
+    "HIST",
+    "ITAL",
+    "JAPN",
+    "LACS",
+    "LING",
+    "MATH",
+    "MUS",
+    "NAS",
+    "PHIL",
+    "PHYS",
+    "PSYC",
+    "QSS",
+    "REL",
+    "RUSS",
+    "SOCY",
+    "SPAN",
+    "THEA",
+    "WGSS",
+    "WRIT",
 )
 # (season code, LMS prefix, first day, last day): Dartmouth's quarter system.
 SEASONS = (
@@ -38,8 +74,21 @@ SEASONS = (
 )
 SCHOOLS = (("UG", 86), ("GR", 7), ("TU", 3), ("MED", 2), ("TH", 2))
 GRADES = (
-    ("A", 26), ("A-", 22), ("B+", 14), ("B", 10), ("B-", 6), ("C+", 3), ("C", 2), ("C-", 1),
-    ("D", 1), ("E", 1), ("CT", 3), ("NC", 1), ("NR", 1), ("W", 2), ("I", 1),
+    ("A", 26),
+    ("A-", 22),
+    ("B+", 14),
+    ("B", 10),
+    ("B-", 6),
+    ("C+", 3),
+    ("C", 2),
+    ("C-", 1),
+    ("D", 1),
+    ("E", 1),
+    ("CT", 3),
+    ("NC", 1),
+    ("NR", 1),
+    ("W", 2),
+    ("I", 1),
 )
 NO_CREDIT = frozenset({"E", "NC", "NR", "W", "I"})
 NETID_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -78,8 +127,12 @@ def calendar(today: dt.date) -> tuple[list[DemoTerm], int]:
         code, prefix, _first, (end_month, end_day) = SEASONS[season]
         terms.append(
             DemoTerm(
-                index=index, code=f"{year}{code}", lms=f"{prefix}{year % 100:02d}", start=start,
-                end=dt.date(year, end_month, end_day), weight=0.35 if code == "06" else 1.0,
+                index=index,
+                code=f"{year}{code}",
+                lms=f"{prefix}{year % 100:02d}",
+                start=start,
+                end=dt.date(year, end_month, end_day),
+                weight=0.35 if code == "06" else 1.0,
             )
         )
     return terms, TERMS_BACK
@@ -107,10 +160,60 @@ class University:
             for subject in SUBJECTS
         }
         self.courses = {
-            subject: sorted({self.rng.choice((1, 2, 3, 5, 7, 10, 12, 15, 16, 17, 20, 22, 25, 27,
-                                              30, 31, 34, 36, 40, 43, 45, 48, 50, 52, 55, 60, 62,
-                                              65, 70, 74, 76, 80, 85, 89, 90, 94, 97, 101, 107,
-                                              114, 119, 124, 131, 149, 174)) for _ in range(14)})
+            subject: sorted(
+                {
+                    self.rng.choice(
+                        (
+                            1,
+                            2,
+                            3,
+                            5,
+                            7,
+                            10,
+                            12,
+                            15,
+                            16,
+                            17,
+                            20,
+                            22,
+                            25,
+                            27,
+                            30,
+                            31,
+                            34,
+                            36,
+                            40,
+                            43,
+                            45,
+                            48,
+                            50,
+                            52,
+                            55,
+                            60,
+                            62,
+                            65,
+                            70,
+                            74,
+                            76,
+                            80,
+                            85,
+                            89,
+                            90,
+                            94,
+                            97,
+                            101,
+                            107,
+                            114,
+                            119,
+                            124,
+                            131,
+                            149,
+                            174,
+                        )
+                    )
+                    for _ in range(14)
+                }
+            )
             for subject in SUBJECTS
         }
 
@@ -137,10 +240,17 @@ class University:
         per_term = [w / sum(weights) for w in weights]
         emitted = 0
         for term in self.terms:
-            quota = round(self.total * per_term[term.index]) if term.index < len(self.terms) - 1 \
+            quota = (
+                round(self.total * per_term[term.index])
+                if term.index < len(self.terms) - 1
                 else self.total - emitted
-            term_dict = {"id": term.id, "lms_term_id": term.lms, "sis_ptrm_code": "U",
-                         "sis_term_code": term.code}
+            )
+            term_dict = {
+                "id": term.id,
+                "lms_term_id": term.lms,
+                "sis_ptrm_code": "U",
+                "sis_term_code": term.code,
+            }
             past = term.end < self.today
             in_session = term.start <= self.today <= term.end
             active = term.index >= self.current
@@ -162,17 +272,28 @@ class University:
                 used_sections.add(course_section)
                 section_id = f"{course_section}-{term.id}-{crn}"
                 lms_section = f"{course_section}-{term.lms}"
-                section = {"id": section_id, "lms_section_id": lms_section,
-                           "sis_section_id": lms_section}
-                size = (rng.randint(40, 110) if number < 10 else rng.randint(8, 16)
-                        if number >= 80 else rng.randint(14, 35))
+                section = {
+                    "id": section_id,
+                    "lms_section_id": lms_section,
+                    "sis_section_id": lms_section,
+                }
+                size = (
+                    rng.randint(40, 110)
+                    if number < 10
+                    else rng.randint(8, 16)
+                    if number >= 80
+                    else rng.randint(14, 35)
+                )
                 staff = [("instructor", rng.choice(self.instructors[subject]))]
                 if size > 40 and rng.random() < 0.5:
                     ta = rng.choice(self.students)
                     staff.append(("ta", ta))
                 taken = {p[0] for _role, p in staff}
-                roster = [s for s in rng.sample(active_students, min(size, len(active_students)))
-                          if s[0] not in taken]
+                roster = [
+                    s
+                    for s in rng.sample(active_students, min(size, len(active_students)))
+                    if s[0] not in taken
+                ]
                 members = staff + [("student", s) for s in roster]
                 for role, (netid, school, confidential, _first) in members:
                     if emitted >= self.total:
@@ -248,8 +369,12 @@ async def demo_account(runtime: Runtime) -> tuple[str, str]:
         account = await session.scalar(select(ServiceAccount).where(ServiceAccount.sub == DEMO_SUB))
         if account is None:
             _account, key = await create_service_account(
-                session, settings, sub=DEMO_SUB, name="Registrar demo",
-                email="demo@example.edu", scopes=" ".join(ALL_SCOPES),
+                session,
+                settings,
+                sub=DEMO_SUB,
+                name="Registrar demo",
+                email="demo@example.edu",
+                scopes=" ".join(ALL_SCOPES),
             )
             return DEMO_SUB, key
         key = new_api_key()
@@ -260,7 +385,9 @@ async def demo_account(runtime: Runtime) -> tuple[str, str]:
         return DEMO_SUB, key
 
 
-def run_demo_command(settings: Settings, enrollments: int, seed: int) -> None:
+def run_demo_command(
+    settings: Settings, enrollments: int, seed: int, *, if_empty: bool = False
+) -> None:
     """`registrar demo`: load a generated university and print a ready-to-use API key."""
     import typer
 
@@ -277,9 +404,11 @@ def run_demo_command(settings: Settings, enrollments: int, seed: int) -> None:
         if progress is not None and task_id is not None:
             progress.update(task_id, description=phase)
 
-    async def _demo(runtime: Runtime) -> tuple[LoadResult, str, str]:
-        records = ((n, record) for n, record in enumerate(generate(enrollments, seed), start=1))
-        result = await load_records(runtime, records, on_batch=on_batch, on_phase=on_phase)
+    async def _demo(runtime: Runtime) -> tuple[LoadResult | None, str, str]:
+        result = None
+        if not (if_empty and await _has_enrollments(runtime)):
+            records = ((n, r) for n, r in enumerate(generate(enrollments, seed), start=1))
+            result = await load_records(runtime, records, on_batch=on_batch, on_phase=on_phase)
         sub, key = await demo_account(runtime)
         return result, sub, key
 
@@ -295,21 +424,33 @@ def run_demo_command(settings: Settings, enrollments: int, seed: int) -> None:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise fail(f"demo failed, nothing was loaded: {first}") from None
     out = sys.stdout
-    print(
-        f"demo university: {result.lines} enrollments of {result.people} people in "
-        f"{result.sections} sections over {result.terms} terms ({result.summary()}), "
-        f"{result.seconds:.1f} s",
-        file=out,
-    )
+    if result is None:
+        print("the database already holds enrollments: demo data left as it is", file=out)
+    else:
+        print(
+            f"demo university: {result.lines} enrollments of {result.people} people in "
+            f"{result.sections} sections over {result.terms} terms ({result.summary()}), "
+            f"{result.seconds:.1f} s",
+            file=out,
+        )
     print(f"service account {sub!r} has every scope; its API key (shown only now):", file=out)
     print(f"KEY={key}", file=out)
     print(
-        "TOKEN=$(curl -s -X POST -H \"Authorization: $KEY\" http://127.0.0.1:8000/api/jwt "
+        'TOKEN=$(curl -s -X POST -H "Authorization: $KEY" http://127.0.0.1:8000/api/jwt '
         "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"jwt\"])')",
         file=out,
     )
     print(
-        "curl -s -H \"Authorization: Bearer $TOKEN\" "
+        'curl -s -H "Authorization: Bearer $TOKEN" '
         "'http://127.0.0.1:8000/api/academic/enrollments?is_in_session=true&pagesize=5'",
         file=out,
     )
+
+
+async def _has_enrollments(runtime: Runtime) -> bool:
+    from sqlalchemy import select
+
+    from registrar.enrollments.models import Enrollment
+
+    async with runtime.db.reading() as session:
+        return await session.scalar(select(Enrollment.pk).limit(1)) is not None

@@ -31,6 +31,7 @@ from typing import IO, TYPE_CHECKING, Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from registrar.cli import fail
 from registrar.db import utcnow
 from registrar.sis.records import LineError, Record, check, parse_line
 
@@ -502,15 +503,6 @@ def _progress(*, of_bytes: bool = False) -> Progress | None:
         TextColumn("{task.description}"), BarColumn(), *amount, TimeElapsedColumn(),
         console=Console(stderr=True), transient=True,
     )
-
-
-def fail(message: str) -> Exception:
-    """`cli.fail`'s "error: ..." line, but never wrapped: rich wraps at the console width (80
-    columns in a pipe), which would split the one-line message scripts and tests rely on."""
-    import typer
-
-    typer.echo(f"error: {' '.join(message.split())}", err=True)
-    return typer.Exit(1)
 
 
 def run_load_command(settings: Settings, file: Path, replace: bool) -> None:
