@@ -91,7 +91,10 @@ def cli(database_url: str, *args: str, input: str | None = None) -> tuple[int, s
     """Run the `registrar` command in-process against `database_url`."""
     runner = CliRunner()
     result = runner.invoke(
-        cli_app, list(args), env={"REGISTRAR_DATABASE_URL": database_url}, input=input,
+        cli_app,
+        list(args),
+        env={"REGISTRAR_DATABASE_URL": database_url},
+        input=input,
         catch_exceptions=False,
     )
     return result.exit_code, result.stdout, result.stderr
@@ -108,8 +111,17 @@ class Accounts:
     def key(self, sub: str, scopes: list[str] | tuple[str, ...]) -> str:
         if sub not in self.keys:
             code, out, errout = cli(
-                self.database_url, "clients", "create", "--sub", sub, "--name", f"{sub} app",
-                "--email", f"{sub}@example.edu", "--scopes", " ".join(scopes),
+                self.database_url,
+                "clients",
+                "create",
+                "--sub",
+                sub,
+                "--name",
+                f"{sub} app",
+                "--email",
+                f"{sub}@example.edu",
+                "--scopes",
+                " ".join(scopes),
             )
             assert code == 0, errout
             self.keys[sub] = out.strip().splitlines()[-1]
@@ -120,7 +132,9 @@ class Accounts:
         assert response.status_code == 200, response.text
         return str(response.json()["jwt"])
 
-    def headers(self, scopes: list[str] | tuple[str, ...], sub: str | None = None) -> dict[str, str]:
+    def headers(
+        self, scopes: list[str] | tuple[str, ...], sub: str | None = None
+    ) -> dict[str, str]:
         """Bearer headers for a service account granted exactly `scopes`."""
         sub = sub or "svc-" + "-".join(sorted(s.rsplit(":", 1)[-1] for s in scopes)) or "svc-none"
         return {"Authorization": f"Bearer {self.token(sub, scopes)}"}

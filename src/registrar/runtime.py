@@ -21,7 +21,9 @@ class Runtime:
     def build(cls, settings: Settings) -> Runtime:
         db = create_database(settings)
         keyring = KeyRing(
-            db, secret=settings.key_encryption_secret, token_lifetime=settings.token_lifetime_seconds
+            db,
+            secret=settings.key_encryption_secret,
+            token_lifetime=settings.token_lifetime_seconds,
         )
         return cls(settings=settings, db=db, keyring=keyring)
 

@@ -40,35 +40,47 @@ def build_rows() -> dict[str, list[dict[str, Any]]]:
             sec = _section(subject, term, crn)
             crn += 1
             sections.append(sec)
-            members = [("f002nkd", "instructor"), ("f001nkx", "student"), ("f00conf", "student"),
-                       ("f003abc", "student")]
+            members = [
+                ("f002nkd", "instructor"),
+                ("f001nkx", "student"),
+                ("f00conf", "student"),
+                ("f003abc", "student"),
+            ]
             if subject == "MATH" and term["id"] == "202003-U":
                 members.append(("f004pct%_x", "student"))
             for netid, role in members:
                 past = term["sis_term_code"] < "202003"
-                grade = None if role == "instructor" or not past else (
-                    "A" if netid == "f001nkx" else "B+")
-                enrollments.append({
-                    "id": f"{sec['id']}-{netid}-{role}",
-                    "netid": netid,
-                    "role": role,
-                    "school_id": "UG",
-                    "section_id": sec["id"],
-                    "term_id": term["id"],
-                    "is_active": not past,
-                    "is_in_session": not past,
-                    "final_grade": grade,
-                    "credit_hours_earned": (1.0 if grade else None),
-                    "course_submit_date": (
-                        dt.datetime(2020, 3, 5, 17, 53, 46, tzinfo=dt.UTC)
-                        if netid == "f001nkx" and subject == "AAAS" else None
-                    ),
-                    "course_opt_out_date": None,
-                    "cache_date": LOADED_AT,
-                })
+                grade = (
+                    None
+                    if role == "instructor" or not past
+                    else ("A" if netid == "f001nkx" else "B+")
+                )
+                enrollments.append(
+                    {
+                        "id": f"{sec['id']}-{netid}-{role}",
+                        "netid": netid,
+                        "role": role,
+                        "school_id": "UG",
+                        "section_id": sec["id"],
+                        "term_id": term["id"],
+                        "is_active": not past,
+                        "is_in_session": not past,
+                        "final_grade": grade,
+                        "credit_hours_earned": (1.0 if grade else None),
+                        "course_submit_date": (
+                            dt.datetime(2020, 3, 5, 17, 53, 46, tzinfo=dt.UTC)
+                            if netid == "f001nkx" and subject == "AAAS"
+                            else None
+                        ),
+                        "course_opt_out_date": None,
+                        "cache_date": LOADED_AT,
+                    }
+                )
     return {
-        "people": [{"netid": n, "confidential": n in CONFIDENTIAL, "updated_at": LOADED_AT}
-                   for n in sorted(people)],
+        "people": [
+            {"netid": n, "confidential": n in CONFIDENTIAL, "updated_at": LOADED_AT}
+            for n in sorted(people)
+        ],
         "terms": TERMS,
         "sections": sections,
         "enrollments": enrollments,

@@ -1,4 +1,4 @@
-"""GET /api/academic/enrollments[/{id}] over HTTP: representation, scopes, FERPA, filters, paging."""
+"""GET /api/academic/enrollments[/{id}]: representation, scopes, FERPA, filters, paging."""
 
 from __future__ import annotations
 
@@ -22,8 +22,17 @@ from registrar.enrollments.models import Enrollment
 from tests.conftest import Accounts
 
 URL = "/api/academic/enrollments"
-BASE_KEYS = {"cache_date", "id", "is_active", "is_in_session", "netid", "role", "school_id",
-             "section", "term"}
+BASE_KEYS = {
+    "cache_date",
+    "id",
+    "is_active",
+    "is_in_session",
+    "netid",
+    "role",
+    "school_id",
+    "section",
+    "term",
+}
 SENSITIVE_KEYS = {"final_grade", "credit_hours_earned", "course_assessment"}
 SAMPLE = "AAAS.010.01-202001-U-10191-f001nkx-student"
 
@@ -62,6 +71,7 @@ def ids(rows: list[dict[str, Any]]) -> set[str]:
 
 # --- by id -------------------------------------------------------------------------------------
 
+
 def test_by_id_has_exactly_the_seed_keys(api: TestClient, enrollments: Any, reader: Any) -> None:
     sample = next(e for e in enrollments if e["netid"] == "f001nkx")
     response = api.get(f"{URL}/{sample['id']}", headers=reader)
@@ -81,14 +91,25 @@ def test_sensitive_scope_adds_sensitive_keys(
     assert set(body) == BASE_KEYS | SENSITIVE_KEYS
     assert body["final_grade"] == "A"
     assert body["credit_hours_earned"] == 1
-    assert body["course_assessment"] == {"submit_date": "2020-03-05T17:53:46Z",
-                                         "opt_out_date": None}
+    assert body["course_assessment"] == {
+        "submit_date": "2020-03-05T17:53:46Z",
+        "opt_out_date": None,
+    }
     other = api.get(f"{URL}/COSC.010.01-202001-U-10192-f003abc-student", headers=sensitive).json()
     assert other["course_assessment"] is None
 
 
-@pytest.mark.parametrize("bad_id", ["nope", "AAAS.010.01-202001-U-10191-f001nkx-teacher",
-                                    "x" * 2000, "%00", "' OR 1=1 --", "..%2f..%2f"])
+@pytest.mark.parametrize(
+    "bad_id",
+    [
+        "nope",
+        "AAAS.010.01-202001-U-10191-f001nkx-teacher",
+        "x" * 2000,
+        "%00",
+        "' OR 1=1 --",
+        "..%2f..%2f",
+    ],
+)
 def test_unknown_id_is_404(api: TestClient, enrollments: Any, reader: Any, bad_id: str) -> None:
     response = api.get(f"{URL}/{bad_id}", headers=reader)
     assert response.status_code == 404
@@ -119,6 +140,7 @@ def test_no_token_is_401_and_wrong_scope_is_403(
 
 # --- collections and filters -------------------------------------------------------------------
 
+
 def test_collection_hides_confidential_people(
     api: TestClient, enrollments: Any, reader: Any, private: Any
 ) -> None:
@@ -140,8 +162,10 @@ def test_collection_hides_confidential_people(
         ({"term.id": "202003-U"}, lambda e: e["term_id"] == "202003-U"),
         ({"section.id": "AAAS.*"}, lambda e: e["section_id"].startswith("AAAS.")),
         ({"section.id": "*-10191"}, lambda e: e["section_id"].endswith("-10191")),
-        ({"section.lms_section_id": "MATH.010.01-SP20"},
-         lambda e: e["section_id"].startswith("MATH") and e["term_id"] == "202003-U"),
+        (
+            {"section.lms_section_id": "MATH.010.01-SP20"},
+            lambda e: e["section_id"].startswith("MATH") and e["term_id"] == "202003-U",
+        ),
         ({"is_active": "true"}, lambda e: e["is_active"]),
         ({"is_in_session": "false"}, lambda e: not e["is_in_session"]),
         ({"school_id": "UG"}, lambda e: True),
@@ -152,21 +176,31 @@ def test_collection_hides_confidential_people(
         ({"netid": "f00%"}, lambda e: False),
         ({"netid": "' OR '1'='1"}, lambda e: False),
         ({"netid": "f001nkx'; DROP TABLE enrollments; --"}, lambda e: False),
-        ({"id": "AAAS*f001nkx-student"},
-         lambda e: e["section_id"].startswith("AAAS") and e["netid"] == "f001nkx"),
+        (
+            {"id": "AAAS*f001nkx-student"},
+            lambda e: e["section_id"].startswith("AAAS") and e["netid"] == "f001nkx",
+        ),
     ],
 )
-def test_filters(api: TestClient, enrollments: Any, reader: Any, params: dict[str, str],
-                 expect: Any) -> None:
+def test_filters(
+    api: TestClient, enrollments: Any, reader: Any, params: dict[str, str], expect: Any
+) -> None:
     assert ids(get_all(api, reader, **params)) == ids(v for v in visible(enrollments) if expect(v))
 
 
 def test_same_attribute_twice_is_a_range(api: TestClient, enrollments: Any, reader: Any) -> None:
     response = api.get(
-        URL, params=[("term.sis_term_code", ">201909"), ("term.sis_term_code", "<202003"),
-                     ("pagesize", "1000")], headers=reader,
+        URL,
+        params=[
+            ("term.sis_term_code", ">201909"),
+            ("term.sis_term_code", "<202003"),
+            ("pagesize", "1000"),
+        ],
+        headers=reader,
     )
-    assert ids(response.json()) == ids(e for e in visible(enrollments) if e["term_id"] == "202001-U")
+    assert ids(response.json()) == ids(
+        e for e in visible(enrollments) if e["term_id"] == "202001-U"
+    )
 
 
 def test_backslash_makes_operators_and_wildcards_literal(
@@ -176,28 +210,39 @@ def test_backslash_makes_operators_and_wildcards_literal(
     assert get_all(api, reader, netid="f001nk\\*") == []
     assert get_all(api, reader, netid="f001nkx\\,f002nkd") == []
     assert ids(get_all(api, reader, netid="f001nkx,f002nkd")) == ids(
-        e for e in enrollments if e["netid"] in ("f001nkx", "f002nkd"))
+        e for e in enrollments if e["netid"] in ("f001nkx", "f002nkd")
+    )
 
 
 def test_sensitive_filters_with_scope(api: TestClient, enrollments: Any, sensitive: Any) -> None:
     vis = visible(enrollments)
     assert ids(get_all(api, sensitive, final_grade="A")) == ids(
-        e for e in vis if e["final_grade"] == "A")
+        e for e in vis if e["final_grade"] == "A"
+    )
     assert ids(get_all(api, sensitive, final_grade="null")) == ids(
-        e for e in vis if e["final_grade"] is None)
+        e for e in vis if e["final_grade"] is None
+    )
     assert ids(get_all(api, sensitive, final_grade="!null")) == ids(
-        e for e in vis if e["final_grade"] is not None)
+        e for e in vis if e["final_grade"] is not None
+    )
     assert ids(get_all(api, sensitive, credit_hours_earned=">=1")) == ids(
-        e for e in vis if e["credit_hours_earned"])
+        e for e in vis if e["credit_hours_earned"]
+    )
     assert ids(get_all(api, sensitive, course_assessment="!null")) == ids(
-        e for e in vis if e["course_submit_date"])
-    assert ids(get_all(api, sensitive, **{"course_assessment.submit_date": ">2020-03-01T00:00:00Z"})
-               ) == ids(e for e in vis if e["course_submit_date"])
-    assert get_all(api, sensitive, **{"course_assessment.submit_date": ">2020-03-06T00:00:00Z"}) == []
+        e for e in vis if e["course_submit_date"]
+    )
+    assert ids(
+        get_all(api, sensitive, **{"course_assessment.submit_date": ">2020-03-01T00:00:00Z"})
+    ) == ids(e for e in vis if e["course_submit_date"])
+    assert (
+        get_all(api, sensitive, **{"course_assessment.submit_date": ">2020-03-06T00:00:00Z"}) == []
+    )
 
 
-@pytest.mark.parametrize("param", ["final_grade", "credit_hours_earned", "course_assessment",
-                                   "course_assessment.submit_date"])
+@pytest.mark.parametrize(
+    "param",
+    ["final_grade", "credit_hours_earned", "course_assessment", "course_assessment.submit_date"],
+)
 def test_filter_on_a_field_the_token_cannot_see_reveals_nothing(
     api: TestClient, enrollments: Any, reader: Any, param: str
 ) -> None:
@@ -213,8 +258,9 @@ def test_filter_on_a_field_the_token_cannot_see_reveals_nothing(
 def test_unknown_attributes_are_ignored_and_named(
     api: TestClient, enrollments: Any, reader: Any
 ) -> None:
-    response = api.get(URL, params={"colour": "blue", "netid": "f001nkx", "term.nope": "1"},
-                       headers=reader)
+    response = api.get(
+        URL, params={"colour": "blue", "netid": "f001nkx", "term.nope": "1"}, headers=reader
+    )
     assert response.status_code == 200
     assert response.headers["x-ignored-parameters"] == "colour,term.nope"
     assert {r["netid"] for r in response.json()} == {"f001nkx"}
@@ -222,12 +268,26 @@ def test_unknown_attributes_are_ignored_and_named(
 
 @pytest.mark.parametrize(
     "params",
-    [{"is_active": "yes"}, {"credit_hours_earned": "1"}, {"cache_date": "yesterday"},
-     {"netid": "a\x00b"}, {"netid": "x" * 5000}, {"term.sis_term_code": "<2020*"},
-     {"term.sis_term_code": "<1,2"}, {"is_active": "tru*"}, {"page": "0"}, {"page": "-1"},
-     {"page": "abc"}, {"pagesize": "0"}, {"pagesize": "1001"}, {"pagesize": "1e3"},
-     {"page": "99999999999999999999"}, {"continuation_key": "nope"},
-     {"continuation_key": "a.b"}, {"cursor": "5"}],
+    [
+        {"is_active": "yes"},
+        {"credit_hours_earned": "1"},
+        {"cache_date": "yesterday"},
+        {"netid": "a\x00b"},
+        {"netid": "x" * 5000},
+        {"term.sis_term_code": "<2020*"},
+        {"term.sis_term_code": "<1,2"},
+        {"is_active": "tru*"},
+        {"page": "0"},
+        {"page": "-1"},
+        {"page": "abc"},
+        {"pagesize": "0"},
+        {"pagesize": "1001"},
+        {"pagesize": "1e3"},
+        {"page": "99999999999999999999"},
+        {"continuation_key": "nope"},
+        {"continuation_key": "a.b"},
+        {"cursor": "5"},
+    ],
 )
 def test_bad_filter_and_paging_values_are_400(
     api: TestClient, enrollments: Any, reader: Any, sensitive: Any, params: dict[str, str]
@@ -242,6 +302,7 @@ def test_bad_filter_and_paging_values_are_400(
 
 
 # --- paging and found sets ---------------------------------------------------------------------
+
 
 def _next(response: Any) -> str | None:
     match = re.search(r'<([^>]+)>;\s*rel="next"', response.headers.get("link", ""))
@@ -272,8 +333,11 @@ def test_continuation_key_pages_by_number_and_ignores_new_filters(
 ) -> None:
     first = api.get(URL, params={"pagesize": 3, "role": "student"}, headers=reader)
     key = first.headers["x-request-id"]
-    page2 = api.get(URL, params={"continuation_key": key, "page": 2, "pagesize": 3,
-                                 "netid": "f002nkd"}, headers=reader)
+    page2 = api.get(
+        URL,
+        params={"continuation_key": key, "page": 2, "pagesize": 3, "netid": "f002nkd"},
+        headers=reader,
+    )
     assert page2.status_code == 200
     assert page2.headers["x-ignored-parameters"] == "netid"
     assert all(r["role"] == "student" for r in page2.json())
@@ -299,8 +363,9 @@ def test_found_set_excludes_records_added_after_it(
     asyncio.run(add())
     seen: list[str] = []
     for page in range(1, total // 2 + 2):
-        response = api.get(URL, params={"continuation_key": key, "page": page, "pagesize": 2},
-                           headers=reader)
+        response = api.get(
+            URL, params={"continuation_key": key, "page": page, "pagesize": 2}, headers=reader
+        )
         assert response.headers["x-total-count"] == str(total)
         seen += [r["id"] for r in response.json()]
     assert new_row["id"] not in seen and len(seen) == total
@@ -323,12 +388,16 @@ def test_found_set_applies_the_current_tokens_visibility(
 ) -> None:
     key = accounts.key("two-faces", [ENROLLMENTS_READ, PEOPLE_PRIVATE])
     wide = api.post("/api/jwt", headers={"Authorization": key}).json()["jwt"]
-    narrow = api.post("/api/jwt", params={"scope": ENROLLMENTS_READ},
-                      headers={"Authorization": key}).json()["jwt"]
+    narrow = api.post(
+        "/api/jwt", params={"scope": ENROLLMENTS_READ}, headers={"Authorization": key}
+    ).json()["jwt"]
     first = api.get(URL, params={"pagesize": 1000}, headers={"Authorization": f"Bearer {wide}"})
     assert "f00conf" in {r["netid"] for r in first.json()}
-    again = api.get(URL, params={"continuation_key": first.headers["x-request-id"]},
-                    headers={"Authorization": f"Bearer {narrow}"})
+    again = api.get(
+        URL,
+        params={"continuation_key": first.headers["x-request-id"]},
+        headers={"Authorization": f"Bearer {narrow}"},
+    )
     assert again.status_code == 200
     assert "f00conf" not in {r["netid"] for r in again.json()}
 

@@ -31,7 +31,9 @@ async def post_jwt(
     request: Request,
     runtime: RuntimeDep,
     authorization: Annotated[str | None, Header(description="The raw API key")] = None,
-    scope: Annotated[str | None, Query(description="Scopes wanted, space or comma separated")] = None,
+    scope: Annotated[
+        str | None, Query(description="Scopes wanted, space or comma separated")
+    ] = None,
 ) -> LoginResponse:
     key = (authorization or "").strip()
     if key.lower().startswith("bearer "):

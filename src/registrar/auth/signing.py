@@ -48,7 +48,9 @@ def open_private_key(stored: str, secret: str | None) -> str:
     try:
         return _fernet(secret).decrypt(stored[4:].encode()).decode()
     except InvalidToken as exc:
-        raise RuntimeError("REGISTRAR_KEY_ENCRYPTION_SECRET does not open the signing keys") from exc
+        raise RuntimeError(
+            "REGISTRAR_KEY_ENCRYPTION_SECRET does not open the signing keys"
+        ) from exc
 
 
 def generate_key(secret: str | None) -> SigningKey:
@@ -56,9 +58,11 @@ def generate_key(secret: str | None) -> SigningKey:
     pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    public_pem = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public_pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return SigningKey(
         kid=secrets.token_hex(8),
         algorithm=ALGORITHM,
@@ -145,7 +149,10 @@ class KeyRing:
     async def verification_key(self, kid: str) -> Ed25519PublicKey | None:
         loaded = await self.current()
         key = loaded.public.get(kid)
-        if key is None and time.monotonic() - self._last_unknown_refresh > UNKNOWN_KID_REFRESH_SECONDS:
+        if (
+            key is None
+            and time.monotonic() - self._last_unknown_refresh > UNKNOWN_KID_REFRESH_SECONDS
+        ):
             # A kid we do not know may be a key another process just rotated in.
             self._last_unknown_refresh = time.monotonic()
             async with self._lock:
