@@ -89,13 +89,7 @@ CHECKS = (
 KNOWN_SEEN: list[str] = []
 
 # Failures found by this run in code owned elsewhere, kept visible (xfail) until fixed there.
-KNOWN_ISSUES: dict[tuple[str, str], str] = {
-    ("GET", "/api/students/{netid}/petitions"): (
-        "petitions/router.py puts the raw netid into a response header (Link/X-Request-ID path): "
-        "a non-latin-1 netid (%C4%80) raises UnicodeEncodeError -> 500, and a control character "
-        "(%1F) makes uvicorn refuse the header after the response started -> connection dropped"
-    ),
-}
+KNOWN_ISSUES: dict[tuple[str, str], str] = {}
 
 
 @pytest.fixture(scope="module")

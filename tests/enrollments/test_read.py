@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -408,3 +408,15 @@ def test_page_past_the_end_is_empty(api: TestClient, enrollments: Any, reader: A
     assert response.json() == []
     assert _next(response) is None
     assert parse_qs(urlsplit(response.headers["link"].split(";")[0][1:-1]).query)["page"] == ["1"]
+
+
+def test_links_stay_ascii_whatever_the_path(
+    api: TestClient, enrollments: Any, accounts: Accounts
+) -> None:
+    # A route with a path segment (a student's petitions) echoes its path in Link headers.
+    headers = accounts.headers(["api:academic:petitions:read"], sub="petition-reader")
+    for netid in ("\u0100", "a\x1fb", "f001nkx"):
+        response = api.get(f"/api/students/{quote(netid)}/petitions", headers=headers)
+        assert response.status_code == 200
+        assert response.headers["link"].isascii()
+        assert "\x1f" not in response.headers["link"]

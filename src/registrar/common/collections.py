@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from sqlalchemy import ColumnElement, Row, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +20,7 @@ from registrar.errors import bad_request
 
 RESERVED = ("page", "pagesize", "continuation_key", "cursor")
 MAX_OFFSET = 10_000_000
+PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
 @dataclass(frozen=True)
@@ -161,9 +162,9 @@ async def find_page(
         next_query = urlencode(
             {"continuation_key": key, "page": page + 1, "pagesize": pagesize, "cursor": next_cursor}
         )
-        links.append(f'<{url.replace(query=next_query)}>; rel="next"')
+        links.append(f'<{_link(url, next_query)}>; rel="next"')
     first_query = urlencode({"continuation_key": key, "page": 1, "pagesize": pagesize})
-    links.append(f'<{url.replace(query=first_query)}>; rel="first"')
+    links.append(f'<{_link(url, first_query)}>; rel="first"')
     headers["Link"] = ", ".join(links)
     if ignored:
         headers["X-Ignored-Parameters"] = ",".join(_header_safe(n) for n in ignored)
@@ -177,6 +178,13 @@ async def find_page(
         next_cursor=next_cursor,
         headers=headers,
     )
+
+
+def _link(url: URL, query: str) -> str:
+    """An absolute link to this collection: the path percent-encoded again (Starlette hands it
+    over decoded), so a path segment such as a netid can never put non-ASCII or control
+    characters into a header."""
+    return f"{url.scheme}://{url.netloc}{quote(url.path, safe=PATH_SAFE)}?{query}"
 
 
 def _header_safe(name: str) -> str:
