@@ -17,14 +17,15 @@ from urllib.parse import quote
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registrar.auth.scopes import ENROLLMENTS_WRITE
 from registrar.auth.tokens import Client
+from registrar.db import utcnow
 from registrar.dependencies import RuntimeDep, require_scopes
 from registrar.enrollments.models import Enrollment, EnrollmentAudit
-from registrar.enrollments.repository import get_visible_enrollment
+from registrar.enrollments.repository import get_visible_enrollment, visible_to
 from registrar.errors import ProblemError, bad_request, not_found, problem_responses
 from registrar.tasks.handlers import (
     HandlerResult,
@@ -225,8 +226,7 @@ async def patch_enrollment(
     )
 
 
-def _assessment(enrollment: Enrollment) -> dict[str, Any] | None:
-    submit, opt_out = enrollment.course_submit_date, enrollment.course_opt_out_date
+def _assessment(submit: dt.datetime | None, opt_out: dt.datetime | None) -> dict[str, Any] | None:
     if submit is None and opt_out is None:
         return None
     return {
@@ -256,17 +256,19 @@ async def apply_course_assessment(session: AsyncSession, task: Task) -> HandlerR
     normalized, errors = validate_payload(task.payload)
     if errors:
         raise PermanentTaskError(str(errors))
-    found = await get_visible_enrollment(session, enrollment_id, _requester_client(task))
-    if found is None:
-        raise PermanentTaskError(str([f"Enrollment {enrollment_id} does not exist."]))
-    enrollment = found[0]
+    # Core statements, not ORM objects: this runs once per task and is the worker's hot path.
+    # The FERPA rule is the repository's `visible_to`, the same one the request applied.
+    current = select(
+        Enrollment.pk, Enrollment.course_submit_date, Enrollment.course_opt_out_date
+    ).where(Enrollment.id == enrollment_id, *visible_to(_requester_client(task)))
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         # Row lock: two tasks on one enrollment then record true before/after values in order.
         # (SQLite's write transaction already excludes every other writer.)
-        await session.execute(
-            select(Enrollment).where(Enrollment.pk == enrollment.pk).with_for_update(),
-            execution_options={"populate_existing": True},
-        )
+        current = current.with_for_update(of=Enrollment)
+    row = (await session.execute(current)).first()
+    if row is None:
+        raise PermanentTaskError(str([f"Enrollment {enrollment_id} does not exist."]))
+    pk, submit, opt_out = row
     # Every task applied here so far, with when it was requested; read under the lock.
     applied = (
         await session.execute(
@@ -280,36 +282,38 @@ async def apply_course_assessment(session: AsyncSession, task: Task) -> HandlerR
     # row exists, its change was already applied: report success and change nothing.
     if any(task_id == task.id for task_id, _requested in applied):
         return HandlerResult(url, SUCCESS_MESSAGE)
-    before = _assessment(enrollment)
+    before = _assessment(submit, opt_out)
     # Last request wins, even when workers run one enrollment's tasks out of order (a retry, a
     # reclaimed lease, parallel workers): under the lock, if a task requested later has already
     # been applied here, this older request is recorded but does not overwrite it.
     newest_applied = max((r for _t, r in applied if r is not None), default=None)
     superseded = newest_applied is not None and newest_applied > task.request_date
-    if not superseded:
-        ca = normalized["course_assessment"]
-        enrollment.course_submit_date = (
-            dt.datetime.fromisoformat(ca["submit_date"]) if ca["submit_date"] else None
-        )
-        enrollment.course_opt_out_date = (
-            dt.datetime.fromisoformat(ca["opt_out_date"]) if ca["opt_out_date"] else None
-        )
     note = f"PATCH course_assessment (attempt {ctx.attempt})"
     if superseded:
         note += "; superseded by a newer request already applied, not written"
-    session.add(
-        EnrollmentAudit(
+    else:
+        ca = normalized["course_assessment"]
+        submit = dt.datetime.fromisoformat(ca["submit_date"]) if ca["submit_date"] else None
+        opt_out = dt.datetime.fromisoformat(ca["opt_out_date"]) if ca["opt_out_date"] else None
+        await session.execute(
+            update(Enrollment)
+            .where(Enrollment.pk == pk)
+            .values(course_submit_date=submit, course_opt_out_date=opt_out),
+            execution_options={"synchronize_session": False},
+        )
+    await session.execute(
+        insert(EnrollmentAudit).values(
             enrollment_id=enrollment_id,
             task_id=task.id,
             actor_sub=task.sub,
             worker_id=ctx.worker_id,
+            changed_at=utcnow(),
             started_at=ctx.started_at,
             before={"course_assessment": before},
-            after={"course_assessment": _assessment(enrollment)},
+            after={"course_assessment": _assessment(submit, opt_out)},
             note=note,
         )
     )
-    await session.flush()
     return HandlerResult(url, SUCCESS_MESSAGE)
 
 

@@ -40,8 +40,12 @@ def print_stats(settings: Settings) -> None:
         table = Table("resource", "queued", "running", "failed", "complete", "oldest queued")
         for r in s["per_resource"]:
             table.add_row(
-                r["resource"], str(r["queued"]), str(r["running"]), str(r["failed"]),
-                str(r["complete"]), _age(r["oldest_queued_age"]),
+                r["resource"],
+                str(r["queued"]),
+                str(r["running"]),
+                str(r["failed"]),
+                str(r["complete"]),
+                _age(r["oldest_queued_age"]),
             )
         Console(width=120).print(table)
 
