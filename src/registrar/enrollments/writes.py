@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registrar.auth.scopes import ENROLLMENTS_WRITE
@@ -295,14 +295,15 @@ async def apply_course_assessment(session: AsyncSession, task: Task) -> HandlerR
         ca = normalized["course_assessment"]
         submit = dt.datetime.fromisoformat(ca["submit_date"]) if ca["submit_date"] else None
         opt_out = dt.datetime.fromisoformat(ca["opt_out_date"]) if ca["opt_out_date"] else None
+        # On the Table, not the mapped class: skips the ORM's bulk-DML layer (half the CPU).
+        enrollments = cast(Table, Enrollment.__table__)
         await session.execute(
-            update(Enrollment)
-            .where(Enrollment.pk == pk)
-            .values(course_submit_date=submit, course_opt_out_date=opt_out),
-            execution_options={"synchronize_session": False},
+            update(enrollments)
+            .where(enrollments.c.pk == pk)
+            .values(course_submit_date=submit, course_opt_out_date=opt_out)
         )
     await session.execute(
-        insert(EnrollmentAudit).values(
+        insert(cast(Table, EnrollmentAudit.__table__)).values(
             enrollment_id=enrollment_id,
             task_id=task.id,
             actor_sub=task.sub,

@@ -10,15 +10,16 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy import Table, and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registrar.db import utcnow
 from registrar.tasks.models import Task
 
 _NO_SYNC = {"synchronize_session": False}
+TASKS = cast(Table, Task.__table__)
 
 
 def _rowcount(result: Any) -> int:
@@ -80,9 +81,12 @@ async def finish(
     last_error: str | None = None,
 ) -> bool:
     """Mark the task done, if this worker still holds it. False means the lease was lost."""
+    # On the Table, not the mapped class: this runs once per task and the ORM's bulk-DML layer
+    # would cost more than the statement.
+    t = TASKS
     result = await session.execute(
-        update(Task)
-        .where(Task.id == task_id, Task.locked_by == worker_id, Task.status == "accepted")
+        update(t)
+        .where(t.c.id == task_id, t.c.locked_by == worker_id, t.c.status == "accepted")
         .values(
             status=status,
             completed_date=utcnow(),
@@ -92,8 +96,7 @@ async def finish(
             locked_by=None,
             locked_until=None,
             last_error=last_error,
-        ),
-        execution_options=_NO_SYNC,
+        )
     )
     return _rowcount(result) == 1
 
