@@ -119,8 +119,14 @@ def _retry_after(request: Request) -> int:
 # asyncpg's names for "the connection went away" (its InterfaceError subclasses and the like),
 # matched by name so that SQLite-only installs need not import asyncpg.
 _LOST_CONNECTION_TYPES = frozenset(
-    {"ConnectionDoesNotExistError", "ConnectionFailureError", "InterfaceError",
-     "CannotConnectNowError", "ConnectionRejectionError", "TooManyConnectionsError"}
+    {
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "InterfaceError",
+        "CannotConnectNowError",
+        "ConnectionRejectionError",
+        "TooManyConnectionsError",
+    }
 )
 
 
@@ -148,7 +154,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(_request: Request, exc: ProblemError) -> JSONResponse:
         return problem_response(
-            exc.status, exc.detail, slug=exc.slug, errors=exc.errors, headers=exc.headers,
+            exc.status,
+            exc.detail,
+            slug=exc.slug,
+            errors=exc.errors,
+            headers=exc.headers,
             title=exc.title,
         )
 
