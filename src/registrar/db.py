@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -66,6 +66,21 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+async def database_now(session: AsyncSession) -> dt.datetime:
+    """The clock every process agrees on, for leases and for ordering requests.
+
+    On PostgreSQL that is the database's clock: API and worker processes on different machines
+    may disagree by seconds, which would reorder requests and reclaim live leases. On SQLite every
+    process runs on the machine that holds the file, so its own clock is the shared one.
+    """
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        value = await session.scalar(text("SELECT clock_timestamp()"))
+        if isinstance(value, dt.datetime):
+            return value.astimezone(dt.UTC)
+    return utcnow()
 
 
 def async_url(url: str) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from sqlalchemy import ColumnElement, Row, Select, func, select
+from sqlalchemy import ColumnElement, Row, Select, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import URL
 
@@ -32,6 +32,9 @@ class CollectionSpec:
     table: Any  # the collection's own table (for counts)
     fields: dict[str, Field]
     visibility: Callable[[Client], list[ColumnElement[bool]]]
+    # The same rule seen from the other side: the rows the caller may not see (None: it sees
+    # all). Used for counting.
+    hidden: Callable[[Client], ColumnElement[bool] | None]
 
 
 @dataclass
@@ -115,19 +118,18 @@ async def find_page(
         ignored = parsed.ignored
         found = None
 
-    # Visibility (FERPA) is applied on every page with the *current* token's scopes.
-    conditions = [*parsed.conditions, *spec.visibility(client)]
-
     if found is None:
-        # One statement for both, so the count and the snapshot describe the same moment.
-        newest = select(func.max(spec.key)).scalar_subquery()
-        snapshot_row = (
-            await session.execute(
-                select(newest, func.count()).select_from(spec.table).where(*conditions)
-            )
-        ).one()
-        snapshot, total = int(snapshot_row[0] or 0), int(snapshot_row[1])
-        conditions.append(spec.key <= snapshot)
+        # One statement, so the count and the snapshot describe the same moment. The visible
+        # count is "matching" minus "matching and hidden" (see common/ferpa.py for why).
+        matching = parsed.conditions
+        hidden = spec.hidden(client)
+        figures = [
+            select(func.max(spec.key)).scalar_subquery(),
+            _count(spec, matching),
+            _count(spec, [*matching, hidden]) if hidden is not None else literal(0),
+        ]
+        newest, total_matching, total_hidden = (await session.execute(select(*figures))).one()
+        snapshot, total = int(newest or 0), int(total_matching) - int(total_hidden)
         found = found_sets.FoundSet(
             resource=spec.resource,
             sub=client.sub,
@@ -137,16 +139,24 @@ async def find_page(
             expires=int(time.time()) + settings.found_set_ttl_seconds,
         )
         key = found_sets.encode(found, secret)
-    else:
-        conditions.append(spec.key <= found.snapshot)
     assert key is not None
 
-    query = rows.where(*conditions).order_by(spec.key).limit(pagesize + 1)
+    # Visibility (FERPA) is applied on every page with the *current* token's scopes.
+    keys = (
+        select(spec.key)
+        .where(*parsed.conditions, *spec.visibility(client), spec.key <= found.snapshot)
+        .order_by(spec.key)
+        .limit(pagesize + 1)
+    )
     if cursor is not None:
         # Keyset: the Link header's way, as fast on page 500 as on page 1.
-        query = query.where(spec.key > cursor)
+        keys = keys.where(spec.key > cursor)
     elif page > 1:
-        query = query.offset((page - 1) * pagesize)
+        keys = keys.offset((page - 1) * pagesize)
+    # The page's keys first, on the collection's table alone; the joins for the representation
+    # then touch only those rows. (Joined in one query, SQLite may loop over a small joined
+    # table first and sort the whole collection to find the first page.)
+    query = rows.where(spec.key.in_(keys.scalar_subquery())).order_by(spec.key)
     result = list((await session.execute(query)).all())
     more = len(result) > pagesize
     result = result[:pagesize]
@@ -185,6 +195,10 @@ def _link(url: URL, query: str) -> str:
     over decoded), so a path segment such as a netid can never put non-ASCII or control
     characters into a header."""
     return f"{url.scheme}://{url.netloc}{quote(url.path, safe=PATH_SAFE)}?{query}"
+
+
+def _count(spec: CollectionSpec, conditions: Sequence[ColumnElement[bool]]) -> Any:
+    return select(func.count()).select_from(spec.table).where(*conditions).scalar_subquery()
 
 
 def _header_safe(name: str) -> str:

@@ -1,19 +1,25 @@
-"""Enrollment queries. FERPA hiding lives here, in `visible_to`, and every read goes through it."""
+"""Enrollment queries. Every read applies the FERPA rule (common/ferpa.py) through `visible_to`."""
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Select, bindparam, exists, select
+from sqlalchemy import ColumnElement, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from registrar.auth.scopes import PEOPLE_PRIVATE
 from registrar.auth.tokens import Client
+from registrar.common import ferpa
 from registrar.common.collections import CollectionSpec
 from registrar.enrollments.filters import FIELDS
-from registrar.enrollments.models import Enrollment, Person, Section, Term
+from registrar.enrollments.models import Enrollment, Section, Term
 
 
 def visible_to(client: Client) -> list[ColumnElement[bool]]:
-    """Conditions that hide enrollments of confidential people from callers without the scope."""
-    return [] if client.sees_private else [~_CONFIDENTIAL]
+    """Conditions that hide enrollments of confidential people (the FERPA rule, common/ferpa.py)."""
+    return ferpa.visible_to(client, Enrollment.netid)
+
+
+def hidden_from(client: Client) -> ColumnElement[bool] | None:
+    return ferpa.hidden_from(client, Enrollment.netid)
 
 
 def enrollment_rows() -> Select[tuple[Enrollment, Section, Term]]:
@@ -25,14 +31,14 @@ def enrollment_rows() -> Select[tuple[Enrollment, Section, Term]]:
     )
 
 
-def _by_id(sees_private: bool) -> Select[tuple[Enrollment, Section, Term]]:
-    hidden = [] if sees_private else [~_CONFIDENTIAL]
-    return enrollment_rows().where(Enrollment.id == bindparam("enrollment_id"), *hidden)
+def _by_id(client: Client) -> Select[tuple[Enrollment, Section, Term]]:
+    return enrollment_rows().where(Enrollment.id == bindparam("enrollment_id"), *visible_to(client))
 
 
-_CONFIDENTIAL = exists().where(Person.netid == Enrollment.netid, Person.confidential.is_(True))
+_ANYONE = Client(sub="", name="", email="", scopes=frozenset(), claims={})
+_PRIVATE = Client(sub="", name="", email="", scopes=frozenset({PEOPLE_PRIVATE}), claims={})
 # Built once: the hottest query of the API skips statement construction and cache-key work.
-_BY_ID = {True: _by_id(True), False: _by_id(False)}
+_BY_ID = {True: _by_id(_PRIVATE), False: _by_id(_ANYONE)}
 
 
 async def get_visible_enrollment(
@@ -52,4 +58,5 @@ def collection_spec() -> CollectionSpec:
         table=Enrollment,
         fields=FIELDS,
         visibility=visible_to,
+        hidden=hidden_from,
     )

@@ -1,13 +1,13 @@
-"""Petition queries. FERPA hiding lives here, in `visible_to`, and every read goes through it."""
+"""Petition queries. Every read applies the FERPA rule (common/ferpa.py) through `visible_to`."""
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Select, exists, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registrar.auth.tokens import Client
+from registrar.common import ferpa
 from registrar.common.collections import CollectionSpec
-from registrar.enrollments.models import Person
 from registrar.petitions.filters import FIELDS
 from registrar.petitions.models import Petition
 from registrar.reference.models import Origin, PetitionType
@@ -16,11 +16,12 @@ PetitionRow = tuple[Petition, str, str]
 
 
 def visible_to(client: Client) -> list[ColumnElement[bool]]:
-    """Conditions that hide petitions of confidential people from callers without the scope."""
-    if client.sees_private:
-        return []
-    confidential = exists().where(Person.netid == Petition.netid, Person.confidential.is_(True))
-    return [~confidential]
+    """Conditions that hide petitions of confidential people (the FERPA rule, common/ferpa.py)."""
+    return ferpa.visible_to(client, Petition.netid)
+
+
+def hidden_from(client: Client) -> ColumnElement[bool] | None:
+    return ferpa.hidden_from(client, Petition.netid)
 
 
 def petition_rows() -> Select[tuple[Petition, str, str]]:
@@ -59,4 +60,5 @@ def collection_spec() -> CollectionSpec:
         table=Petition,
         fields=FIELDS,
         visibility=visible_to,
+        hidden=hidden_from,
     )

@@ -15,7 +15,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registrar.db import utcnow
+from registrar.db import database_now, utcnow
 from registrar.tasks.models import Task
 
 _NO_SYNC = {"synchronize_session": False}
@@ -41,7 +41,7 @@ async def claim(
     each take different rows without waiting on one another. An expired lease (a worker that died
     or hung) matches `locked_until < now` and is reclaimed here too.
     """
-    now = utcnow()
+    now = await database_now(session)
     due = (
         select(Task.id)
         .where(
@@ -110,11 +110,12 @@ def backoff_seconds(attempts: int, base: float, cap: float = 300.0) -> float:
 async def schedule_retry(
     session: AsyncSession, task_id: str, *, worker_id: str, delay: float, error: str
 ) -> bool:
+    now = await database_now(session)
     result = await session.execute(
         update(Task)
         .where(Task.id == task_id, Task.locked_by == worker_id, Task.status == "accepted")
         .values(
-            run_at=utcnow() + dt.timedelta(seconds=delay),
+            run_at=now + dt.timedelta(seconds=delay),
             locked_by=None,
             locked_until=None,
             last_error=error,
@@ -147,10 +148,11 @@ async def heartbeat(
     """Extend the leases of all this worker's running tasks, in one statement."""
     if not task_ids:
         return 0
+    now = await database_now(session)
     result = await session.execute(
         update(Task)
         .where(Task.id.in_(list(task_ids)), Task.locked_by == worker_id, Task.status == "accepted")
-        .values(locked_until=utcnow() + dt.timedelta(seconds=lease_seconds)),
+        .values(locked_until=now + dt.timedelta(seconds=lease_seconds)),
         execution_options=_NO_SYNC,
     )
     return _rowcount(result)

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registrar.auth.tokens import Client
-from registrar.db import utcnow
+from registrar.db import database_now, utcnow
 from registrar.runtime import Runtime
 from registrar.tasks.idempotency import IdempotencyClaim, find_replay, remember
 from registrar.tasks.models import Task
@@ -157,6 +157,12 @@ async def enqueue(
         called_url=called_url,
         run_at=run_at,
     )
+    if runtime.db.dialect == "postgresql":
+        # The database's clock, not this process's: "the newest request wins" compares
+        # request_date across API processes on different machines.
+        task.request_date = await database_now(session)
+        if run_at is None:
+            task.run_at = task.request_date
     session.add(task)
     await session.flush()
     if runtime.db.dialect == "postgresql":
