@@ -168,7 +168,10 @@ async def find_page(
     }
     links = []
     if more and result:
-        next_cursor = int(getattr(result[-1][0], spec.key.key))
+        last = result[-1]
+        name = spec.key.key
+        # Plain rows carry the key as a column; ORM rows carry it on their first entity.
+        next_cursor = int(last._mapping[name] if name in last._mapping else getattr(last[0], name))
         next_query = urlencode(
             {"continuation_key": key, "page": page + 1, "pagesize": pagesize, "cursor": next_cursor}
         )

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import ColumnElement, exists, select, text
 
 from registrar.auth.tokens import Client
 from registrar.enrollments.models import Person
 
-_CONFIDENTIAL_NETIDS = select(Person.netid).where(Person.confidential.is_(True))
+# Written as the bare column so that the partial index `... WHERE confidential` applies: on SQLite
+# SQLAlchemy renders a boolean column as `confidential = 1`, which SQLite's planner does not match
+# to that index, and it would scan every person instead.
+_IS_CONFIDENTIAL = text("people.confidential")
+_CONFIDENTIAL_NETIDS = select(Person.netid).where(_IS_CONFIDENTIAL)
 
 
 def visible_to(client: Client, netid: Any) -> list[ColumnElement[bool]]:
@@ -22,7 +26,7 @@ def visible_to(client: Client, netid: Any) -> list[ColumnElement[bool]]:
     """
     if client.sees_private:
         return []
-    return [~exists().where(Person.netid == netid, Person.confidential.is_(True))]
+    return [~exists().where(Person.netid == netid, Person.confidential)]
 
 
 def hidden_from(client: Client, netid: Any) -> ColumnElement[bool] | None:

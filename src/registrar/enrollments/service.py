@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import URL
 
@@ -14,42 +15,41 @@ from registrar.common.collections import Page, find_page
 from registrar.common.representation import iso_z, number
 from registrar.config import Settings
 from registrar.enrollments import repository
-from registrar.enrollments.models import Enrollment, Section, Term
 from registrar.errors import not_found
 
 MAX_ID_LENGTH = 256
 
 
-def represent(e: Enrollment, s: Section, t: Term, *, sensitive: bool) -> dict[str, Any]:
+def represent(row: Row[Any], *, sensitive: bool) -> dict[str, Any]:
     """Seed 002's shape; the sensitive keys are absent, not null, without the scope."""
-    out: dict[str, Any] = {"cache_date": iso_z(e.cache_date)}
+    out: dict[str, Any] = {"cache_date": iso_z(row.cache_date)}
     if sensitive:
-        out["final_grade"] = e.final_grade
-        out["credit_hours_earned"] = number(e.credit_hours_earned)
-        if e.course_submit_date is None and e.course_opt_out_date is None:
+        out["final_grade"] = row.final_grade
+        out["credit_hours_earned"] = number(row.credit_hours_earned)
+        if row.course_submit_date is None and row.course_opt_out_date is None:
             out["course_assessment"] = None
         else:
             out["course_assessment"] = {
-                "submit_date": iso_z(e.course_submit_date),
-                "opt_out_date": iso_z(e.course_opt_out_date),
+                "submit_date": iso_z(row.course_submit_date),
+                "opt_out_date": iso_z(row.course_opt_out_date),
             }
     out.update(
-        id=e.id,
-        is_active=e.is_active,
-        is_in_session=e.is_in_session,
-        netid=e.netid,
-        role=e.role,
-        school_id=e.school_id,
+        id=row.id,
+        is_active=row.is_active,
+        is_in_session=row.is_in_session,
+        netid=row.netid,
+        role=row.role,
+        school_id=row.school_id,
         section={
-            "id": s.id,
-            "lms_section_id": s.lms_section_id,
-            "sis_section_id": s.sis_section_id,
+            "id": row.section_id,
+            "lms_section_id": row.lms_section_id,
+            "sis_section_id": row.sis_section_id,
         },
         term={
-            "id": t.id,
-            "lms_term_id": t.lms_term_id,
-            "sis_ptrm_code": t.sis_ptrm_code,
-            "sis_term_code": t.sis_term_code,
+            "id": row.term_id,
+            "lms_term_id": row.lms_term_id,
+            "sis_ptrm_code": row.sis_ptrm_code,
+            "sis_term_code": row.sis_term_code,
         },
     )
     return out
@@ -63,7 +63,7 @@ async def get_enrollment(
         found = await repository.get_visible_enrollment(session, enrollment_id, client)
     if found is None:
         raise not_found("enrollment")
-    return represent(*found, sensitive=client.has(ENROLLMENTS_READ_SENSITIVE))
+    return represent(found, sensitive=client.has(ENROLLMENTS_READ_SENSITIVE))
 
 
 async def list_enrollments(
@@ -86,4 +86,4 @@ async def list_enrollments(
         url=url,
     )
     sensitive = client.has(ENROLLMENTS_READ_SENSITIVE)
-    return [represent(r[0], r[1], r[2], sensitive=sensitive) for r in page.rows], page
+    return [represent(r, sensitive=sensitive) for r in page.rows], page
