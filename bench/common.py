@@ -123,6 +123,14 @@ def wrk(
     return figures
 
 
+def timed_paths(base: str, paths: list[str], token: str, n: int) -> list[float]:
+    """Latencies (ms) of n sequential GETs cycling through `paths`: the figure at light load."""
+    out: list[float] = []
+    for i in range(n):
+        out += timed_get(base + paths[i % len(paths)], token, 1)
+    return out
+
+
 def timed_get(url: str, token: str, n: int) -> list[float]:
     """Latencies (ms) of n sequential GETs of one URL over one keep-alive connection."""
     import http.client

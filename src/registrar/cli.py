@@ -103,7 +103,10 @@ def serve(
         workers=processes,
         log_level=s.log_level.lower(),
         access_log=False,
-        timeout_keep_alive=5,
+        # Longer than the usual load balancer idle timeout (60 s): the balancer, not us, closes an
+        # idle connection, so a request is never sent on a connection we are closing (a PATCH
+        # cannot be retried blindly; see Idempotency-Key).
+        timeout_keep_alive=65,
         timeout_graceful_shutdown=20,
     )
 

@@ -14,7 +14,6 @@ import re
 from typing import Annotated, Any, cast
 from urllib.parse import quote
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Table, insert, select, update
@@ -22,11 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registrar.auth.scopes import ENROLLMENTS_WRITE
 from registrar.auth.tokens import Client
+from registrar.common.json_body import read_json_body
 from registrar.db import utcnow
 from registrar.dependencies import RuntimeDep, require_scopes
 from registrar.enrollments.models import Enrollment, EnrollmentAudit
 from registrar.enrollments.repository import get_visible_enrollment, visible_to
-from registrar.errors import ProblemError, bad_request, not_found, problem_responses
+from registrar.errors import bad_request, not_found, problem_responses
 from registrar.tasks.handlers import (
     HandlerResult,
     PermanentTaskError,
@@ -34,7 +34,7 @@ from registrar.tasks.handlers import (
     register_handler,
     run_context,
 )
-from registrar.tasks.idempotency import idempotency_claim
+from registrar.tasks.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotency_claim
 from registrar.tasks.models import Task
 from registrar.tasks.schemas import Accepted
 from registrar.tasks.service import accept_write
@@ -128,26 +128,6 @@ def validate_payload(body: Any) -> tuple[dict[str, Any], list[str]]:
     return normalized, errors[:MAX_ERRORS]
 
 
-def _is_json(content_type: str | None) -> bool:
-    if not content_type:
-        return False
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
-
-
-def parse_json_body(raw: bytes) -> Any:
-    """Strict JSON: UTF-8 only, no NaN/Infinity, 64-bit numbers, nesting capped (orjson: 1024)."""
-    if not raw.strip():
-        raise bad_request("The request body is empty.", ["The payload must be a JSON object."])
-    try:
-        return orjson.loads(raw)
-    except (orjson.JSONDecodeError, RecursionError, ValueError) as exc:
-        reason = str(exc).splitlines()[0][:200] if str(exc) else "malformed JSON"
-        raise bad_request("The request body is not valid JSON.", [f"Not JSON: {reason}"]) from None
-
-
 @router.patch(
     "/api/academic/enrollments/{enrollment_id}",
     summary="Update an enrollment's course_assessment (queued)",
@@ -181,16 +161,7 @@ def parse_json_body(raw: bytes) -> Any:
                 }
             },
         },
-        "parameters": [
-            {
-                "name": "Idempotency-Key",
-                "in": "header",
-                "required": False,
-                "description": "Repeat a request safely: the same key and body within 24 h answer "
-                "the same 202 and Location; the same key with another body gets 422.",
-                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
-            }
-        ],
+        "parameters": [IDEMPOTENCY_KEY_PARAMETER],
     },
 )
 async def patch_enrollment(
@@ -203,14 +174,7 @@ async def patch_enrollment(
         found = await get_visible_enrollment(session, enrollment_id, client)
     if found is None:
         raise not_found("enrollment")
-    if not _is_json(request.headers.get("content-type")):
-        raise ProblemError(
-            415,
-            "The request body must be application/json.",
-            slug="unsupported-media-type",
-            errors=["Content-Type: expected application/json"],
-        )
-    body = parse_json_body(await request.body())
+    body = await read_json_body(request)
     normalized, errors = validate_payload(body)
     if errors:
         raise bad_request("The payload is not valid.", errors)

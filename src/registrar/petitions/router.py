@@ -16,12 +16,12 @@ from fastapi.responses import JSONResponse
 
 from registrar.auth.scopes import PEOPLE_PRIVATE, PETITIONS_READ, PETITIONS_WRITE
 from registrar.auth.tokens import Client
+from registrar.common.json_body import read_json_body
 from registrar.common.openapi import COLLECTION_HEADERS, collection_parameters
 from registrar.common.responses import FastJSON
 from registrar.config import get_settings
 from registrar.dependencies import FoundSetSecret, ReadSessionDep, RuntimeDep, require_scopes
-from registrar.enrollments.writes import parse_json_body
-from registrar.errors import ProblemError, bad_request, problem_responses
+from registrar.errors import bad_request, problem_responses
 from registrar.petitions import service
 from registrar.petitions.filters import FIELDS
 from registrar.petitions.handlers import (
@@ -33,7 +33,7 @@ from registrar.petitions.handlers import (
     RESOURCE,
 )
 from registrar.petitions.schemas import PetitionOut
-from registrar.tasks.idempotency import idempotency_claim
+from registrar.tasks.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotency_claim
 from registrar.tasks.schemas import Accepted
 from registrar.tasks.service import accept_write
 
@@ -94,15 +94,6 @@ POST_EXAMPLE = {
 }
 
 
-def is_json(content_type: str | None) -> bool:
-    if not content_type:
-        return False
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
-
-
 def envelope_problems(body: Any) -> list[str]:
     """What the POST itself checks: a JSON object with a `petition` object and nothing else."""
     if not isinstance(body, dict):
@@ -144,27 +135,11 @@ def envelope_problems(body: Any) -> list[str]:
             "required": True,
             "content": {"application/json": {"schema": POST_BODY_SCHEMA, "example": POST_EXAMPLE}},
         },
-        "parameters": [
-            {
-                "name": "Idempotency-Key",
-                "in": "header",
-                "required": False,
-                "description": "Repeat a request safely: the same key and body within 24 h answer "
-                "the same 202 and Location; the same key with another body gets 422.",
-                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
-            }
-        ],
+        "parameters": [IDEMPOTENCY_KEY_PARAMETER],
     },
 )
 async def post_petition(request: Request, runtime: RuntimeDep, client: Writer) -> JSONResponse:
-    if not is_json(request.headers.get("content-type")):
-        raise ProblemError(
-            415,
-            "The request body must be application/json.",
-            slug="unsupported-media-type",
-            errors=["Content-Type: expected application/json"],
-        )
-    body = parse_json_body(await request.body())
+    body = await read_json_body(request)
     problems = envelope_problems(body)
     if problems:
         raise bad_request("The payload is not valid.", problems)

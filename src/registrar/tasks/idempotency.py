@@ -42,6 +42,17 @@ def fingerprint(method: str, path: str, body: Any) -> str:
     ).hexdigest()
 
 
+# How every write documents the header (the same rule idempotency_claim enforces).
+IDEMPOTENCY_KEY_PARAMETER = {
+    "name": HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Repeat a request safely: the same key and body within 24 h answer the same "
+    "202 and Location; the same key with another body gets 422.",
+    "schema": {"type": "string", "pattern": "^[ -~]{1,255}$"},
+}
+
+
 def idempotency_claim(request: Request, sub: str, body: Any) -> IdempotencyClaim | None:
     """The request's claim on a key, or None without the header; 400 for a malformed key."""
     key = request.headers.get(HEADER)
