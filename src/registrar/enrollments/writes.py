@@ -36,7 +36,7 @@ from registrar.tasks.handlers import (
 )
 from registrar.tasks.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotency_claim
 from registrar.tasks.models import Task
-from registrar.tasks.schemas import Accepted
+from registrar.tasks.schemas import ACCEPTED_RESPONSE, Accepted
 from registrar.tasks.service import accept_write
 
 router = APIRouter(tags=["enrollments"])
@@ -134,16 +134,7 @@ def validate_payload(body: Any) -> tuple[dict[str, Any], list[str]]:
     status_code=202,
     response_model=Accepted,
     responses={
-        202: {
-            "description": "Accepted: poll the task named in Location.",
-            "headers": {
-                "Location": {"description": "/api/tasks/{id}", "schema": {"type": "string"}},
-                "Retry-After": {
-                    "description": "Seconds before the first poll",
-                    "schema": {"type": "integer"},
-                },
-            },
-        },
+        202: ACCEPTED_RESPONSE,
         **problem_responses(400, 401, 403, 404, 413, 415, 422),
     },
     openapi_extra={

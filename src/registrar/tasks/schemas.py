@@ -40,3 +40,16 @@ class TaskOut(BaseModel):
 
 class Accepted(BaseModel):
     status: Literal["accepted"] = "accepted"
+
+
+# How every write documents its 202 (see tasks.service.accepted_response).
+ACCEPTED_RESPONSE: dict[str, Any] = {
+    "description": "Accepted: poll the task named in Location.",
+    "headers": {
+        "Location": {"description": "/api/tasks/{id}", "schema": {"type": "string"}},
+        "Retry-After": {
+            "description": "Seconds before the first poll",
+            "schema": {"type": "integer"},
+        },
+    },
+}
