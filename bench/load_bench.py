@@ -52,8 +52,9 @@ def timed_load(database_url: str, extract: Path, lines: int, label: str) -> None
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
         started = time.perf_counter()
-        proc = subprocess.run([*registrar(), "load", str(extract)], env=env, capture_output=True,
-                              text=True)
+        proc = subprocess.run(
+            [*registrar(), "load", str(extract)], env=env, capture_output=True, text=True
+        )
         seconds = time.perf_counter() - started
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         peak, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime - cpu_before
@@ -63,8 +64,10 @@ def timed_load(database_url: str, extract: Path, lines: int, label: str) -> None
         rss = f"{peak / 1024:.0f} MiB" if peak > before else f"<= {peak / 1024:.0f} MiB"
         # CPU time of the loading process: the figure that does not depend on other load on the
         # machine (the database server's own work on PostgreSQL is not in it).
-        print(f"{label}, {attempt}: {seconds:.1f} s, {lines / seconds:,.0f} lines/s, "
-              f"CPU {cpu:.1f} s, peak RSS {rss}, load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"{label}, {attempt}: {seconds:.1f} s, {lines / seconds:,.0f} lines/s, "
+            f"CPU {cpu:.1f} s, peak RSS {rss}, load average {os.getloadavg()[0]:.1f}"
+        )
         print("    " + proc.stdout.strip().replace("\n", "\n    "))
 
 
@@ -82,7 +85,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=2020)
-    parser.add_argument("--postgres", help="admin URL, e.g. postgresql://postgres@127.0.0.1/postgres")
+    parser.add_argument(
+        "--postgres", help="admin URL, e.g. postgresql://postgres@127.0.0.1/postgres"
+    )
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the extract and the SQLite file")
     args = parser.parse_args()
@@ -91,8 +96,9 @@ def main() -> None:
     extract = workdir / "extract.jsonl"
     seconds = write_extract(extract, args.lines, args.seed)
     size = extract.stat().st_size / 1024 / 1024
-    print(f"extract: {args.lines:,} lines, {size:.0f} MiB, generated in {seconds:.1f} s "
-          f"({extract})")
+    print(
+        f"extract: {args.lines:,} lines, {size:.0f} MiB, generated in {seconds:.1f} s ({extract})"
+    )
 
     if not args.no_sqlite:
         db = workdir / "bench.db"

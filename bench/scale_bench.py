@@ -89,8 +89,12 @@ async def enqueue(base: str, jwt: str, ids: list[str], n: int) -> float:
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60, limits=limits) as c:
 
         async def one(k: int) -> None:
-            body = {"course_assessment": {"submit_date": f"2020-03-05T17:{k // 60 % 60:02d}:"
-                                          f"{k % 60:02d}Z", "opt_out_date": None}}
+            body = {
+                "course_assessment": {
+                    "submit_date": f"2020-03-05T17:{k // 60 % 60:02d}:{k % 60:02d}Z",
+                    "opt_out_date": None,
+                }
+            }
             async with gate:
                 # A connection dropped without an answer (seen under load, see the report) is
                 # retried; the Idempotency-Key keeps that from queueing the task twice.
@@ -134,8 +138,17 @@ def wait_started(log: Path, proc: subprocess.Popen[bytes]) -> None:
         time.sleep(0.1)
 
 
-def task_round(db_url: str, env: dict[str, str], base: str, api_pid: int, jwt: str,
-               ids: list[str], n: int, workers: int, tmp: Path) -> dict[str, float]:
+def task_round(
+    db_url: str,
+    env: dict[str, str],
+    base: str,
+    api_pid: int,
+    jwt: str,
+    ids: list[str],
+    n: int,
+    workers: int,
+    tmp: Path,
+) -> dict[str, float]:
     asyncio.run(admin(db_url, "TRUNCATE tasks, enrollment_audit, idempotency_keys"))
     logs = [tmp / f"worker-{workers}-{i}.log" for i in range(workers)]
     procs = [start_worker(env, log) for log in logs]
@@ -178,7 +191,9 @@ def task_round(db_url: str, env: dict[str, str], base: str, api_pid: int, jwt: s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("admin_url", nargs="?", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument(
+        "admin_url", nargs="?", default="postgresql://postgres@127.0.0.1:5432/postgres"
+    )
     parser.add_argument("--tasks", type=int, default=3000)
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per GET round")
@@ -202,8 +217,19 @@ def main() -> None:
     tmp.mkdir()
     try:
         registrar("migrate", env=env)
-        out = registrar("clients", "create", "--sub", "bench", "--name", "bench", "--email",
-                        "bench@example.edu", "--scopes", SCOPES, env=env)
+        out = registrar(
+            "clients",
+            "create",
+            "--sub",
+            "bench",
+            "--name",
+            "bench",
+            "--email",
+            "bench@example.edu",
+            "--scopes",
+            SCOPES,
+            env=env,
+        )
         key = out.strip().splitlines()[-1]
         ids = seed_enrollments(Settings(database_url=db_url), 1000)
 
@@ -222,8 +248,15 @@ def main() -> None:
         for processes in (1, 2):
             port = free_port()
             base = f"http://127.0.0.1:{port}"
-            cmd = [str(BIN / "registrar"), "serve", "--no-worker", "--port", str(port),
-                   "--processes", str(processes)]
+            cmd = [
+                str(BIN / "registrar"),
+                "serve",
+                "--no-worker",
+                "--port",
+                str(port),
+                "--processes",
+                str(processes),
+            ]
             with server(cmd, env, f"{base}/health") as api:
                 wait_http(f"{base}/health")
                 jwt = token(base, key)
@@ -234,27 +267,37 @@ def main() -> None:
                 fig = wrk(base, paths, jwt, seconds=args.seconds, connections=32)
                 dt_ = time.perf_counter() - t0
                 c1 = (cpu_seconds(children(api.pid)), cpu_seconds(pg))
-                fig.update(processes=processes, cpu_api=(c1[0] - c0[0]) / dt_,
-                           cpu_postgres=(c1[1] - c0[1]) / dt_)
+                fig.update(
+                    processes=processes,
+                    cpu_api=(c1[0] - c0[0]) / dt_,
+                    cpu_postgres=(c1[1] - c0[1]) / dt_,
+                )
                 gets.append(fig)
                 print(fig, flush=True)
 
-        print(f"\nPostgreSQL, {args.tasks} PATCH tasks, worker --concurrency 4, {os.cpu_count()} "
-              "cores shared by everything")
-        print("| workers | tasks/s | drain s | enqueue req/s | CPU workers | CPU API "
-              "| CPU postgres |")
+        print(
+            f"\nPostgreSQL, {args.tasks} PATCH tasks, worker --concurrency 4, {os.cpu_count()} "
+            "cores shared by everything"
+        )
+        print(
+            "| workers | tasks/s | drain s | enqueue req/s | CPU workers | CPU API | CPU postgres |"
+        )
         print("| --- | --- | --- | --- | --- | --- | --- |")
         for r in rows:
-            print(f"| {r['workers']} | {r['tasks_per_s']:.0f} | {r['seconds']:.1f} | "
-                  f"{r['enqueue_rps']:.0f} | {r['cpu_workers']:.2f} | {r['cpu_api']:.2f} | "
-                  f"{r['cpu_postgres']:.2f} |")
+            print(
+                f"| {r['workers']} | {r['tasks_per_s']:.0f} | {r['seconds']:.1f} | "
+                f"{r['enqueue_rps']:.0f} | {r['cpu_workers']:.2f} | {r['cpu_api']:.2f} | "
+                f"{r['cpu_postgres']:.2f} |"
+            )
         print("\nGET /api/academic/enrollments/{id}, wrk -c32 (wrk on the same cores)")
         print("| API processes | req/s | p50 ms | p99 ms | non-2xx | CPU API | CPU postgres |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
         for g in gets:
-            print(f"| {g['processes']:.0f} | {g['rps']:.0f} | {g.get('p50', 0):.1f} | "
-                  f"{g.get('p99', 0):.1f} | {g['non2xx']:.0f} | {g['cpu_api']:.2f} | "
-                  f"{g['cpu_postgres']:.2f} |")
+            print(
+                f"| {g['processes']:.0f} | {g['rps']:.0f} | {g.get('p50', 0):.1f} | "
+                f"{g.get('p99', 0):.1f} | {g['non2xx']:.0f} | {g['cpu_api']:.2f} | "
+                f"{g['cpu_postgres']:.2f} |"
+            )
     finally:
         asyncio.run(admin(args.admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 

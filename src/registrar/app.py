@@ -64,8 +64,11 @@ async def _migrate_when_reachable(settings: Settings) -> None:
         except (OSError, OperationalError, InterfaceError) as exc:
             if time.monotonic() + delay > deadline:
                 raise
-            log.warning("database not reachable at start (%s); retrying in %.1f s",
-                        type(exc).__name__, delay)
+            log.warning(
+                "database not reachable at start (%s); retrying in %.1f s",
+                type(exc).__name__,
+                delay,
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 

@@ -156,9 +156,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed, for repeatable data")] = 2020,
     if_empty: Annotated[
         bool,
-        typer.Option(
-            "--if-empty", help="Only fill an empty database (always a new key)"
-        ),
+        typer.Option("--if-empty", help="Only fill an empty database (always a new key)"),
     ] = False,
 ) -> None:
     """Fill the database with a believable university and a demo service account."""

@@ -46,19 +46,21 @@ def build_petitions() -> list[dict[str, Any]]:
     for netid in ("f001abc", "f002xyz", CONFIDENTIAL):
         for i, code in enumerate(CODES):
             n += 1
-            rows.append({
-                "id": f"{n:024x}",
-                "netid": netid,
-                "petition_code": code,
-                "origin_code": "UREG" if i % 2 == 0 else "UDEAN",
-                "school": "UG",
-                "decision": None if i == 3 else f"IDP {n:03d}",
-                "grade_term": ["23F", "24W", "24S", "24W=L"][i],
-                "user_netid": "f006s0b",
-                "effective_date": LOADED_AT + dt.timedelta(days=n),
-                "cache_date": LOADED_AT,
-                "created_by_task": None,
-            })
+            rows.append(
+                {
+                    "id": f"{n:024x}",
+                    "netid": netid,
+                    "petition_code": code,
+                    "origin_code": "UREG" if i % 2 == 0 else "UDEAN",
+                    "school": "UG",
+                    "decision": None if i == 3 else f"IDP {n:03d}",
+                    "grade_term": ["23F", "24W", "24S", "24W=L"][i],
+                    "user_netid": "f006s0b",
+                    "effective_date": LOADED_AT + dt.timedelta(days=n),
+                    "cache_date": LOADED_AT,
+                    "created_by_task": None,
+                }
+            )
     return rows
 
 

@@ -143,7 +143,13 @@ def test_openapi_documents_the_body_and_errors(api: TestClient) -> None:
     schema = op["requestBody"]["content"]["application/json"]["schema"]
     assert schema["required"] == ["petition"]
     assert set(schema["properties"]["petition"]["properties"]) == {
-        "netid", "petition_code", "origin_code", "school", "decision", "grade_term", "user_netid"
+        "netid",
+        "petition_code",
+        "origin_code",
+        "school",
+        "decision",
+        "grade_term",
+        "user_netid",
     }
     assert {"202", "400", "401", "403", "413", "415"} <= set(op["responses"])
 
@@ -172,8 +178,17 @@ def test_202_then_complete_and_the_petition_is_readable_at_path(
     assert got.status_code == 200
     body = got.json()
     assert list(body) == [
-        "id", "netid", "petition_code", "petition_name", "origin_code", "origin_name", "school",
-        "decision", "grade_term", "effective_date", "cache_date",
+        "id",
+        "netid",
+        "petition_code",
+        "petition_name",
+        "origin_code",
+        "origin_name",
+        "school",
+        "decision",
+        "grade_term",
+        "effective_date",
+        "cache_date",
     ]
     assert body["id"] == match.group(1)
     assert body["netid"] == "f006kdf"
@@ -191,15 +206,22 @@ def test_202_then_complete_and_the_petition_is_readable_at_path(
 def test_seed_003_sample_normalizes_case(api: TestClient, writer: dict[str, str]) -> None:
     # Seed 003's successful sample: user_netid in capitals, decision "2023-2024", grade 24W.
     fields = petition(
-        netid="f006s0b", decision="2023-2024", grade_term="24w=l", user_netid="F006S0B",
-        petition_code="q25", school="ug",
+        netid="f006s0b",
+        decision="2023-2024",
+        grade_term="24w=l",
+        user_netid="F006S0B",
+        petition_code="q25",
+        school="ug",
     )
     task = submit(api, writer, fields)
     assert task["status"] == "complete", task
     assert task["payload"] == fields  # the task keeps what was sent
     body = api.get(task["path"], headers=writer).json()
     assert (body["netid"], body["grade_term"], body["petition_code"], body["school"]) == (
-        "f006s0b", "24W=L", "Q25", "UG"
+        "f006s0b",
+        "24W=L",
+        "Q25",
+        "UG",
     )
     assert body["petition_name"] == "Reduce Sr Yr Residence Req"
 
@@ -256,7 +278,9 @@ def test_all_problems_are_named_at_once(api: TestClient, writer: dict[str, str])
         "Unknown attribute: bogus.",
         "Missing attribute: origin_code.",
         "Missing attribute: school.",
-        "grade_term must look like", "Unknown netid: nobody.", "Unknown petition_code: Q99.",
+        "grade_term must look like",
+        "Unknown netid: nobody.",
+        "Unknown petition_code: Q99.",
     ):
         assert expected in message, message
     assert message.startswith("['") and message.endswith("']")  # seed 000's failed sample
@@ -280,8 +304,9 @@ def test_idempotency_key_answers_the_same_task(api: TestClient, writer: dict[str
     again = post(api, writer, body, **{"Idempotency-Key": "petition-abc"})
     assert first.status_code == again.status_code == 202
     assert first.headers["location"] == again.headers["location"]
-    other = post(api, writer, {"petition": petition(grade_term="25X")},
-                 **{"Idempotency-Key": "petition-abc"})
+    other = post(
+        api, writer, {"petition": petition(grade_term="25X")}, **{"Idempotency-Key": "petition-abc"}
+    )
     assert other.status_code == 422
     assert wait_task(api, first.headers["location"], writer)["status"] == "complete"
 
@@ -323,8 +348,14 @@ def test_a_redelivered_task_creates_one_petition(
             await session.execute(
                 update(Task)
                 .where(Task.id == task_id)
-                .values(status="accepted", completed_date=None, path=None, message=None,
-                        locked_by=None, locked_until=None)
+                .values(
+                    status="accepted",
+                    completed_date=None,
+                    path=None,
+                    message=None,
+                    locked_by=None,
+                    locked_until=None,
+                )
             )
 
     run_db(settings, requeue)

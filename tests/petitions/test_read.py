@@ -14,8 +14,17 @@ from tests.petitions.conftest import CONFIDENTIAL
 
 URL = "/api/academic/petitions"
 KEYS = [
-    "id", "netid", "petition_code", "petition_name", "origin_code", "origin_name", "school",
-    "decision", "grade_term", "effective_date", "cache_date",
+    "id",
+    "netid",
+    "petition_code",
+    "petition_name",
+    "origin_code",
+    "origin_name",
+    "school",
+    "decision",
+    "grade_term",
+    "effective_date",
+    "cache_date",
 ]
 
 
@@ -84,7 +93,9 @@ def test_unknown_ids_are_404(api: TestClient, reader: dict[str, str], bad: str) 
 
 
 def test_confidential_petitions_are_hidden(
-    api: TestClient, reader: dict[str, str], private: dict[str, str],
+    api: TestClient,
+    reader: dict[str, str],
+    private: dict[str, str],
     petitions: list[dict[str, Any]],
 ) -> None:
     hidden = next(p for p in petitions if p["netid"] == CONFIDENTIAL)
@@ -120,8 +131,11 @@ def test_confidential_petitions_are_hidden(
     ],
 )
 def test_filters(
-    api: TestClient, reader: dict[str, str], petitions: list[dict[str, Any]],
-    params: dict[str, str], expected: Any,
+    api: TestClient,
+    reader: dict[str, str],
+    petitions: list[dict[str, Any]],
+    params: dict[str, str],
+    expected: Any,
 ) -> None:
     want = {p["id"] for p in petitions if p["netid"] != CONFIDENTIAL and expected(p)}
     assert ids(get_all(api, reader, **params)) == want
@@ -130,8 +144,11 @@ def test_filters(
 def test_ranges_and_unknown_parameters(
     api: TestClient, reader: dict[str, str], petitions: list[dict[str, Any]]
 ) -> None:
-    r = api.get(URL, params=[("grade_term", ">23F"), ("grade_term", "<24W=L"), ("color", "red")],
-                headers=reader)
+    r = api.get(
+        URL,
+        params=[("grade_term", ">23F"), ("grade_term", "<24W=L"), ("color", "red")],
+        headers=reader,
+    )
     assert r.status_code == 200
     assert {p["grade_term"] for p in r.json()} == {"24S", "24W"}
     assert r.headers["x-ignored-parameters"] == "color"
@@ -150,8 +167,9 @@ def test_paging_with_a_continuation_key(
     assert 'rel="next"' in link
     page = 2
     while True:
-        r = api.get(URL, params={"continuation_key": key, "page": page, "pagesize": 3},
-                    headers=reader)
+        r = api.get(
+            URL, params={"continuation_key": key, "page": page, "pagesize": 3}, headers=reader
+        )
         assert r.status_code == 200
         if not r.json():
             break
@@ -180,8 +198,11 @@ def test_student_route(
         assert get_all(api, reader, f"/api/students/{odd}/petitions") == []
     r = api.get("/api/students/f002xyz/petitions", params={"pagesize": 2}, headers=reader)
     key = r.headers["x-request-id"]
-    r2 = api.get("/api/students/f002xyz/petitions",
-                 params={"continuation_key": key, "page": 2, "pagesize": 2}, headers=reader)
+    r2 = api.get(
+        "/api/students/f002xyz/petitions",
+        params={"continuation_key": key, "page": 2, "pagesize": 2},
+        headers=reader,
+    )
     assert ids(r.json()) | ids(r2.json()) == mine
 
 

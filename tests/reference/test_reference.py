@@ -106,20 +106,29 @@ def test_cli_load_upserts(
         ('{"table": "courses", "id": "ZZ", "name": "Z"}\n', "line 1: table must be one of"),
         ('{"table": "schools", "id": "ZZ"}\n', "line 1: missing key 'name'"),
         ('{"table": "schools", "id": "ZZ", "name": "Z", "x": 1}\n', 'line 1: unknown key "x"'),
-        ('\n\n{"table": "petition_types", "id": "A1", "name": "Z"}\n', "line 3: id \"A1\""),
+        ('\n\n{"table": "petition_types", "id": "A1", "name": "Z"}\n', 'line 3: id "A1"'),
         ('{"table": "schools", "id": "zz", "name": "Z"}\n', 'line 1: id "zz"'),
         ('{"table": "schools", "id": "ZZ", "name": ""}\n', "line 1: name must be"),
-        ('{"table": "schools", "id": "ZZ", "name": "Z", "is_active": "yes"}\n',
-         "line 1: is_active must be true or false"),
-        ('{"table": "schools", "id": "ZZ", "name": "Z"}\n'
-         '{"table": "schools", "id": "ZZ", "name": "Y"}\n', "line 2: schools ZZ already given"),
+        (
+            '{"table": "schools", "id": "ZZ", "name": "Z", "is_active": "yes"}\n',
+            "line 1: is_active must be true or false",
+        ),
+        (
+            '{"table": "schools", "id": "ZZ", "name": "Z"}\n'
+            '{"table": "schools", "id": "ZZ", "name": "Y"}\n',
+            "line 2: schools ZZ already given",
+        ),
         ("[1, 2]\n", "line 1: expected a JSON object"),
         ("\n\n", "line 1: the file holds no codes"),
     ],
 )
 def test_cli_bad_line_changes_nothing(
-    api: TestClient, anyone: dict[str, str], database_url: str, tmp_path: Path,
-    lines: str, message: str,
+    api: TestClient,
+    anyone: dict[str, str],
+    database_url: str,
+    tmp_path: Path,
+    lines: str,
+    message: str,
 ) -> None:
     before = api.get("/api/schools", headers=anyone).json()
     file = tmp_path / "bad.jsonl"

@@ -40,7 +40,8 @@ def line(netid: str, role: str = "student", **overrides: Any) -> dict[str, Any]:
         "credit_hours_earned": 1 if role == "student" else None,
         "course_assessment": (
             {"submit_date": "2020-03-05T17:53:46Z", "opt_out_date": None}
-            if role == "student" else None
+            if role == "student"
+            else None
         ),
     }
     record.update(overrides)
@@ -101,6 +102,7 @@ def execute(database_url: str, sql: str, **params: Any) -> list[Any]:
 
 def enrollments(database_url: str) -> dict[str, dict[str, Any]]:
     """Enrollments by id, as dicts of their columns."""
+
     async def _rows() -> dict[str, dict[str, Any]]:
         runtime = Runtime.build(make_settings(database_url))
         try:

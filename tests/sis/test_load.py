@@ -25,8 +25,14 @@ def three() -> list[dict[str, Any]]:
     return [
         line("f002nkd", "instructor"),
         line("f001nkx"),
-        line("f003abc", section=OTHER_SECTION, course_assessment=None, final_grade=None,
-             credit_hours_earned=None, confidential=True),
+        line(
+            "f003abc",
+            section=OTHER_SECTION,
+            course_assessment=None,
+            final_grade=None,
+            credit_hours_earned=None,
+            confidential=True,
+        ),
     ]
 
 
@@ -60,7 +66,9 @@ def test_good_load_inserts_and_counts(fresh_db: str, tmp_path: Path) -> None:
     assert [r["netid"] for r in by_pk] == ["f002nkd", "f001nkx", "f003abc"]
     data = snapshot(fresh_db)
     assert [(n, bool(c)) for n, c in data["people"]] == [
-        ("f001nkx", False), ("f002nkd", False), ("f003abc", True)
+        ("f001nkx", False),
+        ("f002nkd", False),
+        ("f003abc", True),
     ]
     assert len(data["sections"]) == 2 and len(data["terms"]) == 1
     assert before.year >= 2020
@@ -110,7 +118,8 @@ def test_replace_removes_absent_and_keeps_audit(fresh_db: str, tmp_path: Path) -
         fresh_db,
         "INSERT INTO enrollment_audit (enrollment_id, task_id, actor_sub, changed_at) "
         "VALUES (:e, :t, 'someone', CURRENT_TIMESTAMP)",
-        e=gone, t="a" * 24,
+        e=gone,
+        t="a" * 24,
     )
     smaller = write_extract(tmp_path / "b.jsonl", three()[1:])
     code, out, err = load(fresh_db, smaller)  # without --replace nothing goes
@@ -137,6 +146,7 @@ def _without(key: str) -> Any:
     def mutate(record: dict[str, Any]) -> Any:
         del record[key]
         return record
+
     return mutate
 
 
@@ -144,6 +154,7 @@ def _set(key: str, value: Any, nested: str | None = None) -> Any:
     def mutate(record: dict[str, Any]) -> Any:
         (record[nested] if nested else record)[key] = value
         return record
+
     return mutate
 
 
@@ -152,32 +163,54 @@ BAD_LINES = [
     ("not an object", lambda r: [r], "must be a JSON object"),
     ("not UTF-8", lambda r: orjson.dumps(r).replace(b"f001nkx", b"f001nk\xff"), "not valid UTF-8"),
     ("missing key", _without("netid"), "missing key(s): netid"),
-    ("missing nested key", lambda r: (r["term"].pop("sis_term_code"), r)[1],
-     "term: missing key(s): sis_term_code"),
+    (
+        "missing nested key",
+        lambda r: (r["term"].pop("sis_term_code"), r)[1],
+        "term: missing key(s): sis_term_code",
+    ),
     ("unknown key", _set("grade", "A"), 'unknown key(s): "grade"'),
     ("wrong type", _set("is_active", "yes"), "is_active must be true or false"),
     ("number as string", _set("credit_hours_earned", "1"), "credit_hours_earned must be a number"),
     ("bool as number", _set("credit_hours_earned", True), "credit_hours_earned must be a number"),
     ("netid too long", lambda r: {**r, "netid": "x" * 65}, "netid is longer than 64"),
     ("id mismatch", _set("id", "AAAS.010.01-202001-U-10188-f001nkx-instructor"), "id must be"),
-    ("bad date",
-     _set("course_assessment", {"submit_date": "2020-03-05 17:53", "opt_out_date": None}),
-     "course_assessment.submit_date must be an ISO 8601 UTC date-time"),
-    ("not UTC", _set("course_assessment",
-                     {"submit_date": "2020-03-05T17:53:46+05:00", "opt_out_date": None}),
-     "course_assessment.submit_date must be an ISO 8601 UTC"),
-    ("impossible date", _set("course_assessment",
-                             {"submit_date": "2020-02-30T17:53:46Z", "opt_out_date": None}),
-     "course_assessment.submit_date must be an ISO 8601 UTC"),
-    ("both assessment dates", _set("course_assessment", {
-        "submit_date": "2020-03-05T17:53:46Z", "opt_out_date": "2020-03-06T17:53:46Z"}),
-     "at most one of submit_date and opt_out_date"),
-    ("assessment missing key", _set("course_assessment", {"submit_date": None}),
-     "course_assessment: missing key(s): opt_out_date"),
+    (
+        "bad date",
+        _set("course_assessment", {"submit_date": "2020-03-05 17:53", "opt_out_date": None}),
+        "course_assessment.submit_date must be an ISO 8601 UTC date-time",
+    ),
+    (
+        "not UTC",
+        _set(
+            "course_assessment", {"submit_date": "2020-03-05T17:53:46+05:00", "opt_out_date": None}
+        ),
+        "course_assessment.submit_date must be an ISO 8601 UTC",
+    ),
+    (
+        "impossible date",
+        _set("course_assessment", {"submit_date": "2020-02-30T17:53:46Z", "opt_out_date": None}),
+        "course_assessment.submit_date must be an ISO 8601 UTC",
+    ),
+    (
+        "both assessment dates",
+        _set(
+            "course_assessment",
+            {"submit_date": "2020-03-05T17:53:46Z", "opt_out_date": "2020-03-06T17:53:46Z"},
+        ),
+        "at most one of submit_date and opt_out_date",
+    ),
+    (
+        "assessment missing key",
+        _set("course_assessment", {"submit_date": None}),
+        "course_assessment: missing key(s): opt_out_date",
+    ),
     ("confidential not bool", _set("confidential", 1), "confidential must be true or false"),
     ("NUL character", _set("school_id", "U\x00G"), "school_id contains a NUL character"),
-    ("section described twice", _set("lms_section_id", "OTHER", nested="section"),
-     "differs from its description on line 1"),
+    (
+        "section described twice",
+        _set("lms_section_id", "OTHER", nested="section"),
+        "differs from its description on line 1",
+    ),
     ("duplicate id", lambda r: line("f002nkd", "instructor"), "duplicate id"),
 ]
 

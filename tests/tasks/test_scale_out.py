@@ -245,8 +245,17 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         assert code == 0, err
         scopes = " ".join([ENROLLMENTS_WRITE, ENROLLMENTS_READ, ENROLLMENTS_READ_SENSITIVE])
         code, out, err = cli(
-            database_url, "clients", "create", "--sub", "svc-scale", "--name", "scale",
-            "--email", "scale@example.edu", "--scopes", scopes,
+            database_url,
+            "clients",
+            "create",
+            "--sub",
+            "svc-scale",
+            "--name",
+            "scale",
+            "--email",
+            "scale@example.edu",
+            "--scopes",
+            scopes,
         )
         assert code == 0, err
         key = out.strip().splitlines()[-1]
@@ -261,8 +270,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         for api, port in zip(apis, ports, strict=True):
             wait_healthy(api, port)
         workers = [
-            Proc(tmp, f"worker{n}", database_url, "worker", "--concurrency",
-                 str(WORKER_CONCURRENCY))
+            Proc(
+                tmp, f"worker{n}", database_url, "worker", "--concurrency", str(WORKER_CONCURRENCY)
+            )
             for n in range(WORKERS)
         ]
         procs += workers
@@ -369,11 +379,14 @@ def test_each_enrollment_shows_its_last_requested_value(run: Run) -> None:
             reordered_by_reclaim += any(t in lost for t, _v in sent)
         got = run.final[eid]
         if got != {"submit_date": last_value, "opt_out_date": None}:
-            winner = next((n for n, (_t, v) in enumerate(sent) if got and v == got["submit_date"]),
-                          None)
+            winner = next(
+                (n for n, (_t, v) in enumerate(sent) if got and v == got["submit_date"]), None
+            )
             wrong.append((eid, f"shows request #{winner}, last was #{len(sent) - 1}", last_task))
-    print(f"\n{reordered} enrollments applied tasks out of request order "
-          f"({reordered_by_reclaim} involving a reclaimed task); {len(wrong)} show a stale value")
+    print(
+        f"\n{reordered} enrollments applied tasks out of request order "
+        f"({reordered_by_reclaim} involving a reclaimed task); {len(wrong)} show a stale value"
+    )
     assert not wrong, (
         f"{len(wrong)} of {len(run.sent)} enrollments do not show their last requested value "
         f"({reordered} applied their tasks out of request order, {reordered_by_reclaim} of them "

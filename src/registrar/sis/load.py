@@ -52,8 +52,18 @@ SQLITE_TEMP_CACHE_KIB = 64 * 1024
 BULK_REBUILD_MIN = 50_000
 
 STAGE_COLUMNS = (
-    "line", "id", "netid", "role", "school_id", "section_id", "term_id", "is_active",
-    "is_in_session", "final_grade", "credit_hours_earned", "course_submit_date",
+    "line",
+    "id",
+    "netid",
+    "role",
+    "school_id",
+    "section_id",
+    "term_id",
+    "is_active",
+    "is_in_session",
+    "final_grade",
+    "credit_hours_earned",
+    "course_submit_date",
     "course_opt_out_date",
 )
 # The enrollment columns a line carries; "unchanged" means none of these differs.
@@ -205,17 +215,23 @@ class Stage:
         if not self.sqlite:
             await self.conn.exec_driver_sql("ANALYZE sis_stage")
         dup_ids = (
-            await self.conn.execute(
-                text("SELECT id FROM sis_stage GROUP BY id HAVING count(*) > 1")
+            (
+                await self.conn.execute(
+                    text("SELECT id FROM sis_stage GROUP BY id HAVING count(*) > 1")
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         if not dup_ids:
             return
         # Rare: find the first line that repeats an earlier one, to name it.
         rows = (
             await self.conn.execute(
-                text("SELECT line, id FROM sis_stage WHERE id IN (SELECT id FROM sis_stage "
-                     "GROUP BY id HAVING count(*) > 1) ORDER BY line")
+                text(
+                    "SELECT line, id FROM sis_stage WHERE id IN (SELECT id FROM sis_stage "
+                    "GROUP BY id HAVING count(*) > 1) ORDER BY line"
+                )
             )
         ).all()
         first: dict[str, int] = {}
@@ -496,12 +512,17 @@ def _progress(*, of_bytes: bool = False) -> Progress | None:
     )
 
     amount = (
-        (TaskProgressColumn(), TextColumn("{task.fields[lines]:,} lines")) if of_bytes
+        (TaskProgressColumn(), TextColumn("{task.fields[lines]:,} lines"))
+        if of_bytes
         else (MofNCompleteColumn(),)
     )
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), *amount, TimeElapsedColumn(),
-        console=Console(stderr=True), transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        *amount,
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
     )
 
 

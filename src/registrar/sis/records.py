@@ -118,8 +118,9 @@ def _utc(value: Any, line: int, name: str) -> dt.datetime | None:
         except ValueError:
             pass  # the shape is right, the calendar is not (2020-02-30): same message
     raise LineError(
-        line, f"{name} must be an ISO 8601 UTC date-time like 2020-03-05T17:53:46Z or null, "
-        f"got {show(value)}"
+        line,
+        f"{name} must be an ISO 8601 UTC date-time like 2020-03-05T17:53:46Z or null, "
+        f"got {show(value)}",
     )
 
 
@@ -135,25 +136,29 @@ def check(obj: Any, line: int) -> Record:
     section = obj["section"]
     _keys(section, line, "section", SECTION_KEYS, SECTION_KEYS)
     section_id = _text(section["id"], line, "section.id", MAX_SECTION)
-    lms_section_id = _text(section["lms_section_id"], line, "section.lms_section_id", MAX_SECTION,
-                           nullable=True)
-    sis_section_id = _text(section["sis_section_id"], line, "section.sis_section_id", MAX_SECTION,
-                           nullable=True)
+    lms_section_id = _text(
+        section["lms_section_id"], line, "section.lms_section_id", MAX_SECTION, nullable=True
+    )
+    sis_section_id = _text(
+        section["sis_section_id"], line, "section.sis_section_id", MAX_SECTION, nullable=True
+    )
 
     term = obj["term"]
     _keys(term, line, "term", TERM_KEYS, TERM_KEYS)
     term_id = _text(term["id"], line, "term.id", MAX_TERM)
     lms_term_id = _text(term["lms_term_id"], line, "term.lms_term_id", MAX_TERM, nullable=True)
     ptrm = _text(term["sis_ptrm_code"], line, "term.sis_ptrm_code", MAX_PTRM, nullable=True)
-    term_code = _text(term["sis_term_code"], line, "term.sis_term_code", MAX_TERM_CODE,
-                      nullable=True)
+    term_code = _text(
+        term["sis_term_code"], line, "term.sis_term_code", MAX_TERM_CODE, nullable=True
+    )
 
     enrollment_id = _text(obj["id"], line, "id", MAX_ID)
     expected = f"{section_id}-{netid}-{role}"
     if enrollment_id != expected:
         raise LineError(
-            line, f"id must be {{section.id}}-{{netid}}-{{role}} = {show(expected)}, "
-            f"got {show(enrollment_id)}"
+            line,
+            f"id must be {{section.id}}-{{netid}}-{{role}} = {show(expected)}, "
+            f"got {show(enrollment_id)}",
         )
 
     grade = _text(obj.get("final_grade"), line, "final_grade", MAX_GRADE, nullable=True)
@@ -186,8 +191,21 @@ def check(obj: Any, line: int) -> Record:
         raise LineError(line, f"confidential must be true or false, got {show(confidential)}")
 
     return Record(
-        row=(line, enrollment_id, netid, role, school_id, section_id, term_id, is_active,
-             is_in_session, grade, hours, submit, opt_out),
+        row=(
+            line,
+            enrollment_id,
+            netid,
+            role,
+            school_id,
+            section_id,
+            term_id,
+            is_active,
+            is_in_session,
+            grade,
+            hours,
+            submit,
+            opt_out,
+        ),
         section=(section_id, lms_section_id, sis_section_id),  # type: ignore[arg-type]
         term=(term_id, lms_term_id, ptrm, term_code),  # type: ignore[arg-type]
         confidential=confidential,
