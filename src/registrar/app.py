@@ -15,6 +15,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from registrar import __version__
 from registrar.auth.router import router as auth_router
+from registrar.auth.scopes import DESCRIPTIONS
 from registrar.config import Settings, get_settings
 from registrar.enrollments.router import router as enrollments_router
 from registrar.enrollments.writes import router as enrollment_writes_router
@@ -47,6 +48,10 @@ found set in `X-Request-ID`: pass it back as `continuation_key` to page the same
 **Writes** answer `202` with `Location: /api/tasks/{id}`; poll the task until it is `complete` or
 `error`.
 """
+
+SCOPES_TABLE = "\n**Scopes**\n\n| scope | grants |\n| --- | --- |\n" + "".join(
+    f"| `{scope}` | {grants} |\n" for scope, grants in DESCRIPTIONS.items()
+)
 
 
 async def _migrate_when_reachable(settings: Settings) -> None:
@@ -104,7 +109,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app = FastAPI(
         title="registrar: the Academic Records API",
         version=__version__,
-        description=DESCRIPTION,
+        description=DESCRIPTION + SCOPES_TABLE,
         lifespan=lifespan,
     )
     install_error_handlers(app)

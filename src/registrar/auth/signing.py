@@ -10,7 +10,6 @@ import asyncio
 import base64
 import datetime as dt
 import hashlib
-import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -162,7 +161,3 @@ class KeyRing:
 
     async def jwks(self) -> dict[str, Any]:
         return {"keys": (await self.current()).jwks}
-
-
-def canonical_json(data: Any) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()

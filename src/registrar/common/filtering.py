@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, false, not_, or_, true
+from sqlalchemy import ColumnElement, not_, or_
 
 from registrar.errors import bad_request
 
@@ -220,11 +220,3 @@ def parse_filters(
         if len(parsed.applied) > MAX_FILTERS:
             raise bad_request("Too many filters.", [f"at most {MAX_FILTERS} filter parameters"])
     return parsed
-
-
-def always(value: bool) -> ColumnElement[bool]:
-    return true() if value else false()
-
-
-def all_of(conditions: Sequence[ColumnElement[bool]]) -> ColumnElement[bool]:
-    return and_(true(), *conditions)
