@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     # instead of costing every request an extra round trip.
     db_pool_pre_ping: bool = False
     sqlite_busy_timeout_ms: int = 10_000
+    # NORMAL: durable across process crashes; FULL: across power loss too (an fsync per commit).
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
 
     # Login service
     token_issuer: str = "registrar"  # noqa: S105 - a name, not a secret

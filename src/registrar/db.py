@@ -128,7 +128,7 @@ class Database:
         await self.engine.dispose()
 
 
-def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int, synchronous: str) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
@@ -139,7 +139,9 @@ def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # NORMAL in WAL mode: a commit survives the process being killed, not a power cut;
+        # FULL adds an fsync per commit (REGISTRAR_SQLITE_SYNCHRONOUS).
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         # LIKE is case-sensitive on PostgreSQL; make wildcard filters mean the same here.
         cursor.execute("PRAGMA case_sensitive_like=ON")
         cursor.close()
@@ -178,7 +180,9 @@ def create_database(settings: Settings) -> Database:
     # collection's count and page may see different moments; the found set's snapshot key
     # bounds both.
     if engine.dialect.name == "sqlite":
-        _install_sqlite_pragmas(engine, settings.sqlite_busy_timeout_ms)
+        _install_sqlite_pragmas(
+            engine, settings.sqlite_busy_timeout_ms, settings.sqlite_synchronous
+        )
         writer_engine = engine.execution_options(registrar_begin="IMMEDIATE")
         # The driver is already in autocommit mode (see _on_connect); switching isolation
         # levels per checkout would cost two more thread hops.
