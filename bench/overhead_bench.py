@@ -151,16 +151,24 @@ def middleware_micro(iterations: int = 20_000) -> dict[str, float]:
     """
     import asyncio
     import logging
+    from types import SimpleNamespace
 
+    from registrar.auth.tokens import Client
     from registrar.config import Settings
     from registrar.errors import UnhandledErrors
     from registrar.limits import BodySizeLimit
     from registrar.observability import RequestObservability, configure_logging
     from registrar.ratelimit import MemoryCounter, RateLimit
-    from registrar.security import SUBJECTS, SecurityHeaders
+    from registrar.security import SecurityHeaders
 
     token = b"bench.token.value"
-    SUBJECTS._entries[token] = ("bench-overhead", time.time() + 3600)
+    # The caller as the keyring would know it after the first request: an already verified token.
+    caller = Client(sub="bench-overhead", name="", email="", scopes=frozenset(), claims={})
+    keyring = SimpleNamespace(verified={token.decode(): (caller, time.time() + 3600)})
+    bench_settings = Settings(database_url="sqlite://", token_leeway_seconds=0)
+    fake_app = SimpleNamespace(
+        state=SimpleNamespace(runtime=SimpleNamespace(keyring=keyring, settings=bench_settings))
+    )
 
     async def noop(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
         await send(
@@ -192,6 +200,7 @@ def middleware_micro(iterations: int = 20_000) -> dict[str, float]:
             "method": "GET",
             "path": "/api/academic/enrollments/x",
             "headers": [(b"host", b"bench"), (b"authorization", b"Bearer " + token)],
+            "app": fake_app,
         }
         for _ in range(1000):  # warm up
             await app(dict(scope_base), receive, send)  # type: ignore[operator]

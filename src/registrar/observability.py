@@ -41,7 +41,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registrar.config import Settings
-from registrar.security import SUBJECTS
+from registrar.security import caller_sub
 
 CORRELATION_HEADER = "X-Correlation-ID"
 _CORRELATION_HEADER_RAW = CORRELATION_HEADER.lower().encode()
@@ -304,8 +304,8 @@ class RequestObservability:
             route = route_template(scope)
             sub = state.get("sub")
             if sub is None and status != 401 and access_log.isEnabledFor(logging.INFO):
-                # The rate limiter (when on) already knew it; else a cached token lookup.
-                sub = await SUBJECTS.subject(scope)
+                # The rate limiter (when on) already knew it; else a cached verification.
+                sub = await caller_sub(scope)
             if self.metrics:
                 method = scope["method"]
                 # A client may send any method token: keep the label set bounded.

@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registrar.db import Base, is_sqlite
 from registrar.errors import problem_response
-from registrar.security import SUBJECTS, SubjectCache
+from registrar.security import caller_sub
 
 log = logging.getLogger("registrar.ratelimit")
 
@@ -182,20 +182,17 @@ def make_counter(database_url: str, pool_size: int, *, limit: int = 0, batch: in
 class RateLimit:
     """Pure ASGI: counts requests that carry a valid bearer token; 429 past the limit."""
 
-    def __init__(
-        self, app: ASGIApp, *, limit: int, counter: Counter, subjects: SubjectCache | None = None
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int, counter: Counter) -> None:
         self.app = app
         self.limit = limit
         self.counter = counter
-        self.subjects = subjects or SUBJECTS
         self._limit_raw = str(limit).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        sub = await self.subjects.subject(scope)
+        sub = await caller_sub(scope)
         if sub is None:
             # No valid token: the route answers 401 (or serves a public resource).
             await self.app(scope, receive, send)

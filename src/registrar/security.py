@@ -12,8 +12,6 @@ browser app must be allowed explicitly.
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
 from typing import Any
 
 from fastapi import FastAPI
@@ -98,50 +96,28 @@ def install_cors(app: FastAPI, settings: Settings) -> None:
     )
 
 
-class SubjectCache:
-    """Token -> verified `sub`, for middleware that must know the caller before the route runs.
+async def caller_sub(scope: Scope) -> str | None:
+    """The verified `sub` of the request's bearer token, for middleware that must know the caller
+    before the route runs (rate limiter, access log); None without a valid token.
 
-    Verifying a token costs a signature check; a service account reuses its token for hours, so a
-    small bounded cache makes the per-request cost a dict lookup. Entries live at most `ttl`
-    seconds and never past the token's `exp`. Only tokens that verify fully are cached: a forged
-    token cannot borrow, or exhaust, another account's rate limit.
+    `verify_token` remembers each token it verified (on the app's keyring), so after the first
+    request this is a dict lookup. Only fully verified tokens count: a forged token can neither
+    borrow nor exhaust another account's rate limit.
     """
+    token = bearer_token(scope)
+    if token is None:
+        return None
+    app: Any = scope.get("app")
+    runtime = getattr(getattr(app, "state", None), "runtime", None)
+    if runtime is None:
+        return None
+    from registrar.auth.tokens import verify_token
 
-    def __init__(self, max_entries: int = 10_000, ttl: float = 300.0) -> None:
-        self.max_entries = max_entries
-        self.ttl = ttl
-        self._entries: OrderedDict[bytes, tuple[str, float]] = OrderedDict()
-
-    async def subject(self, scope: Scope) -> str | None:
-        token = bearer_token(scope)
-        if token is None:
-            return None
-        now = time.time()
-        hit = self._entries.get(token)
-        if hit is not None:
-            if hit[1] > now:
-                return hit[0]
-            del self._entries[token]
-        app: Any = scope.get("app")
-        runtime = getattr(getattr(app, "state", None), "runtime", None)
-        if runtime is None:
-            return None
-        from registrar.auth.tokens import verify_token
-
-        try:
-            client = await verify_token(runtime.keyring, runtime.settings, token.decode())
-        except Exception:  # invalid token or database down: the route answers for it
-            return None
-        exp = client.claims.get("exp")
-        until = min(now + self.ttl, float(exp) if isinstance(exp, int | float) else now + self.ttl)
-        self._entries[token] = (client.sub, until)
-        if len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-        return client.sub
-
-
-# One cache per process, shared by the rate limiter and the access log.
-SUBJECTS = SubjectCache()
+    try:
+        client = await verify_token(runtime.keyring, runtime.settings, token.decode())
+    except Exception:  # invalid token or database down: the route answers for it
+        return None
+    return client.sub
 
 
 def bearer_token(scope: Scope) -> bytes | None:
