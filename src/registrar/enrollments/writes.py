@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registrar.auth.scopes import ENROLLMENTS_WRITE
@@ -224,24 +224,28 @@ async def apply_course_assessment(session: AsyncSession, task: Task) -> HandlerR
     if row is None:
         raise PermanentTaskError(str([f"Enrollment {enrollment_id} does not exist."]))
     pk, submit, opt_out = row
-    # Every task applied here so far, with when it was requested; read under the lock.
-    applied = (
+    # Two questions about the tasks applied here so far, answered in one row, under the lock:
+    # was this task one of them, and when was the newest of them requested?
+    audit = EnrollmentAudit.__table__
+    already, newest_applied = (
         await session.execute(
-            select(EnrollmentAudit.task_id, Task.request_date)
-            .select_from(EnrollmentAudit)
-            .outerjoin(Task, Task.id == EnrollmentAudit.task_id)
-            .where(EnrollmentAudit.enrollment_id == enrollment_id)
+            select(
+                func.count().filter(audit.c.task_id == task.id),
+                func.max(Task.request_date),
+            )
+            .select_from(audit)
+            .outerjoin(Task, Task.id == audit.c.task_id)
+            .where(audit.c.enrollment_id == enrollment_id)
         )
-    ).all()
+    ).one()
     # Idempotency: the audit row is unique per task and commits with the change. If this task's
     # row exists, its change was already applied: report success and change nothing.
-    if any(task_id == task.id for task_id, _requested in applied):
+    if already:
         return HandlerResult(url, SUCCESS_MESSAGE)
     before = _assessment(submit, opt_out)
     # Last request wins, even when workers run one enrollment's tasks out of order (a retry, a
     # reclaimed lease, parallel workers): under the lock, if a task requested later has already
     # been applied here, this older request is recorded but does not overwrite it.
-    newest_applied = max((r for _t, r in applied if r is not None), default=None)
     superseded = newest_applied is not None and newest_applied > task.request_date
     note = f"PATCH course_assessment (attempt {ctx.attempt})"
     if superseded:
