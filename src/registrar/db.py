@@ -9,13 +9,15 @@ upgrade.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import DateTime, MetaData, event, text
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -27,6 +29,9 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from registrar.config import Settings
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -102,16 +107,43 @@ def is_sqlite(url: str) -> bool:
 
 @dataclass
 class Database:
-    """The engine plus the two kinds of session the service uses."""
+    """The engine plus the two kinds of session the service uses, and the hot-path reader."""
 
     engine: AsyncEngine
     writer_engine: AsyncEngine
     read_sessions: async_sessionmaker[AsyncSession]
     write_sessions: async_sessionmaker[AsyncSession]
+    reader_engine: AsyncEngine
+    # SQLite only: plain (sync) connections read on a few threads of their own. See `read`.
+    sqlite_reader: Engine | None = None
+    sqlite_threads: ThreadPoolExecutor | None = None
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    async def read(
+        self, query: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run `query(connection, ...)`, a read written against a plain Connection, in one hop.
+
+        The API's hot reads (an enrollment by id, a page of a collection) go through here. Through
+        an AsyncSession on aiosqlite a lookup costs five hops to the driver's thread plus the ORM
+        session's bookkeeping, about 0.5 ms of CPU; run whole on a reader thread with the stdlib
+        driver it costs about 0.13 ms, and the event loop waits once. On PostgreSQL the same
+        function runs on an asyncpg connection through `run_sync`. Reads take no transaction.
+        """
+        if self.sqlite_reader is not None:
+            reader = self.sqlite_reader
+
+            def on_reader_thread() -> T:
+                with reader.connect() as connection:
+                    return query(connection, *args, **kwargs)
+
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.sqlite_threads, on_reader_thread)
+        async with self.reader_engine.connect() as connection:
+            return await connection.run_sync(query, *args, **kwargs)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
@@ -126,11 +158,15 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.sqlite_reader is not None:
+            self.sqlite_reader.dispose()
+        if self.sqlite_threads is not None:
+            self.sqlite_threads.shutdown(wait=False)
 
 
-def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int, synchronous: str) -> None:
-    sync_engine = engine.sync_engine
-
+def _install_sqlite_pragmas(
+    sync_engine: Engine, busy_timeout_ms: int, synchronous: str, begin: str | None = "DEFERRED"
+) -> None:
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, emit BEGIN, so we can make it IMMEDIATE for writes.
@@ -148,7 +184,7 @@ def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int, synchrono
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        mode = conn.get_execution_options().get("registrar_begin", "DEFERRED")
+        mode = conn.get_execution_options().get("registrar_begin", begin)
         if mode is not None:  # None: a read, which needs no transaction
             conn.exec_driver_sql(f"BEGIN {mode}")
 
@@ -179,14 +215,34 @@ def create_database(settings: Settings) -> Database:
     # Reads run without a transaction: no BEGIN/ROLLBACK round trips around a lookup. A
     # collection's count and page may see different moments; the found set's snapshot key
     # bounds both.
+    sqlite_reader = sqlite_threads = None
     if engine.dialect.name == "sqlite":
         _install_sqlite_pragmas(
-            engine, settings.sqlite_busy_timeout_ms, settings.sqlite_synchronous
+            engine.sync_engine, settings.sqlite_busy_timeout_ms, settings.sqlite_synchronous
         )
         writer_engine = engine.execution_options(registrar_begin="IMMEDIATE")
         # The driver is already in autocommit mode (see _on_connect); switching isolation
         # levels per checkout would cost two more thread hops.
         reader_engine = engine.execution_options(registrar_begin=None)
+        # The hot-path reader (Database.read): one stdlib connection per reader thread.
+        plain = make_url(settings.database_url).set(drivername="sqlite+pysqlite")
+        sqlite_reader = create_engine(
+            plain,
+            pool_size=settings.db_pool_size,
+            max_overflow=0,
+            pool_timeout=30,
+            pool_reset_on_return=None,
+            connect_args={
+                "timeout": settings.sqlite_busy_timeout_ms / 1000,
+                "check_same_thread": False,
+            },
+        )
+        _install_sqlite_pragmas(
+            sqlite_reader, settings.sqlite_busy_timeout_ms, settings.sqlite_synchronous, None
+        )
+        sqlite_threads = ThreadPoolExecutor(
+            max_workers=settings.db_pool_size, thread_name_prefix="registrar-read"
+        )
     else:
         reader_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     return Database(
@@ -194,4 +250,7 @@ def create_database(settings: Settings) -> Database:
         writer_engine=writer_engine,
         read_sessions=async_sessionmaker(reader_engine, expire_on_commit=False),
         write_sessions=async_sessionmaker(writer_engine, expire_on_commit=False),
+        reader_engine=reader_engine,
+        sqlite_reader=sqlite_reader,
+        sqlite_threads=sqlite_threads,
     )

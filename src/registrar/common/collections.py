@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from sqlalchemy import ColumnElement, Row, Select, func, literal, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, Connection, Row, Select, func, literal, select
 from starlette.datastructures import URL
 
 from registrar.auth.tokens import Client
 from registrar.common import found_sets
 from registrar.common.filtering import Field, parse_filters
 from registrar.config import Settings
+from registrar.db import Database
 from registrar.errors import bad_request
 
 RESERVED = ("page", "pagesize", "continuation_key", "cursor")
@@ -74,7 +74,7 @@ def _one_str(params: Sequence[tuple[str, str]], name: str) -> str | None:
 
 
 async def find_page(
-    session: AsyncSession,
+    db: Database,
     spec: CollectionSpec,
     client: Client,
     params: Sequence[tuple[str, str]],
@@ -118,46 +118,42 @@ async def find_page(
         ignored = parsed.ignored
         found = None
 
+    figures = None
     if found is None:
         # One statement, so the count and the snapshot describe the same moment. The visible
         # count is "matching" minus "matching and hidden" (see common/ferpa.py for why).
         matching = parsed.conditions
         hidden = spec.hidden(client)
-        figures = [
+        figures = select(
             select(func.max(spec.key)).scalar_subquery(),
             _count(spec, matching),
             _count(spec, [*matching, hidden]) if hidden is not None else literal(0),
-        ]
-        newest, total_matching, total_hidden = (await session.execute(select(*figures))).one()
-        snapshot, total = int(newest or 0), int(total_matching) - int(total_hidden)
-        found = found_sets.FoundSet(
-            resource=spec.resource,
-            sub=client.sub,
-            filters=parsed.applied,
-            snapshot=snapshot,
-            total=total,
-            expires=int(time.time()) + settings.found_set_ttl_seconds,
         )
-        key = found_sets.encode(found, secret)
-    assert key is not None
-
-    # Visibility (FERPA) is applied on every page with the *current* token's scopes.
-    keys = (
-        select(spec.key)
-        .where(*parsed.conditions, *spec.visibility(client), spec.key <= found.snapshot)
-        .order_by(spec.key)
-        .limit(pagesize + 1)
-    )
+    # Visibility (FERPA) is applied on every page with the *current* token's scopes. A new
+    # found set's page is bounded by the snapshot the same read takes.
+    keys = select(spec.key).where(*parsed.conditions, *spec.visibility(client))
+    keys = keys.order_by(spec.key).limit(pagesize + 1)
     if cursor is not None:
         # Keyset: the Link header's way, as fast on page 500 as on page 1.
         keys = keys.where(spec.key > cursor)
     elif page > 1:
         keys = keys.offset((page - 1) * pagesize)
-    # The page's keys first, on the collection's table alone; the joins for the representation
-    # then touch only those rows. (Joined in one query, SQLite may loop over a small joined
-    # table first and sort the whole collection to find the first page.)
-    query = rows.where(spec.key.in_(keys.scalar_subquery())).order_by(spec.key)
-    result = list((await session.execute(query)).all())
+    snapshot = None if found is None else found.snapshot
+    figures_row, result = await db.read(_read_page, spec, figures, keys, rows, snapshot)
+    if found is None:
+        assert figures_row is not None
+        newest, total_matching, total_hidden = figures_row
+        found = found_sets.FoundSet(
+            resource=spec.resource,
+            sub=client.sub,
+            filters=parsed.applied,
+            snapshot=int(newest or 0),
+            total=int(total_matching) - int(total_hidden),
+            expires=int(time.time()) + settings.found_set_ttl_seconds,
+        )
+        key = found_sets.encode(found, secret)
+    assert key is not None
+
     more = len(result) > pagesize
     result = result[:pagesize]
 
@@ -169,9 +165,7 @@ async def find_page(
     links = []
     if more and result:
         last = result[-1]
-        name = spec.key.key
-        # Plain rows carry the key as a column; ORM rows carry it on their first entity.
-        next_cursor = int(last._mapping[name] if name in last._mapping else getattr(last[0], name))
+        next_cursor = int(last._mapping[spec.key.key])
         next_query = urlencode(
             {"continuation_key": key, "page": page + 1, "pagesize": pagesize, "cursor": next_cursor}
         )
@@ -191,6 +185,27 @@ async def find_page(
         next_cursor=next_cursor,
         headers=headers,
     )
+
+
+def _read_page(
+    connection: Connection,
+    spec: CollectionSpec,
+    figures: Select[Any] | None,
+    keys: Select[Any],
+    rows: Select[Any],
+    snapshot: int | None,
+) -> tuple[Row[Any] | None, list[Row[Any]]]:
+    """The found set's figures (a new one only) and one page of it: one `Database.read`."""
+    figures_row = None
+    if figures is not None:
+        figures_row = connection.execute(figures).one()
+        snapshot = int(figures_row[0] or 0)
+    keys = keys.where(spec.key <= snapshot)
+    # The page's keys first, on the collection's table alone; the joins for the representation
+    # then touch only those rows. (Joined in one query, SQLite may loop over a small joined
+    # table first and sort the whole collection to find the first page.)
+    query = rows.where(spec.key.in_(keys.scalar_subquery())).order_by(spec.key)
+    return figures_row, list(connection.execute(query).all())
 
 
 def _link(url: URL, query: str) -> str:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, Connection, Row, Select, bindparam, select
 
 from registrar.auth.scopes import PEOPLE_PRIVATE
 from registrar.auth.tokens import Client
@@ -68,13 +67,14 @@ _PRIVATE = Client(sub="", name="", email="", scopes=frozenset({PEOPLE_PRIVATE}),
 _BY_ID = {True: _by_id(_PRIVATE), False: _by_id(_ANYONE)}
 
 
-async def get_visible_enrollment(
-    session: AsyncSession, enrollment_id: str, client: Client
+def visible_enrollment(
+    connection: Connection, enrollment_id: str, sees_private: bool
 ) -> Row[Any] | None:
-    """The enrollment with this id if it exists and the caller may see it; else None (→ 404)."""
-    return (
-        await session.execute(_BY_ID[client.sees_private], {"enrollment_id": enrollment_id})
-    ).first()
+    """The enrollment with this id if it exists and the caller may see it; else None (→ 404).
+
+    A read for `Database.read`: it runs on a plain connection.
+    """
+    return connection.execute(_BY_ID[sees_private], {"enrollment_id": enrollment_id}).first()
 
 
 def collection_spec() -> CollectionSpec:

@@ -11,7 +11,7 @@ from registrar.auth.tokens import Client
 from registrar.common.openapi import COLLECTION_HEADERS, collection_parameters
 from registrar.common.responses import FastJSON
 from registrar.config import get_settings
-from registrar.dependencies import FoundSetSecret, ReadSessionDep, RuntimeDep, require_scopes
+from registrar.dependencies import FoundSetSecret, RuntimeDep, require_scopes
 from registrar.enrollments import service
 from registrar.enrollments.filters import FIELDS
 from registrar.enrollments.schemas import EnrollmentRepresentation
@@ -42,12 +42,11 @@ SCOPES_NOTE = (
 async def list_enrollments(
     request: Request,
     client: Reader,
-    session: ReadSessionDep,
     runtime: RuntimeDep,
     secret: FoundSetSecret,
 ) -> Any:
     body, page = await service.list_enrollments(
-        session,
+        runtime.db,
         client,
         list(request.query_params.multi_items()),
         settings=runtime.settings,
@@ -64,5 +63,5 @@ async def list_enrollments(
     response_model=EnrollmentRepresentation,
     responses=problem_responses(401, 403, 404),
 )
-async def get_enrollment(enrollment_id: str, client: Reader, session: ReadSessionDep) -> Any:
-    return FastJSON(await service.get_enrollment(session, enrollment_id, client))
+async def get_enrollment(enrollment_id: str, client: Reader, runtime: RuntimeDep) -> Any:
+    return FastJSON(await service.get_enrollment(runtime.db, enrollment_id, client))

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import URL
 
 from registrar.auth.scopes import ENROLLMENTS_READ_SENSITIVE
@@ -14,6 +13,7 @@ from registrar.auth.tokens import Client
 from registrar.common.collections import Page, find_page
 from registrar.common.representation import iso_z, number
 from registrar.config import Settings
+from registrar.db import Database
 from registrar.enrollments import repository
 from registrar.errors import not_found
 
@@ -55,19 +55,17 @@ def represent(row: Row[Any], *, sensitive: bool) -> dict[str, Any]:
     return out
 
 
-async def get_enrollment(
-    session: AsyncSession, enrollment_id: str, client: Client
-) -> dict[str, Any]:
+async def get_enrollment(db: Database, enrollment_id: str, client: Client) -> dict[str, Any]:
     found = None
     if len(enrollment_id) <= MAX_ID_LENGTH and "\x00" not in enrollment_id:
-        found = await repository.get_visible_enrollment(session, enrollment_id, client)
+        found = await db.read(repository.visible_enrollment, enrollment_id, client.sees_private)
     if found is None:
         raise not_found("enrollment")
     return represent(found, sensitive=client.has(ENROLLMENTS_READ_SENSITIVE))
 
 
 async def list_enrollments(
-    session: AsyncSession,
+    db: Database,
     client: Client,
     params: Sequence[tuple[str, str]],
     *,
@@ -76,7 +74,7 @@ async def list_enrollments(
     url: URL,
 ) -> tuple[list[dict[str, Any]], Page]:
     page = await find_page(
-        session,
+        db,
         repository.collection_spec(),
         client,
         params,

@@ -25,7 +25,7 @@ from registrar.common.json_body import read_json_body
 from registrar.db import utcnow
 from registrar.dependencies import RuntimeDep, require_scopes
 from registrar.enrollments.models import Enrollment, EnrollmentAudit
-from registrar.enrollments.repository import get_visible_enrollment, visible_to
+from registrar.enrollments.repository import visible_enrollment, visible_to
 from registrar.errors import bad_request, not_found, problem_responses
 from registrar.tasks.handlers import (
     HandlerResult,
@@ -161,8 +161,7 @@ async def patch_enrollment(
     runtime: RuntimeDep,
     client: Annotated[Client, Depends(require_scopes(ENROLLMENTS_WRITE))],
 ) -> JSONResponse:
-    async with runtime.db.reading() as session:
-        found = await get_visible_enrollment(session, enrollment_id, client)
+    found = await runtime.db.read(visible_enrollment, enrollment_id, client.sees_private)
     if found is None:
         raise not_found("enrollment")
     body = await read_json_body(request)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Select, select
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Row, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registrar.auth.tokens import Client
@@ -11,8 +13,6 @@ from registrar.common.collections import CollectionSpec
 from registrar.petitions.filters import FIELDS
 from registrar.petitions.models import Petition
 from registrar.reference.models import Origin, PetitionType
-
-PetitionRow = tuple[Petition, str, str]
 
 
 def visible_to(client: Client) -> list[ColumnElement[bool]]:
@@ -24,25 +24,39 @@ def hidden_from(client: Client) -> ColumnElement[bool] | None:
     return ferpa.hidden_from(client, Petition.netid)
 
 
-def petition_rows() -> Select[tuple[Petition, str, str]]:
+# Plain columns, not ORM objects (see enrollments/repository.py), read as `row.petition_name`.
+_ROW_COLUMNS = (
+    Petition.pk,
+    Petition.id,
+    Petition.netid,
+    Petition.petition_code,
+    PetitionType.name.label("petition_name"),
+    Petition.origin_code,
+    Origin.name.label("origin_name"),
+    Petition.school,
+    Petition.decision,
+    Petition.grade_term,
+    Petition.effective_date,
+    Petition.cache_date,
+)
+
+
+def petition_rows() -> Select[Any]:
     """A petition with its type's and origin's names: the whole representation in one query."""
     return (
-        select(Petition, PetitionType.name, Origin.name)
+        select(*_ROW_COLUMNS)
         .join(PetitionType, PetitionType.id == Petition.petition_code)
         .join(Origin, Origin.id == Petition.origin_code)
     )
 
 
-async def get_visible_petition(
-    session: AsyncSession, petition_id: str, client: Client
-) -> PetitionRow | None:
-    """The petition with this id if it exists and the caller may see it; else None (→ 404)."""
-    row = (
-        await session.execute(
-            petition_rows().where(Petition.id == petition_id, *visible_to(client))
-        )
-    ).first()
-    return None if row is None else (row[0], row[1], row[2])
+def visible_petition(connection: Connection, petition_id: str, client: Client) -> Row[Any] | None:
+    """The petition with this id if it exists and the caller may see it; else None (→ 404).
+
+    A read for `Database.read`: it runs on a plain connection.
+    """
+    query = petition_rows().where(Petition.id == petition_id, *visible_to(client))
+    return connection.execute(query).first()
 
 
 async def find_by_task(session: AsyncSession, task_id: str) -> Petition | None:

@@ -20,7 +20,7 @@ from registrar.common.json_body import read_json_body
 from registrar.common.openapi import COLLECTION_HEADERS, collection_parameters
 from registrar.common.responses import FastJSON
 from registrar.config import get_settings
-from registrar.dependencies import FoundSetSecret, ReadSessionDep, RuntimeDep, require_scopes
+from registrar.dependencies import FoundSetSecret, RuntimeDep, require_scopes
 from registrar.errors import bad_request, problem_responses
 from registrar.petitions import service
 from registrar.petitions.filters import FIELDS
@@ -155,10 +155,10 @@ async def post_petition(request: Request, runtime: RuntimeDep, client: Writer) -
     openapi_extra={"parameters": collection_parameters(FIELDS, get_settings().page_size_max)},
 )
 async def list_petitions(
-    request: Request, client: Reader, session: ReadSessionDep, runtime: RuntimeDep, secret: Secret
+    request: Request, client: Reader, runtime: RuntimeDep, secret: Secret
 ) -> Any:
     body, page = await service.list_petitions(
-        session,
+        runtime.db,
         client,
         list(request.query_params.multi_items()),
         settings=runtime.settings,
@@ -175,8 +175,8 @@ async def list_petitions(
     response_model=PetitionOut,
     responses=problem_responses(401, 403, 404),
 )
-async def get_petition(petition_id: str, client: Reader, session: ReadSessionDep) -> Any:
-    return FastJSON(await service.get_petition(session, petition_id, client))
+async def get_petition(petition_id: str, client: Reader, runtime: RuntimeDep) -> Any:
+    return FastJSON(await service.get_petition(runtime.db, petition_id, client))
 
 
 @router.get(
@@ -193,12 +193,11 @@ async def list_student_petitions(
     netid: str,
     request: Request,
     client: Reader,
-    session: ReadSessionDep,
     runtime: RuntimeDep,
     secret: Secret,
 ) -> Any:
     body, page = await service.list_petitions(
-        session,
+        runtime.db,
         client,
         list(request.query_params.multi_items()),
         settings=runtime.settings,

@@ -6,28 +6,28 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row
 from starlette.datastructures import URL
 
 from registrar.auth.tokens import Client
 from registrar.common.collections import Page, find_page
 from registrar.common.representation import iso_z
 from registrar.config import Settings
+from registrar.db import Database
 from registrar.errors import not_found
 from registrar.petitions import repository
-from registrar.petitions.models import Petition
 
 PETITION_ID = re.compile(r"[0-9a-f]{24}")
 
 
-def represent(p: Petition, petition_name: str, origin_name: str) -> dict[str, Any]:
+def represent(p: Row[Any]) -> dict[str, Any]:
     return {
         "id": p.id,
         "netid": p.netid,
         "petition_code": p.petition_code,
-        "petition_name": petition_name,
+        "petition_name": p.petition_name,
         "origin_code": p.origin_code,
-        "origin_name": origin_name,
+        "origin_name": p.origin_name,
         "school": p.school,
         "decision": p.decision,
         "grade_term": p.grade_term,
@@ -36,13 +36,13 @@ def represent(p: Petition, petition_name: str, origin_name: str) -> dict[str, An
     }
 
 
-async def get_petition(session: AsyncSession, petition_id: str, client: Client) -> dict[str, Any]:
+async def get_petition(db: Database, petition_id: str, client: Client) -> dict[str, Any]:
     found = None
     if PETITION_ID.fullmatch(petition_id):
-        found = await repository.get_visible_petition(session, petition_id, client)
+        found = await db.read(repository.visible_petition, petition_id, client)
     if found is None:
         raise not_found("petition")
-    return represent(*found)
+    return represent(found)
 
 
 def literal(value: str) -> str:
@@ -58,7 +58,7 @@ def student_filter(netid: str) -> tuple[str, str]:
 
 
 async def list_petitions(
-    session: AsyncSession,
+    db: Database,
     client: Client,
     params: Sequence[tuple[str, str]],
     *,
@@ -68,7 +68,7 @@ async def list_petitions(
     fixed_filters: Sequence[tuple[str, str]] = (),
 ) -> tuple[list[dict[str, Any]], Page]:
     page = await find_page(
-        session,
+        db,
         repository.collection_spec(),
         client,
         params,
@@ -78,4 +78,4 @@ async def list_petitions(
         url=url,
         fixed_filters=fixed_filters,
     )
-    return [represent(r[0], r[1], r[2]) for r in page.rows], page
+    return [represent(r) for r in page.rows], page
