@@ -127,12 +127,18 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     if settings.metrics_enabled:
         app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
 
-    app.include_router(auth_router)
-    app.include_router(enrollments_router)
-    app.include_router(enrollment_writes_router)
-    app.include_router(petitions_router)
-    app.include_router(tasks_router)
-    app.include_router(reference_router)
+    for router in (
+        enrollments_router,
+        enrollment_writes_router,
+        auth_router,
+        tasks_router,
+        petitions_router,
+        reference_router,
+    ):
+        # The routers' own routes, added directly: `include_router` wraps each router in a
+        # matcher that walks its routes twice per request (about a tenth of a GET's CPU). The
+        # busiest routes come first.
+        app.router.routes.extend(router.routes)
 
     @app.get("/health", tags=["operations"], summary="200 when the database answers")
     async def health() -> JSONResponse:
