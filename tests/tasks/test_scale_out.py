@@ -183,14 +183,21 @@ async def _kill_mid_run(run: Run, victim: Proc, sending_done: asyncio.Event) -> 
         prefix = None
         while True:
             complete = await conn.fetchval("SELECT count(*) FROM tasks WHERE status = 'complete'")
-            # The worker id is "host:pid:random": find the victim's leases by its pid.
-            held = await conn.fetch(
-                "SELECT id, locked_by FROM tasks WHERE status = 'accepted' AND locked_by LIKE $1",
-                f"%:{victim.proc.pid}:%",
-            )
-            if complete >= KILL_AFTER_COMPLETE and held:
-                prefix = str(held[0]["locked_by"])
-                break
+            if complete >= KILL_AFTER_COMPLETE:
+                # Freeze the victim, let a COMMIT already on the wire land, then look at its
+                # leases: a stopped worker cannot finish them between the look and the kill.
+                victim.proc.send_signal(signal.SIGSTOP)
+                await asyncio.sleep(0.05)
+                # The worker id is "host:pid:random": find the victim's leases by its pid.
+                held = await conn.fetch(
+                    "SELECT id, locked_by FROM tasks WHERE status = 'accepted'"
+                    " AND locked_by LIKE $1",
+                    f"%:{victim.proc.pid}:%",
+                )
+                if held:
+                    prefix = str(held[0]["locked_by"])
+                    break
+                victim.proc.send_signal(signal.SIGCONT)
             everything = ENROLLMENTS * PATCHES_PER_ENROLLMENT
             assert not (sending_done.is_set() and complete >= everything), (
                 "everything finished before the victim could be killed mid-run"
