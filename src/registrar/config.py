@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     run_worker: bool = True
     worker_concurrency: int = 4
     worker_poll_seconds: float = 1.0
+    # SQLite: after a wake-up, wait this long for more tasks so they share one batch (one commit)
+    # instead of one batch per request under load. Adds at most this much latency to a task.
+    worker_batch_linger_ms: float = 5.0
     task_retry_after_seconds: int = 1
 
     # Operations

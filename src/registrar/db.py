@@ -73,16 +73,15 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-async def database_now(session: AsyncSession) -> dt.datetime:
+def database_now(connection: Connection) -> dt.datetime:
     """The clock every process agrees on, for leases and for ordering requests.
 
     On PostgreSQL that is the database's clock: API and worker processes on different machines
     may disagree by seconds, which would reorder requests and reclaim live leases. On SQLite every
     process runs on the machine that holds the file, so its own clock is the shared one.
     """
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        value = await session.scalar(text("SELECT clock_timestamp()"))
+    if connection.dialect.name == "postgresql":
+        value = connection.scalar(text("SELECT clock_timestamp()"))
         if isinstance(value, dt.datetime):
             return value.astimezone(dt.UTC)
     return utcnow()
@@ -114,9 +113,11 @@ class Database:
     read_sessions: async_sessionmaker[AsyncSession]
     write_sessions: async_sessionmaker[AsyncSession]
     reader_engine: AsyncEngine
-    # SQLite only: plain (sync) connections read on a few threads of their own. See `read`.
+    # SQLite only: plain (sync) connections on threads of their own. See `read` and `write`.
     sqlite_reader: Engine | None = None
     sqlite_threads: ThreadPoolExecutor | None = None
+    sqlite_writer: Engine | None = None
+    sqlite_writer_thread: ThreadPoolExecutor | None = None
 
     @property
     def dialect(self) -> str:
@@ -145,6 +146,33 @@ class Database:
         async with self.reader_engine.connect() as connection:
             return await connection.run_sync(query, *args, **kwargs)
 
+    async def write(
+        self, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run `work(connection, ...)` in one transaction: committed when it returns, rolled back
+        if it raises. The task queue's writes (new tasks, claims, handlers, finishes) go here.
+
+        SQLite has one writer at a time, so a process keeps one writer thread with one
+        connection (`BEGIN IMMEDIATE`): writes queue in order on that thread instead of meeting
+        in SQLite's busy handler, and a batch of statements costs one hop. PostgreSQL runs the
+        same function in a transaction on an asyncpg connection through `run_sync`; any number
+        at once.
+
+        On SQLite, cancelling the caller does not stop `work` (a thread cannot be interrupted):
+        it still commits or rolls back whole. Callers that must stop one check a flag in it.
+        """
+        if self.sqlite_writer is not None:
+            writer = self.sqlite_writer
+
+            def on_writer_thread() -> T:
+                with writer.begin() as connection:
+                    return work(connection, *args, **kwargs)
+
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.sqlite_writer_thread, on_writer_thread)
+        async with self.writer_engine.begin() as connection:
+            return await connection.run_sync(work, *args, **kwargs)
+
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
         async with self.read_sessions() as session:
@@ -158,10 +186,12 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self.sqlite_reader is not None:
-            self.sqlite_reader.dispose()
-        if self.sqlite_threads is not None:
-            self.sqlite_threads.shutdown(wait=False)
+        for pool in (self.sqlite_threads, self.sqlite_writer_thread):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        for plain in (self.sqlite_reader, self.sqlite_writer):
+            if plain is not None:
+                plain.dispose()
 
 
 def _install_sqlite_pragmas(
@@ -215,7 +245,8 @@ def create_database(settings: Settings) -> Database:
     # Reads run without a transaction: no BEGIN/ROLLBACK round trips around a lookup. A
     # collection's count and page may see different moments; the found set's snapshot key
     # bounds both.
-    sqlite_reader = sqlite_threads = None
+    sqlite_reader = sqlite_writer = None
+    sqlite_threads = sqlite_writer_thread = None
     if engine.dialect.name == "sqlite":
         _install_sqlite_pragmas(
             engine.sync_engine, settings.sqlite_busy_timeout_ms, settings.sqlite_synchronous
@@ -224,24 +255,14 @@ def create_database(settings: Settings) -> Database:
         # The driver is already in autocommit mode (see _on_connect); switching isolation
         # levels per checkout would cost two more thread hops.
         reader_engine = engine.execution_options(registrar_begin=None)
-        # The hot-path reader (Database.read): one stdlib connection per reader thread.
-        plain = make_url(settings.database_url).set(drivername="sqlite+pysqlite")
-        sqlite_reader = create_engine(
-            plain,
-            pool_size=settings.db_pool_size,
-            max_overflow=0,
-            pool_timeout=30,
-            pool_reset_on_return=None,
-            connect_args={
-                "timeout": settings.sqlite_busy_timeout_ms / 1000,
-                "check_same_thread": False,
-            },
-        )
-        _install_sqlite_pragmas(
-            sqlite_reader, settings.sqlite_busy_timeout_ms, settings.sqlite_synchronous, None
-        )
+        # Database.read and Database.write: stdlib connections on threads of their own.
+        sqlite_reader = _plain_sqlite_engine(settings, settings.db_pool_size, begin=None)
         sqlite_threads = ThreadPoolExecutor(
             max_workers=settings.db_pool_size, thread_name_prefix="registrar-read"
+        )
+        sqlite_writer = _plain_sqlite_engine(settings, 1, begin="IMMEDIATE")
+        sqlite_writer_thread = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="registrar-write"
         )
     else:
         reader_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -253,4 +274,26 @@ def create_database(settings: Settings) -> Database:
         reader_engine=reader_engine,
         sqlite_reader=sqlite_reader,
         sqlite_threads=sqlite_threads,
+        sqlite_writer=sqlite_writer,
+        sqlite_writer_thread=sqlite_writer_thread,
     )
+
+
+def _plain_sqlite_engine(settings: Settings, connections: int, *, begin: str | None) -> Engine:
+    """A stdlib-driver engine on the same file, with the same pragmas (see Database.read)."""
+    engine = create_engine(
+        make_url(settings.database_url).set(drivername="sqlite+pysqlite"),
+        pool_size=connections,
+        max_overflow=0,
+        pool_timeout=30,
+        # A read begins no transaction and a write ends in COMMIT or ROLLBACK: nothing to reset.
+        pool_reset_on_return=None,
+        connect_args={
+            "timeout": settings.sqlite_busy_timeout_ms / 1000,
+            "check_same_thread": False,
+        },
+    )
+    _install_sqlite_pragmas(
+        engine, settings.sqlite_busy_timeout_ms, settings.sqlite_synchronous, begin
+    )
+    return engine

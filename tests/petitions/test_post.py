@@ -8,14 +8,16 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, func, select, update
 
 from registrar.auth.scopes import PEOPLE_PRIVATE, PETITIONS_READ, PETITIONS_WRITE
 from registrar.config import Settings
 from registrar.petitions.handlers import create_petition
 from registrar.petitions.models import Petition
 from registrar.runtime import Runtime
+from registrar.tasks.handlers import ClaimedTask
 from registrar.tasks.models import Task
+from registrar.tasks.service import TASKS
 from tests.conftest import Accounts
 from tests.petitions.conftest import CONFIDENTIAL, run_db, wait_task
 
@@ -330,14 +332,12 @@ def test_a_redelivered_task_creates_one_petition(
     assert done["status"] == "complete"
 
     # The handler run twice more by hand, as a worker whose lease expired would.
+    def run_handler(connection: Connection) -> str:
+        row = connection.execute(select(*TASKS.c).where(TASKS.c.id == task_id)).one()
+        return create_petition(connection, ClaimedTask.from_row(row)).path
+
     async def twice(runtime: Runtime) -> list[str]:
-        paths = []
-        for _ in range(2):
-            async with runtime.db.writing() as session:
-                task = await session.get(Task, task_id)
-                assert task is not None
-                paths.append((await create_petition(session, task)).path)
-        return paths
+        return [await runtime.db.write(run_handler) for _ in range(2)]
 
     assert run_db(settings, twice) == [done["path"], done["path"]]
     assert _count_for(settings, task_id) == 1

@@ -7,18 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, update
+from sqlalchemy import Connection, delete, text, update
 
 from registrar.config import Settings
 from registrar.db import utcnow
 from registrar.enrollments.models import Enrollment
 from registrar.runtime import Runtime
 from registrar.tasks import repository as repo
-from registrar.tasks.handlers import HandlerResult, PermanentTaskError, register_handler
+from registrar.tasks.handlers import (
+    ClaimedTask,
+    HandlerResult,
+    PermanentTaskError,
+    register_handler,
+)
 from registrar.tasks.idempotency import prune_keys
 from registrar.tasks.models import IdempotencyKey, Task
 from registrar.tasks.service import new_task_id
@@ -155,17 +161,17 @@ def test_a_task_delivered_twice_changes_the_record_once(
     assert enrollment_columns(settings, eid) == (None, None)  # not applied a second time
 
 
-async def _flaky(session: Any, task: Task) -> HandlerResult:
+def _flaky(connection: Any, task: ClaimedTask) -> HandlerResult:
     if task.attempts < 3:  # by attempt: a handler may run more than once per attempt
         raise ConnectionError("upstream hiccup")
     return HandlerResult("http://example.test/api/done", "done")
 
 
-async def _broken(session: Any, task: Task) -> HandlerResult:
+def _broken(connection: Any, task: ClaimedTask) -> HandlerResult:
     raise PermanentTaskError("['netid is unknown.']")
 
 
-async def _always_fails(session: Any, task: Task) -> HandlerResult:
+def _always_fails(connection: Any, task: ClaimedTask) -> HandlerResult:
     raise RuntimeError("still down")
 
 
@@ -278,9 +284,8 @@ def test_prune_removes_old_finished_tasks_and_keys(api: TestClient, settings: Se
                     created_at=utcnow() - dt.timedelta(hours=25),
                 )
             )
-        async with runtime.db.writing() as session:
-            tasks = await repo.prune_finished(session, retention_days=30)
-            keys = await prune_keys(session)
+        tasks = await runtime.db.write(repo.prune_finished, retention_days=30)
+        keys = await runtime.db.write(prune_keys)
         return old, recent, tasks, keys
 
     old, recent, tasks, keys = run_db(settings, scenario)
@@ -288,8 +293,13 @@ def test_prune_removes_old_finished_tasks_and_keys(api: TestClient, settings: Se
     assert get_task_row(settings, old) is None and get_task_row(settings, recent) is not None
 
 
-async def _slow(session: Any, task: Task) -> HandlerResult:
-    await asyncio.sleep(30)
+def _slow(connection: Connection, task: ClaimedTask) -> HandlerResult:
+    # Longer than the test's grace period. On PostgreSQL a server-side sleep, so the event loop
+    # (where run_sync runs handlers) stays free; on SQLite the writer thread sleeps.
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_sleep(1)"))
+    else:
+        time.sleep(1)
     return HandlerResult("http://example.test/api/slow", "slow")
 
 
@@ -331,9 +341,10 @@ def test_heartbeat_extends_only_own_leases(api: TestClient, settings: Settings) 
                 .where(Task.id == task_id)
                 .values(locked_by="me", locked_until=utcnow() + dt.timedelta(seconds=1))
             )
-        async with runtime.db.writing() as session:
-            mine = await repo.heartbeat(session, [task_id], worker_id="me", lease_seconds=60)
-            theirs = await repo.heartbeat(session, [task_id], worker_id="other", lease_seconds=60)
+        mine = await runtime.db.write(repo.heartbeat, [task_id], worker_id="me", lease_seconds=60)
+        theirs = await runtime.db.write(
+            repo.heartbeat, [task_id], worker_id="other", lease_seconds=60
+        )
         return mine, theirs
 
     assert run_db(settings, scenario) == (1, 0)

@@ -16,8 +16,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Table, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, Table, func, insert, select, update
 
 from registrar.auth.scopes import ENROLLMENTS_WRITE
 from registrar.auth.tokens import Client
@@ -28,11 +27,11 @@ from registrar.enrollments.models import Enrollment, EnrollmentAudit
 from registrar.enrollments.repository import visible_enrollment, visible_to
 from registrar.errors import bad_request, not_found, problem_responses
 from registrar.tasks.handlers import (
+    ClaimedTask,
     HandlerResult,
     PermanentTaskError,
     absolute_url,
     register_handler,
-    run_context,
 )
 from registrar.tasks.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotency_claim
 from registrar.tasks.models import Task
@@ -189,7 +188,7 @@ def _assessment(submit: dt.datetime | None, opt_out: dt.datetime | None) -> dict
     }
 
 
-def _requester_client(task: Task) -> Client:
+def _requester_client(task: ClaimedTask) -> Client:
     """The requester as a Client, so the worker applies the same FERPA rule the request did."""
     r = task.requester or {}
     scope = str(r.get("scope") or "")
@@ -202,9 +201,8 @@ def _requester_client(task: Task) -> Client:
     )
 
 
-async def apply_course_assessment(session: AsyncSession, task: Task) -> HandlerResult:
+def apply_course_assessment(connection: Connection, task: ClaimedTask) -> HandlerResult:
     """The task handler: write the two columns and the audit row, once per task."""
-    ctx = run_context(session)
     enrollment_id = task.resource_id or ""
     url = absolute_url(task, "/api/academic/enrollments/" + quote(enrollment_id, safe=""))
     normalized, errors = validate_payload(task.payload)
@@ -215,27 +213,25 @@ async def apply_course_assessment(session: AsyncSession, task: Task) -> HandlerR
     current = select(
         Enrollment.pk, Enrollment.course_submit_date, Enrollment.course_opt_out_date
     ).where(Enrollment.id == enrollment_id, *visible_to(_requester_client(task)))
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
+    if connection.dialect.name == "postgresql":
         # Row lock: two tasks on one enrollment then record true before/after values in order.
         # (SQLite's write transaction already excludes every other writer.)
         current = current.with_for_update(of=Enrollment)
-    row = (await session.execute(current)).first()
+    row = connection.execute(current).first()
     if row is None:
         raise PermanentTaskError(str([f"Enrollment {enrollment_id} does not exist."]))
     pk, submit, opt_out = row
     # Two questions about the tasks applied here so far, answered in one row, under the lock:
     # was this task one of them, and when was the newest of them requested?
     audit = EnrollmentAudit.__table__
-    already, newest_applied = (
-        await session.execute(
-            select(
-                func.count().filter(audit.c.task_id == task.id),
-                func.max(Task.request_date),
-            )
-            .select_from(audit)
-            .outerjoin(Task, Task.id == audit.c.task_id)
-            .where(audit.c.enrollment_id == enrollment_id)
+    already, newest_applied = connection.execute(
+        select(
+            func.count().filter(audit.c.task_id == task.id),
+            func.max(Task.request_date),
         )
+        .select_from(audit)
+        .outerjoin(Task, Task.id == audit.c.task_id)
+        .where(audit.c.enrollment_id == enrollment_id)
     ).one()
     # Idempotency: the audit row is unique per task and commits with the change. If this task's
     # row exists, its change was already applied: report success and change nothing.
@@ -246,7 +242,7 @@ async def apply_course_assessment(session: AsyncSession, task: Task) -> HandlerR
     # reclaimed lease, parallel workers): under the lock, if a task requested later has already
     # been applied here, this older request is recorded but does not overwrite it.
     superseded = newest_applied is not None and newest_applied > task.request_date
-    note = f"PATCH course_assessment (attempt {ctx.attempt})"
+    note = f"PATCH course_assessment (attempt {task.attempts})"
     if superseded:
         note += "; superseded by a newer request already applied, not written"
     else:
@@ -255,19 +251,19 @@ async def apply_course_assessment(session: AsyncSession, task: Task) -> HandlerR
         opt_out = dt.datetime.fromisoformat(ca["opt_out_date"]) if ca["opt_out_date"] else None
         # On the Table, not the mapped class: skips the ORM's bulk-DML layer (half the CPU).
         enrollments = cast(Table, Enrollment.__table__)
-        await session.execute(
+        connection.execute(
             update(enrollments)
             .where(enrollments.c.pk == pk)
             .values(course_submit_date=submit, course_opt_out_date=opt_out)
         )
-    await session.execute(
+    connection.execute(
         insert(cast(Table, EnrollmentAudit.__table__)).values(
             enrollment_id=enrollment_id,
             task_id=task.id,
             actor_sub=task.sub,
-            worker_id=ctx.worker_id,
+            worker_id=task.worker_id,
             changed_at=utcnow(),
-            started_at=ctx.started_at,
+            started_at=task.started_at or utcnow(),
             before={"course_assessment": before},
             after={"course_assessment": _assessment(submit, opt_out)},
             note=note,

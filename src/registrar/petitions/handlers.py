@@ -25,8 +25,7 @@ import re
 import secrets
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, Table, func, insert, select
 
 from registrar.db import utcnow
 from registrar.enrollments.models import Person
@@ -34,12 +33,12 @@ from registrar.petitions import repository
 from registrar.petitions.models import Petition
 from registrar.reference.models import Origin, PetitionType, School
 from registrar.tasks.handlers import (
+    ClaimedTask,
     HandlerResult,
     PermanentTaskError,
     absolute_url,
     register_handler,
 )
-from registrar.tasks.models import Task
 
 RESOURCE = "academic.petitions"
 ACTION = "POST"
@@ -64,6 +63,7 @@ CODE_FIELDS: dict[str, type[PetitionType] | type[Origin] | type[School]] = {
     "origin_code": Origin,
     "school": School,
 }
+PETITIONS: Table = Petition.__table__  # type: ignore[assignment]
 GRADE_TERM = re.compile(r"[0-9]{2}[FWSX](?:=[A-Z])?")
 GRADE_TERM_RULE = (
     "grade_term must look like 24F or 24W=L: two digits, a term letter (F, W, S or X), "
@@ -119,27 +119,23 @@ def check_fields(payload: Any) -> tuple[dict[str, str | None], list[str]]:
     return values, errors
 
 
-async def _people(session: AsyncSession, netids: list[str], *, private: bool) -> dict[str, str]:
+def _people(connection: Connection, netids: list[str], *, private: bool) -> dict[str, str]:
     """Map each given netid (lower-cased) to the people table's spelling, if the requester may
     see that person. Exact and lower-case spellings hit the primary key; only a miss falls back
     to a case-insensitive scan."""
     wanted = {n.lower() for n in netids}
     candidates = set(netids) | wanted
     rows = list(
-        (
-            await session.execute(
-                select(Person.netid, Person.confidential).where(Person.netid.in_(candidates))
-            )
+        connection.execute(
+            select(Person.netid, Person.confidential).where(Person.netid.in_(candidates))
         ).all()
     )
     missing = wanted - {r[0].lower() for r in rows}
     if missing:
-        rows += (
-            await session.execute(
-                select(Person.netid, Person.confidential)
-                .where(func.lower(Person.netid).in_(missing))
-                .order_by(Person.netid)
-            )
+        rows += connection.execute(
+            select(Person.netid, Person.confidential)
+            .where(func.lower(Person.netid).in_(missing))
+            .order_by(Person.netid)
         ).all()
     found: dict[str, str] = {}
     for netid, confidential in rows:
@@ -152,13 +148,13 @@ async def _people(session: AsyncSession, netids: list[str], *, private: bool) ->
     return found
 
 
-async def check_references(
-    session: AsyncSession, values: dict[str, str | None], *, private: bool, errors: list[str]
+def check_references(
+    connection: Connection, values: dict[str, str | None], *, private: bool, errors: list[str]
 ) -> dict[str, str | None]:
     """Resolve people and codes; append a problem for each unknown one. Returns stored values."""
     resolved = dict(values)
     netids = [v for k in ("netid", "user_netid") if (v := values.get(k))]
-    people = await _people(session, netids, private=private) if netids else {}
+    people = _people(connection, netids, private=private) if netids else {}
     for key in ("netid", "user_netid"):
         given = values.get(key)
         if given is None:
@@ -171,46 +167,47 @@ async def check_references(
         code_id = values.get(key)
         if code_id is None:
             continue
-        code: PetitionType | Origin | School | None = await session.get(model, code_id)
-        if code is None:
+        is_active = connection.scalar(select(model.is_active).where(model.id == code_id))
+        if is_active is None:
             errors.append(f"Unknown {key}: {_show(code_id)}.")
-        elif not code.is_active:
+        elif not is_active:
             errors.append(f"{key} {code_id} is not active.")
     return resolved
 
 
-def petition_url(task: Task, petition_id: str) -> str:
+def petition_url(task: ClaimedTask, petition_id: str) -> str:
     return absolute_url(task, f"/api/academic/petitions/{petition_id}")
 
 
-async def create_petition(session: AsyncSession, task: Task) -> HandlerResult:
+def create_petition(connection: Connection, task: ClaimedTask) -> HandlerResult:
     """The task handler: one petition per task, however often the task is delivered."""
-    existing = await repository.find_by_task(session, task.id)
+    existing = repository.find_by_task(connection, task.id)
     if existing is not None:
-        return HandlerResult(petition_url(task, existing.id), SUCCESS_MESSAGE)
+        return HandlerResult(petition_url(task, existing), SUCCESS_MESSAGE)
     values, errors = check_fields(task.payload)
-    resolved = await check_references(session, values, private=task.private_scope, errors=errors)
+    resolved = check_references(connection, values, private=task.private_scope, errors=errors)
     if errors:
         raise PermanentTaskError(str(errors[:MAX_ERRORS]))
     now = utcnow()
-    petition = Petition(
-        id=secrets.token_hex(12),
-        netid=resolved["netid"],
-        petition_code=resolved["petition_code"],
-        origin_code=resolved["origin_code"],
-        school=resolved["school"],
-        decision=resolved.get("decision"),
-        grade_term=resolved["grade_term"],
-        user_netid=resolved.get("user_netid"),
-        effective_date=now,
-        cache_date=now,
-        created_by_task=task.id,
-    )
-    session.add(petition)
+    petition_id = secrets.token_hex(12)
     # A concurrent run of the same task fails here on the unique created_by_task; the worker
     # retries it as transient, and the retry finds this petition above.
-    await session.flush()
-    return HandlerResult(petition_url(task, petition.id), SUCCESS_MESSAGE)
+    connection.execute(
+        insert(PETITIONS).values(
+            id=petition_id,
+            netid=resolved["netid"],
+            petition_code=resolved["petition_code"],
+            origin_code=resolved["origin_code"],
+            school=resolved["school"],
+            decision=resolved.get("decision"),
+            grade_term=resolved["grade_term"],
+            user_netid=resolved.get("user_netid"),
+            effective_date=now,
+            cache_date=now,
+            created_by_task=task.id,
+        )
+    )
+    return HandlerResult(petition_url(task, petition_id), SUCCESS_MESSAGE)
 
 
 register_handler(RESOURCE, ACTION, create_petition)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, Select, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from registrar.auth.tokens import Client
 from registrar.common import ferpa
@@ -59,10 +58,11 @@ def visible_petition(connection: Connection, petition_id: str, client: Client) -
     return connection.execute(query).first()
 
 
-async def find_by_task(session: AsyncSession, task_id: str) -> Petition | None:
-    """The petition a task already created (a redelivered task must not create a second)."""
-    found: Petition | None = await session.scalar(
-        select(Petition).where(Petition.created_by_task == task_id)
+def find_by_task(connection: Connection, task_id: str) -> str | None:
+    """The id of the petition a task already created (a redelivered task must not create a
+    second)."""
+    found: str | None = connection.scalar(
+        select(Petition.id).where(Petition.created_by_task == task_id)
     )
     return found
 

@@ -11,7 +11,6 @@ from rich.table import Table
 from registrar.config import Settings
 from registrar.runtime import Runtime
 from registrar.tasks import repository as repo
-from registrar.tasks.models import Task
 
 
 def _age(seconds: float | None) -> str:
@@ -28,8 +27,7 @@ def print_stats(settings: Settings) -> None:
     from registrar.cli import run_with_db
 
     async def _stats(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.db.reading() as session:
-            return await repo.stats(session)
+        return await runtime.db.read(repo.stats)
 
     s = run_with_db(settings, _stats)
     typer.echo(
@@ -54,12 +52,7 @@ def retry_task(settings: Settings, task_id: str) -> None:
     from registrar.cli import fail, run_with_db
 
     async def _retry(runtime: Runtime) -> str | None:
-        """None when requeued, else why not."""
-        async with runtime.db.writing() as session:
-            if await repo.requeue_failed(session, task_id):
-                return None
-            task = await session.get(Task, task_id)
-            return "no such task" if task is None else f"it is {task.status}, not error"
+        return await runtime.db.write(repo.requeue_failed, task_id)
 
     problem = run_with_db(settings, _retry)
     if problem is not None:

@@ -1,9 +1,12 @@
 """The handler registry: which code runs a task of a given (resource, action).
 
-A handler is `async def handler(session, task) -> HandlerResult`. It runs inside the worker's write
-transaction, the same one that marks the task finished, so its writes and the task's completion
-commit together or not at all. It must be idempotent (a task whose lease expired mid-run may be
-delivered again): write a marker row keyed by the task id and do nothing if it already exists.
+A handler is `def handler(connection, task: ClaimedTask) -> HandlerResult`: plain (not async)
+code over a SQLAlchemy Connection, run by `Database.write` inside the worker's write transaction,
+the same one that marks the task finished, so its writes and the task's completion commit
+together or not at all. (Plain code, so a batch of tasks runs in one hop to SQLite's writer
+thread; on PostgreSQL the same function runs through `run_sync`.) It must be idempotent (a task
+whose lease expired mid-run may be delivered again): write a marker row keyed by the task id and
+do nothing if it already exists.
 
 Raise `PermanentTaskError(message)` for a failure that retrying cannot fix (the task ends `error`,
 its `path` the URL that was called); any other exception is transient and the task is retried with
@@ -14,12 +17,11 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from registrar.tasks.models import Task
+from sqlalchemy import Connection, Row
 
 
 @dataclass(frozen=True)
@@ -37,15 +39,49 @@ class PermanentTaskError(Exception):
 
 
 @dataclass(frozen=True)
-class RunContext:
-    """What a handler may want to record about the run (audit rows)."""
+class ClaimedTask:
+    """A task as a worker holds it: what it asked for, and this run (for audit rows)."""
 
-    worker_id: str
-    started_at: dt.datetime
-    attempt: int
+    id: str
+    resource: str
+    action: str
+    resource_id: str | None
+    payload: Any
+    requester: dict[str, Any]
+    sub: str
+    private_scope: bool
+    request_date: dt.datetime
+    base_url: str
+    called_url: str
+    attempts: int  # this run's attempt, counting it
+    max_attempts: int
+    run_at: dt.datetime
+    worker_id: str = ""
+    started_at: dt.datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Row[Any], worker_id: str = "") -> ClaimedTask:
+        m = row._mapping
+        return cls(
+            id=m["id"],
+            resource=m["resource"],
+            action=m["action"],
+            resource_id=m["resource_id"],
+            payload=m["payload"],
+            requester=m["requester"] or {},
+            sub=m["sub"],
+            private_scope=bool(m["private_scope"]),
+            request_date=m["request_date"],
+            base_url=m["base_url"],
+            called_url=m["called_url"],
+            attempts=m["attempts"],
+            max_attempts=m["max_attempts"],
+            run_at=m["run_at"],
+            worker_id=worker_id,
+        )
 
 
-Handler = Callable[[AsyncSession, Task], Awaitable[HandlerResult]]
+Handler = Callable[[Connection, ClaimedTask], HandlerResult]
 
 _HANDLERS: dict[tuple[str, str], Handler] = {}
 
@@ -72,14 +108,6 @@ def load_handlers() -> None:
         importlib.import_module(name)
 
 
-def run_context(session: AsyncSession) -> RunContext:
-    """The current run's context; the worker puts it in `session.info` before calling a handler."""
-    ctx = session.info.get("task_run")
-    if not isinstance(ctx, RunContext):
-        raise RuntimeError("run_context() called outside a task run")
-    return ctx
-
-
-def absolute_url(task: Task, path: str) -> str:
+def absolute_url(task: ClaimedTask, path: str) -> str:
     """`path` (starting with /api/) under the base URL captured when the task was created."""
     return task.base_url.rstrip("/") + path

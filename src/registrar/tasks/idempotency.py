@@ -15,8 +15,7 @@ from typing import Any
 
 import orjson
 from fastapi import Request
-from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, Table, delete, insert, select
 
 from registrar.db import utcnow
 from registrar.errors import ProblemError, bad_request
@@ -25,6 +24,7 @@ from registrar.tasks.models import IdempotencyKey
 HEADER = "Idempotency-Key"
 KEY_TTL = dt.timedelta(hours=24)
 MAX_KEY_LENGTH = 255
+KEYS: Table = IdempotencyKey.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -68,15 +68,16 @@ def idempotency_claim(request: Request, sub: str, body: Any) -> IdempotencyClaim
     )
 
 
-async def find_replay(session: AsyncSession, claim: IdempotencyClaim) -> str | None:
+def find_replay(connection: Connection, claim: IdempotencyClaim) -> str | None:
     """The task id an earlier identical request queued; 422 if the key was used for another one."""
-    row = await session.get(IdempotencyKey, (claim.sub, claim.key))
+    k = KEYS.c
+    mine = (k.sub == claim.sub) & (k.key == claim.key)
+    row = connection.execute(select(k.request_hash, k.task_id, k.created_at).where(mine)).first()
     if row is None:
         return None
     if row.created_at < utcnow() - KEY_TTL:
         # Expired but not yet pruned: forget it, so the key can name this new request.
-        await session.delete(row)
-        await session.flush()
+        connection.execute(delete(KEYS).where(mine))
         return None
     if row.request_hash != claim.fingerprint:
         raise ProblemError(
@@ -85,20 +86,21 @@ async def find_replay(session: AsyncSession, claim: IdempotencyClaim) -> str | N
             slug="idempotency-key-reused",
             errors=[f"{HEADER}: reused with a different method, URL or body"],
         )
-    return row.task_id
+    return str(row.task_id)
 
 
-async def remember(session: AsyncSession, claim: IdempotencyClaim, task_id: str) -> None:
-    session.add(
-        IdempotencyKey(
-            sub=claim.sub, key=claim.key, request_hash=claim.fingerprint, task_id=task_id
+def remember(connection: Connection, claim: IdempotencyClaim, task_id: str) -> None:
+    connection.execute(
+        insert(KEYS).values(
+            sub=claim.sub,
+            key=claim.key,
+            request_hash=claim.fingerprint,
+            task_id=task_id,
+            created_at=utcnow(),
         )
     )
-    await session.flush()
 
 
-async def prune_keys(session: AsyncSession) -> int:
-    result = await session.execute(
-        delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - KEY_TTL)
-    )
+def prune_keys(connection: Connection) -> int:
+    result = connection.execute(delete(KEYS).where(KEYS.c.created_at < utcnow() - KEY_TTL))
     return int(getattr(result, "rowcount", 0) or 0)

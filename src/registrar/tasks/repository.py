@@ -1,8 +1,10 @@
 """Queue statements: claim with a lease, finish under the lease, retry, release, heartbeat, prune.
 
-Every statement that changes a claimed task is guarded by `locked_by = <this worker>`: a worker
-whose lease expired and whose task another worker reclaimed updates nothing, so it cannot finish
-a task twice (the caller rolls its handler's writes back when the guard matches no row).
+Each is plain code over a Connection, for `Database.write` (or `read`): the worker runs a claim,
+or a whole batch of tasks and their finishes, in one hop. Every statement that changes a claimed
+task is guarded by `locked_by = <this worker>`: a worker whose lease expired and whose task
+another worker reclaimed updates nothing, so it cannot finish a task twice (the caller rolls its
+handler's writes back when the guard matches no row).
 """
 
 from __future__ import annotations
@@ -12,28 +14,30 @@ import random
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, case, delete, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, Table, and_, case, delete, func, or_, select, update
 
 from registrar.db import database_now, utcnow
+from registrar.tasks.handlers import ClaimedTask
 from registrar.tasks.models import Task
 
-_NO_SYNC = {"synchronize_session": False}
+# Core statements on the Table, not the mapped class: these run once per task, and the ORM's
+# bulk-DML layer would cost more than the statement.
 TASKS = cast(Table, Task.__table__)
+T = TASKS.c
 
 
 def _rowcount(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def claim(
-    session: AsyncSession,
+def claim(
+    connection: Connection,
     *,
     worker_id: str,
     limit: int,
     lease_seconds: float,
     resources: Sequence[str],
-) -> list[Task]:
+) -> list[ClaimedTask]:
     """Lease up to `limit` due tasks, oldest first, in one statement.
 
     SQLite: the caller's `BEGIN IMMEDIATE` transaction holds the database's write lock, so no two
@@ -41,36 +45,36 @@ async def claim(
     each take different rows without waiting on one another. An expired lease (a worker that died
     or hung) matches `locked_until < now` and is reclaimed here too.
     """
-    now = await database_now(session)
+    now = database_now(connection)
     due = (
-        select(Task.id)
+        select(T.id)
         .where(
-            Task.status == "accepted",
-            Task.run_at <= now,
-            or_(Task.locked_until.is_(None), Task.locked_until < now),
-            Task.resource.in_(list(resources)),
+            T.status == "accepted",
+            T.run_at <= now,
+            or_(T.locked_until.is_(None), T.locked_until < now),
+            T.resource.in_(list(resources)),
         )
-        .order_by(Task.run_at)
+        .order_by(T.run_at)
         .limit(limit)
     )
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
+    if connection.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     stmt = (
-        update(Task)
-        .where(Task.id.in_(due.scalar_subquery()))
+        update(TASKS)
+        .where(T.id.in_(due.scalar_subquery()))
         .values(
             locked_by=worker_id,
             locked_until=now + dt.timedelta(seconds=lease_seconds),
-            attempts=Task.attempts + 1,
+            attempts=T.attempts + 1,
         )
-        .returning(Task)
+        .returning(*TASKS.c)
     )
-    rows = (await session.execute(stmt, execution_options={"populate_existing": True})).scalars()
-    return sorted(rows.all(), key=lambda t: t.run_at)
+    tasks = [ClaimedTask.from_row(row, worker_id) for row in connection.execute(stmt)]
+    return sorted(tasks, key=lambda t: t.run_at)
 
 
-async def finish(
-    session: AsyncSession,
+def finish(
+    connection: Connection,
     task_id: str,
     *,
     worker_id: str,
@@ -81,12 +85,9 @@ async def finish(
     last_error: str | None = None,
 ) -> bool:
     """Mark the task done, if this worker still holds it. False means the lease was lost."""
-    # On the Table, not the mapped class: this runs once per task and the ORM's bulk-DML layer
-    # would cost more than the statement.
-    t = TASKS
-    result = await session.execute(
-        update(t)
-        .where(t.c.id == task_id, t.c.locked_by == worker_id, t.c.status == "accepted")
+    result = connection.execute(
+        update(TASKS)
+        .where(T.id == task_id, T.locked_by == worker_id, T.status == "accepted")
         .values(
             status=status,
             completed_date=utcnow(),
@@ -107,71 +108,70 @@ def backoff_seconds(attempts: int, base: float, cap: float = 300.0) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
-async def schedule_retry(
-    session: AsyncSession, task_id: str, *, worker_id: str, delay: float, error: str
+def schedule_retry(
+    connection: Connection, task_id: str, *, worker_id: str, delay: float, error: str
 ) -> bool:
-    now = await database_now(session)
-    result = await session.execute(
-        update(Task)
-        .where(Task.id == task_id, Task.locked_by == worker_id, Task.status == "accepted")
+    now = database_now(connection)
+    result = connection.execute(
+        update(TASKS)
+        .where(T.id == task_id, T.locked_by == worker_id, T.status == "accepted")
         .values(
             run_at=now + dt.timedelta(seconds=delay),
             locked_by=None,
             locked_until=None,
             last_error=error,
-        ),
-        execution_options=_NO_SYNC,
+        )
     )
     return _rowcount(result) == 1
 
 
-async def release(session: AsyncSession, task_ids: Sequence[str], *, worker_id: str) -> int:
+def release(connection: Connection, task_ids: Sequence[str], *, worker_id: str) -> int:
     """Give back claimed tasks this worker will not run (shutdown); the attempt does not count."""
     if not task_ids:
         return 0
-    result = await session.execute(
-        update(Task)
-        .where(Task.id.in_(list(task_ids)), Task.locked_by == worker_id, Task.status == "accepted")
+    result = connection.execute(
+        update(TASKS)
+        .where(T.id.in_(list(task_ids)), T.locked_by == worker_id, T.status == "accepted")
         .values(
             locked_by=None,
             locked_until=None,
-            attempts=case((Task.attempts > 0, Task.attempts - 1), else_=0),
-        ),
-        execution_options=_NO_SYNC,
+            attempts=case((T.attempts > 0, T.attempts - 1), else_=0),
+        )
     )
     return _rowcount(result)
 
 
-async def heartbeat(
-    session: AsyncSession, task_ids: Sequence[str], *, worker_id: str, lease_seconds: float
+def heartbeat(
+    connection: Connection, task_ids: Sequence[str], *, worker_id: str, lease_seconds: float
 ) -> int:
     """Extend the leases of all this worker's running tasks, in one statement."""
     if not task_ids:
         return 0
-    now = await database_now(session)
-    result = await session.execute(
-        update(Task)
-        .where(Task.id.in_(list(task_ids)), Task.locked_by == worker_id, Task.status == "accepted")
-        .values(locked_until=now + dt.timedelta(seconds=lease_seconds)),
-        execution_options=_NO_SYNC,
+    now = database_now(connection)
+    result = connection.execute(
+        update(TASKS)
+        .where(T.id.in_(list(task_ids)), T.locked_by == worker_id, T.status == "accepted")
+        .values(locked_until=now + dt.timedelta(seconds=lease_seconds))
     )
     return _rowcount(result)
 
 
-async def prune_finished(session: AsyncSession, *, retention_days: int) -> int:
+def prune_finished(connection: Connection, *, retention_days: int) -> int:
     cutoff = utcnow() - dt.timedelta(days=retention_days)
-    result = await session.execute(
-        delete(Task).where(Task.status.in_(["complete", "error"]), Task.completed_date < cutoff),
-        execution_options=_NO_SYNC,
+    result = connection.execute(
+        delete(TASKS).where(T.status.in_(["complete", "error"]), T.completed_date < cutoff)
     )
     return _rowcount(result)
 
 
-async def requeue_failed(session: AsyncSession, task_id: str) -> bool:
-    """Operator retry: a task in `error` goes back to `accepted` with its attempts reset."""
-    result = await session.execute(
-        update(Task)
-        .where(Task.id == task_id, Task.status == "error")
+def requeue_failed(connection: Connection, task_id: str) -> str | None:
+    """Operator retry: a task in `error` goes back to `accepted` with its attempts reset.
+
+    None when requeued, else why not.
+    """
+    result = connection.execute(
+        update(TASKS)
+        .where(T.id == task_id, T.status == "error")
         .values(
             status="accepted",
             attempts=0,
@@ -182,31 +182,29 @@ async def requeue_failed(session: AsyncSession, task_id: str) -> bool:
             path=None,
             message=None,
             worker_data={},
-        ),
-        execution_options=_NO_SYNC,
+        )
     )
-    return _rowcount(result) == 1
+    if _rowcount(result) == 1:
+        return None
+    status = connection.scalar(select(T.status).where(T.id == task_id))
+    return "no such task" if status is None else f"it is {status}, not error"
 
 
-async def stats(session: AsyncSession) -> dict[str, Any]:
+def stats(connection: Connection) -> dict[str, Any]:
     """Counts per resource and state, and the oldest queued task's age, in one grouped query."""
     now = utcnow()
-    leased = and_(
-        Task.status == "accepted", Task.locked_until.is_not(None), Task.locked_until >= now
-    )
-    rows = (
-        await session.execute(
-            select(
-                Task.resource,
-                func.count().filter(Task.status == "accepted", ~leased),
-                func.count().filter(leased),
-                func.count().filter(Task.status == "error"),
-                func.count().filter(Task.status == "complete"),
-                func.min(Task.request_date).filter(Task.status == "accepted", ~leased),
-            )
-            .group_by(Task.resource)
-            .order_by(Task.resource)
+    leased = and_(T.status == "accepted", T.locked_until.is_not(None), T.locked_until >= now)
+    rows = connection.execute(
+        select(
+            T.resource,
+            func.count().filter(T.status == "accepted", ~leased),
+            func.count().filter(leased),
+            func.count().filter(T.status == "error"),
+            func.count().filter(T.status == "complete"),
+            func.min(T.request_date).filter(T.status == "accepted", ~leased),
         )
+        .group_by(T.resource)
+        .order_by(T.resource)
     ).all()
     per_resource = []
     for resource, queued, running, failed, complete, oldest in rows:

@@ -1,11 +1,12 @@
 """The durable task worker: claims tasks with a lease, runs their handlers, finishes them.
 
 One loop claims as many due tasks as there are free slots (one statement, see repository.claim) and
-runs each in its own asyncio task. A handler's writes and the task's completion commit in ONE
+runs them as batches, each batch one `Database.write`: plain code on one connection, one hop and
+one commit for many tasks on SQLite. A handler's writes and the task's completion commit in ONE
 transaction guarded by `locked_by = me`, so a SIGKILL at any instant either loses the whole attempt
 (the lease expires and another worker reclaims the task) or commits all of it; never half, never
 twice. A heartbeat extends the leases of running tasks; `stop()` stops claiming, lets in-flight
-tasks finish for a grace period, then cancels and releases the rest.
+tasks finish for a grace period, then aborts the rest (rolled back) and releases them.
 
 Wake-ups: enqueue pokes an in-process worker right after its commit; on PostgreSQL a dedicated
 connection LISTENs for the NOTIFY that every enqueue sends, so workers in other processes start at
@@ -17,29 +18,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
 import signal
 import socket
+import threading
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection
 
 from registrar.config import Settings
 from registrar.db import utcnow
 from registrar.runtime import Runtime
 from registrar.tasks import repository as repo
 from registrar.tasks.handlers import (
+    ClaimedTask,
     PermanentTaskError,
-    RunContext,
     get_handler,
     known_resources,
     load_handlers,
 )
 from registrar.tasks.idempotency import prune_keys
-from registrar.tasks.models import Task
-from registrar.tasks.service import NOTIFY_CHANNEL, add_wakeup, queue_writing, remove_wakeup
+from registrar.tasks.service import NOTIFY_CHANNEL, add_wakeup, remove_wakeup
 
 log = logging.getLogger("registrar.worker")
 
@@ -48,6 +50,14 @@ MAINTENANCE_EVERY_SECONDS = 300.0
 
 class LeaseLostError(Exception):
     """Another worker reclaimed the task while this one ran it: roll this attempt back."""
+
+
+class BatchAbortedError(Exception):
+    """The worker is stopping and the grace period is over: roll the batch back."""
+
+
+def _maintain(connection: Connection, retention_days: int) -> tuple[int, int]:
+    return repo.prune_finished(connection, retention_days=retention_days), prune_keys(connection)
 
 
 def new_worker_id() -> str:
@@ -75,8 +85,12 @@ class Worker:
         # claimed tasks as one batch, one commit. PostgreSQL runs `concurrency` tasks in parallel.
         sqlite = runtime.db.dialect == "sqlite"
         self.batch_size = 200 if sqlite else 1
+        self.linger = self.settings.worker_batch_linger_ms / 1000 if sqlite else 0.0
         self.slots = self.batch_size if sqlite else self.concurrency
         self._inflight: dict[str, asyncio.Task[dict[str, str]]] = {}
+        # Set when the shutdown grace period is over: running batches roll back at their next
+        # check (a batch on SQLite's writer thread cannot be cancelled from here).
+        self._abort = threading.Event()
         self._background: list[asyncio.Task[None]] = []
         self._runner: asyncio.Task[None] | None = None
         self._stopping = False
@@ -110,16 +124,17 @@ class Worker:
         running = list(self._inflight.items())
         if running:
             _done, pending = await asyncio.wait(
-                [t for _i, t in running], timeout=self.shutdown_grace_seconds
+                {t for _i, t in running}, timeout=self.shutdown_grace_seconds
             )
-            unfinished = [i for i, t in running if t in pending]
-            for t in pending:
-                t.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            self._abort.set()
+            outcomes: dict[str, str] = {}
+            for finished in await asyncio.gather(*pending, return_exceptions=True):
+                if isinstance(finished, dict):
+                    outcomes.update(finished)
+            unfinished = [i for i, t in running if t in pending and outcomes.get(i) != "complete"]
             if unfinished:
                 try:
-                    async with self._writes() as session:
-                        await repo.release(session, unfinished, worker_id=self.worker_id)
+                    await self.runtime.db.write(repo.release, unfinished, worker_id=self.worker_id)
                 except Exception:
                     # The leases expire by themselves; another worker picks the tasks up then.
                     log.exception("could not release %d tasks at shutdown", len(unfinished))
@@ -144,21 +159,17 @@ class Worker:
 
     # --- claiming and running ---------------------------------------------------------------
 
-    def _writes(self) -> contextlib.AbstractAsyncContextManager[Any]:
-        return queue_writing(self.runtime)
-
-    async def claim(self, limit: int) -> list[Task]:
+    async def claim(self, limit: int) -> list[ClaimedTask]:
         resources = known_resources()
         if limit <= 0 or not resources:
             return []
-        async with self._writes() as session:
-            return await repo.claim(
-                session,
-                worker_id=self.worker_id,
-                limit=limit,
-                lease_seconds=self.lease_seconds,
-                resources=resources,
-            )
+        return await self.runtime.db.write(
+            repo.claim,
+            worker_id=self.worker_id,
+            limit=limit,
+            lease_seconds=self.lease_seconds,
+            resources=resources,
+        )
 
     async def _run(self) -> None:
         assert self._wake_event is not None
@@ -167,7 +178,7 @@ class Worker:
             # Clear before looking, so a wake-up that arrives during the claim is not lost.
             self._wake_event.clear()
             free = self.slots - len(self._inflight)
-            claimed: list[Task] = []
+            claimed: list[ClaimedTask] = []
             if free > 0:
                 try:
                     claimed = await self.claim(free)
@@ -187,8 +198,11 @@ class Worker:
                 continue  # probably more due: claim again as soon as a slot frees
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake_event.wait(), self.settings.worker_poll_seconds)
+            if self.linger > 0 and not self._stopping:
+                # Under load, requests arrive a few at a time: let them gather into one batch.
+                await asyncio.sleep(self.linger)
 
-    def _spawn(self, tasks: list[Task]) -> None:
+    def _spawn(self, tasks: list[ClaimedTask]) -> None:
         runner = asyncio.create_task(self.run_batch(tasks), name=f"tasks {tasks[0].id}...")
         ids = [t.id for t in tasks]
         for task_id in ids:
@@ -202,11 +216,11 @@ class Worker:
 
         runner.add_done_callback(_done)
 
-    async def run_one(self, task: Task) -> str:
-        """Run one claimed task to its end; returns complete, error, retry or lost."""
+    async def run_one(self, task: ClaimedTask) -> str:
+        """Run one claimed task to its end; returns complete, error, retry, lost or aborted."""
         return (await self.run_batch([task]))[task.id]
 
-    async def run_batch(self, tasks: list[Task]) -> dict[str, str]:
+    async def run_batch(self, tasks: list[ClaimedTask]) -> dict[str, str]:
         """Run claimed tasks in ONE transaction: one commit for many tasks.
 
         A task's handler writes and its completion commit together. First try: no savepoints
@@ -216,59 +230,67 @@ class Worker:
         One commit per batch is what makes SQLite fast (one writer, and a commit costs more
         than the work); on PostgreSQL batches hold one task and workers run in parallel.
         """
+        db = self.runtime.db
         try:
-            async with self._writes() as session:
-                for task in tasks:
-                    await self._run_plain(session, task)
-            return {t.id: "complete" for t in tasks}
-        except asyncio.CancelledError:
-            raise
+            return await db.write(self._run_plain, tasks)
+        except BatchAbortedError:
+            return {t.id: "aborted" for t in tasks}
         except Exception as exc:
             # A task failed: run them again, isolated (handlers are idempotent).
             log.debug("batch of %d needs isolation: %s", len(tasks), type(exc).__name__)
-        outcomes: dict[str, str] = {}
         try:
-            async with self._writes() as session:
-                for task in tasks:
-                    outcomes[task.id] = await self._run_in_savepoint(session, task)
-        except asyncio.CancelledError:
-            raise
+            return await db.write(self._run_isolated, tasks)
+        except BatchAbortedError:
+            return {t.id: "aborted" for t in tasks}
         except Exception:
             # The commit (or the database) failed: nothing of this batch happened. The leases
             # expire and the tasks run again; handlers are idempotent, so that is safe.
             log.exception("a batch of %d tasks failed to commit", len(tasks))
             return {t.id: "retry" for t in tasks}
+
+    def _check_abort(self) -> None:
+        if self._abort.is_set():
+            raise BatchAbortedError
+
+    def _run_plain(self, connection: Connection, tasks: list[ClaimedTask]) -> dict[str, str]:
+        """The fast path: run and complete every task; raise on anything else."""
+        for claimed in tasks:
+            self._check_abort()
+            task = dataclasses.replace(claimed, started_at=utcnow())
+            handler = get_handler(task.resource, task.action)
+            if handler is None:
+                raise PermanentTaskError("no handler")
+            result = handler(connection, task)
+            if not repo.finish(
+                connection,
+                task.id,
+                worker_id=self.worker_id,
+                status="complete",
+                path=result.path,
+                message=result.message,
+                worker_data={"worker": self.worker_id, "attempts": task.attempts},
+            ):
+                raise LeaseLostError
+        self._check_abort()
+        return {t.id: "complete" for t in tasks}
+
+    def _run_isolated(self, connection: Connection, tasks: list[ClaimedTask]) -> dict[str, str]:
+        outcomes = {t.id: self._run_in_savepoint(connection, t) for t in tasks}
+        self._check_abort()
         return outcomes
 
-    async def _run_plain(self, session: AsyncSession, task: Task) -> None:
-        """The fast path: run and complete the task; raise on anything else."""
-        session.info["task_run"] = RunContext(self.worker_id, utcnow(), task.attempts)
-        handler = get_handler(task.resource, task.action)
-        if handler is None:
-            raise PermanentTaskError("no handler")
-        result = await handler(session, task)
-        if not await repo.finish(
-            session,
-            task.id,
-            worker_id=self.worker_id,
-            status="complete",
-            path=result.path,
-            message=result.message,
-            worker_data={"worker": self.worker_id, "attempts": task.attempts},
-        ):
-            raise LeaseLostError
-
-    async def _run_in_savepoint(self, session: AsyncSession, task: Task) -> str:
+    def _run_in_savepoint(self, connection: Connection, claimed: ClaimedTask) -> str:
+        self._check_abort()
+        task = dataclasses.replace(claimed, started_at=utcnow())
         worker_data = {"worker": self.worker_id, "attempts": task.attempts}
-        session.info["task_run"] = RunContext(self.worker_id, utcnow(), task.attempts)
         handler = get_handler(task.resource, task.action)
         try:
-            async with session.begin_nested():
+            with connection.begin_nested():
                 if handler is None:
                     raise PermanentTaskError(f"['No handler for {task.action} {task.resource}.']")
-                result = await handler(session, task)
-                if not await repo.finish(
-                    session,
+                result = handler(connection, task)
+                if not repo.finish(
+                    connection,
                     task.id,
                     worker_id=self.worker_id,
                     status="complete",
@@ -282,15 +304,13 @@ class Worker:
             log.warning("task %s: lease lost, attempt rolled back", task.id)
             return "lost"
         except PermanentTaskError as exc:
-            return await self._finish_error(session, task, exc.message, exc.message, worker_data)
-        except asyncio.CancelledError:
-            raise
+            return self._finish_error(connection, task, exc.message, exc.message, worker_data)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:4000]
             if task.attempts >= task.max_attempts:
                 log.warning("task %s failed after %d attempts: %s", task.id, task.attempts, error)
                 message = f"['The task failed after {task.attempts} attempts; try again later.']"
-                return await self._finish_error(session, task, message, error, worker_data)
+                return self._finish_error(connection, task, message, error, worker_data)
             delay = repo.backoff_seconds(task.attempts, self.retry_base_seconds)
             log.info(
                 "task %s attempt %d failed (%s); retry in %.1fs",
@@ -299,21 +319,21 @@ class Worker:
                 error,
                 delay,
             )
-            await repo.schedule_retry(
-                session, task.id, worker_id=self.worker_id, delay=delay, error=error
+            repo.schedule_retry(
+                connection, task.id, worker_id=self.worker_id, delay=delay, error=error
             )
             return "retry"
 
-    async def _finish_error(
+    def _finish_error(
         self,
-        session: AsyncSession,
-        task: Task,
+        connection: Connection,
+        task: ClaimedTask,
         message: str,
         error: str,
         worker_data: dict[str, Any],
     ) -> str:
-        ok = await repo.finish(
-            session,
+        ok = repo.finish(
+            connection,
             task.id,
             worker_id=self.worker_id,
             status="error",
@@ -334,10 +354,9 @@ class Worker:
             if not ids:
                 continue
             try:
-                async with self._writes() as session:
-                    await repo.heartbeat(
-                        session, ids, worker_id=self.worker_id, lease_seconds=self.lease_seconds
-                    )
+                await self.runtime.db.write(
+                    repo.heartbeat, ids, worker_id=self.worker_id, lease_seconds=self.lease_seconds
+                )
             except Exception:
                 log.exception("heartbeat failed")
 
@@ -345,11 +364,9 @@ class Worker:
         await asyncio.sleep(5.0)
         while True:
             try:
-                async with self._writes() as session:
-                    tasks = await repo.prune_finished(
-                        session, retention_days=self.settings.task_retention_days
-                    )
-                    keys = await prune_keys(session)
+                tasks, keys = await self.runtime.db.write(
+                    _maintain, self.settings.task_retention_days
+                )
                 if tasks or keys:
                     log.info("pruned %d finished tasks and %d idempotency keys", tasks, keys)
             except Exception:
