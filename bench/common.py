@@ -87,15 +87,38 @@ end
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
+LUA_PATCH = """
+local ids = {}
+for line in io.lines("%(paths)s") do ids[#ids + 1] = line end
+local i = 0
+wrk.headers["Authorization"] = "Bearer %(token)s"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  i = i + 1
+  local body = string.format(
+    '{"course_assessment": {"submit_date": "2020-03-05T17:%%02d:%%02dZ", "opt_out_date": null}}',
+    math.floor(i / 60) %% 60, i %% 60)
+  return wrk.format("PATCH", "/api/academic/enrollments/" .. ids[(i %% #ids) + 1], nil, body)
+end
+"""
+
+
 def wrk(
-    base: str, paths: list[str], token: str, *, seconds: int, connections: int
+    base: str,
+    paths: list[str],
+    token: str,
+    *,
+    seconds: float,
+    connections: int,
+    script: str = LUA_PATHS,
 ) -> dict[str, float]:
-    """Run wrk over `paths` round-robin; requests/s and latency percentiles in milliseconds."""
+    """Run wrk over `paths` round-robin (GETs, or what `script` makes of each line); requests/s,
+    requests sent, and latency percentiles in milliseconds."""
     with tempfile.TemporaryDirectory() as tmp:
         paths_file = Path(tmp) / "paths.txt"
         paths_file.write_text("\n".join(paths) + "\n")
-        script = Path(tmp) / "paths.lua"
-        script.write_text(LUA_PATHS % {"paths": paths_file, "token": token})
+        script_file = Path(tmp) / "script.lua"
+        script_file.write_text(script % {"paths": paths_file, "token": token})
         out = subprocess.run(
             [
                 "wrk",
@@ -104,7 +127,7 @@ def wrk(
                 f"-d{seconds}s",
                 "--latency",
                 "-s",
-                str(script),
+                str(script_file),
                 base,
             ],
             check=True,
@@ -114,6 +137,8 @@ def wrk(
     figures: dict[str, float] = {}
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     figures["rps"] = float(rps.group(1)) if rps else 0.0
+    sent = re.search(r"(\d+) requests in", out)
+    figures["requests"] = float(sent.group(1)) if sent else 0.0
     for pct in ("50", "90", "99"):
         m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
         if m:

@@ -3,10 +3,11 @@
 Measures
   * accepted-to-complete latency at light load (one PATCH every --gap seconds), from the task's own
     request_date and completed_date (the server's clock, so client polling does not distort it);
-  * sustained throughput: --total PATCHes sent by --clients concurrent clients as fast as the server
-    takes them; PATCH requests/s, and tasks/s from the first 202 until the queue is empty.
+  * sustained throughput: wrk sends PATCHes on --clients connections for --seconds, as fast as the
+    server takes them; PATCH requests/s, and tasks/s from the first 202 until the queue is empty.
+    (Without wrk: --total PATCHes from as many httpx clients, which saturate before the server.)
 
-    .venv/bin/python bench/task_bench.py [--total 5000] [--clients 32] [--light 200]
+    .venv/bin/python bench/task_bench.py [--seconds 10] [--clients 32] [--light 200]
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import asyncio
 import datetime as dt
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -26,6 +28,9 @@ import time
 from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import LUA_PATCH, wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent / "registrar"
@@ -98,14 +103,55 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def queued(db_path: Path) -> int:
+def queued(db_path: Path, status: str = "accepted") -> int:
     con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         return int(
-            con.execute("SELECT count(*) FROM tasks WHERE status = 'accepted'").fetchone()[0]
+            con.execute("SELECT count(*) FROM tasks WHERE status = ?", (status,)).fetchone()[0]
         )
     finally:
         con.close()
+
+
+def sustained_wrk(
+    args: argparse.Namespace, base: str, token: str, ids: list[str], db: Path, pid: int
+) -> None:
+    """wrk PATCHes for --seconds on --clients connections; then wait for the queue to drain."""
+    before = queued(db, "complete")
+    cpu0 = cpu_seconds(pid)
+    start = time.perf_counter()
+    figures = wrk(
+        base, ids, token, seconds=args.seconds, connections=args.clients, script=LUA_PATCH
+    )
+    backlog = queued(db)
+    accepted = int(figures["requests"] - figures["non2xx"])
+    load = f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    if not args.wait:
+        cpu = cpu_seconds(pid) - cpu0
+        print(
+            f"  wrk {args.clients} connections, {args.seconds} s: {figures['rps']:.0f} PATCH "
+            f"requests/s, p50 {figures.get('p50', 0):.1f} ms, p99 {figures.get('p99', 0):.1f} ms "
+            f"({accepted} accepted, {figures['non2xx']:.0f} not); server CPU "
+            f"{cpu * 1000 / max(1, accepted):.2f} ms per PATCH ({load})"
+        )
+        return
+    while queued(db):
+        time.sleep(0.01)
+    drained = time.perf_counter() - start
+    cpu = cpu_seconds(pid) - cpu0
+    done = queued(db, "complete") - before
+    print(
+        f"sustained (wrk, {args.clients} connections, {args.seconds} s): "
+        f"{figures['rps']:.0f} PATCH requests/s (p50 {figures.get('p50', 0):.1f} ms, "
+        f"p99 {figures.get('p99', 0):.1f} ms; {accepted} accepted, {figures['non2xx']:.0f} not); "
+        f"backlog when the last 202 was sent: {backlog}; "
+        f"{done / drained:.0f} tasks/s accepted-to-complete "
+        f"({done} tasks complete {drained:.2f} s after the first request)"
+    )
+    print(
+        f"  server CPU {cpu * 1000 / max(1, done):.2f} ms per PATCH+task "
+        f"({cpu / drained * 100:.0f}% of one core while it ran; {load})"
+    )
 
 
 def report_light(args: argparse.Namespace, tasks: list[dict[str, object]]) -> None:
@@ -145,7 +191,11 @@ async def run(
         if locations:
             report_light(args, await wait_done(client, locations))
 
-        # 2. Sustained: --clients at once, --total PATCHes, as fast as they are taken.
+        # 2. Sustained: --clients at once, as fast as they are taken.
+        if shutil.which("wrk"):
+            token = client.headers["Authorization"].removeprefix("Bearer ")
+            sustained_wrk(args, base, token, ids[args.light :], db, pid)
+            return
         targets = [ids[args.light + i % (len(ids) - args.light)] for i in range(args.total)]
         queue: asyncio.Queue[int] = asyncio.Queue()
         for i in range(args.total):
@@ -195,7 +245,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--total", type=int, default=5000)
+    parser.add_argument("--total", type=int, default=5000, help="PATCHes (without wrk)")
+    parser.add_argument("--seconds", type=int, default=10, help="wrk's run time")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--light", type=int, default=200)
     parser.add_argument("--gap", type=float, default=0.02)
