@@ -57,14 +57,23 @@ def enrollment_rows() -> Select[Any]:
     )
 
 
-def _by_id(client: Client) -> Select[Any]:
-    return enrollment_rows().where(Enrollment.id == bindparam("enrollment_id"), *visible_to(client))
-
-
 _ANYONE = Client(sub="", name="", email="", scopes=frozenset(), claims={})
 _PRIVATE = Client(sub="", name="", email="", scopes=frozenset({PEOPLE_PRIVATE}), claims={})
+
+
+def visible_with(sees_private: bool) -> list[ColumnElement[bool]]:
+    """`visible_to` for statements built once, ahead of any caller: by the private scope alone."""
+    return visible_to(_PRIVATE if sees_private else _ANYONE)
+
+
+def _by_id(sees_private: bool) -> Select[Any]:
+    return enrollment_rows().where(
+        Enrollment.id == bindparam("enrollment_id"), *visible_with(sees_private)
+    )
+
+
 # Built once: the hottest query of the API skips statement construction and cache-key work.
-_BY_ID = {True: _by_id(_PRIVATE), False: _by_id(_ANYONE)}
+_BY_ID = {True: _by_id(True), False: _by_id(False)}
 
 
 def visible_enrollment(

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Connection, Table, func, insert, select, update
+from sqlalchemy import Connection, Select, Table, bindparam, func, insert, select, update
 
 from registrar.auth.scopes import ENROLLMENTS_WRITE
 from registrar.auth.tokens import Client
@@ -24,7 +24,7 @@ from registrar.common.json_body import read_json_body
 from registrar.db import utcnow
 from registrar.dependencies import RuntimeDep, require_scopes
 from registrar.enrollments.models import Enrollment, EnrollmentAudit
-from registrar.enrollments.repository import visible_enrollment, visible_to
+from registrar.enrollments.repository import visible_enrollment, visible_with
 from registrar.errors import bad_request, not_found, problem_responses
 from registrar.tasks.handlers import (
     ClaimedTask,
@@ -188,17 +188,40 @@ def _assessment(submit: dt.datetime | None, opt_out: dt.datetime | None) -> dict
     }
 
 
-def _requester_client(task: ClaimedTask) -> Client:
-    """The requester as a Client, so the worker applies the same FERPA rule the request did."""
-    r = task.requester or {}
-    scope = str(r.get("scope") or "")
-    return Client(
-        sub=task.sub,
-        name=str(r.get("name") or ""),
-        email=str(r.get("email") or ""),
-        scopes=frozenset(s for s in scope.replace(" ", ",").split(",") if s),
-        claims=dict(r),
+# The handler's statements, built once: it runs once per task and is the worker's hot path, and
+# building a statement (and its cache key) costs more than running it. Core on the Tables, not
+# ORM objects. Keyed by (requester sees private people, PostgreSQL).
+_ENROLLMENTS = cast(Table, Enrollment.__table__)
+_AUDITS = cast(Table, EnrollmentAudit.__table__)
+
+
+def _current(private: bool, lock: bool) -> Select[Any]:
+    query = select(
+        Enrollment.pk, Enrollment.course_submit_date, Enrollment.course_opt_out_date
+    ).where(Enrollment.id == bindparam("enrollment_id"), *visible_with(private))
+    # PostgreSQL: a row lock, so two tasks on one enrollment record true before/after values in
+    # order. (SQLite's write transaction already excludes every other writer.)
+    return query.with_for_update(of=Enrollment) if lock else query
+
+
+_CURRENT = {
+    (private, lock): _current(private, lock) for private in (False, True) for lock in (False, True)
+}
+_APPLIED = (
+    select(
+        func.count().filter(_AUDITS.c.task_id == bindparam("task_id")),
+        func.max(Task.request_date),
     )
+    .select_from(_AUDITS)
+    .outerjoin(Task, Task.id == _AUDITS.c.task_id)
+    .where(_AUDITS.c.enrollment_id == bindparam("enrollment_id"))
+)
+_WRITE = (
+    update(_ENROLLMENTS)
+    .where(_ENROLLMENTS.c.pk == bindparam("enrollment_pk"))
+    .values(course_submit_date=bindparam("submit"), course_opt_out_date=bindparam("opt_out"))
+)
+_AUDIT = insert(_AUDITS)
 
 
 def apply_course_assessment(connection: Connection, task: ClaimedTask) -> HandlerResult:
@@ -208,30 +231,17 @@ def apply_course_assessment(connection: Connection, task: ClaimedTask) -> Handle
     normalized, errors = validate_payload(task.payload)
     if errors:
         raise PermanentTaskError(str(errors))
-    # Core statements, not ORM objects: this runs once per task and is the worker's hot path.
-    # The FERPA rule is the repository's `visible_to`, the same one the request applied.
-    current = select(
-        Enrollment.pk, Enrollment.course_submit_date, Enrollment.course_opt_out_date
-    ).where(Enrollment.id == enrollment_id, *visible_to(_requester_client(task)))
-    if connection.dialect.name == "postgresql":
-        # Row lock: two tasks on one enrollment then record true before/after values in order.
-        # (SQLite's write transaction already excludes every other writer.)
-        current = current.with_for_update(of=Enrollment)
-    row = connection.execute(current).first()
+    # The FERPA rule is the repository's `visible_to`, decided as the request was (its token's
+    # scope is stored on the task).
+    current = _CURRENT[(task.private_scope, connection.dialect.name == "postgresql")]
+    row = connection.execute(current, {"enrollment_id": enrollment_id}).first()
     if row is None:
         raise PermanentTaskError(str([f"Enrollment {enrollment_id} does not exist."]))
     pk, submit, opt_out = row
     # Two questions about the tasks applied here so far, answered in one row, under the lock:
     # was this task one of them, and when was the newest of them requested?
-    audit = EnrollmentAudit.__table__
     already, newest_applied = connection.execute(
-        select(
-            func.count().filter(audit.c.task_id == task.id),
-            func.max(Task.request_date),
-        )
-        .select_from(audit)
-        .outerjoin(Task, Task.id == audit.c.task_id)
-        .where(audit.c.enrollment_id == enrollment_id)
+        _APPLIED, {"task_id": task.id, "enrollment_id": enrollment_id}
     ).one()
     # Idempotency: the audit row is unique per task and commits with the change. If this task's
     # row exists, its change was already applied: report success and change nothing.
@@ -249,25 +259,20 @@ def apply_course_assessment(connection: Connection, task: ClaimedTask) -> Handle
         ca = normalized["course_assessment"]
         submit = dt.datetime.fromisoformat(ca["submit_date"]) if ca["submit_date"] else None
         opt_out = dt.datetime.fromisoformat(ca["opt_out_date"]) if ca["opt_out_date"] else None
-        # On the Table, not the mapped class: skips the ORM's bulk-DML layer (half the CPU).
-        enrollments = cast(Table, Enrollment.__table__)
-        connection.execute(
-            update(enrollments)
-            .where(enrollments.c.pk == pk)
-            .values(course_submit_date=submit, course_opt_out_date=opt_out)
-        )
+        connection.execute(_WRITE, {"enrollment_pk": pk, "submit": submit, "opt_out": opt_out})
     connection.execute(
-        insert(cast(Table, EnrollmentAudit.__table__)).values(
-            enrollment_id=enrollment_id,
-            task_id=task.id,
-            actor_sub=task.sub,
-            worker_id=task.worker_id,
-            changed_at=utcnow(),
-            started_at=task.started_at or utcnow(),
-            before={"course_assessment": before},
-            after={"course_assessment": _assessment(submit, opt_out)},
-            note=note,
-        )
+        _AUDIT,
+        {
+            "enrollment_id": enrollment_id,
+            "task_id": task.id,
+            "actor_sub": task.sub,
+            "worker_id": task.worker_id,
+            "changed_at": utcnow(),
+            "started_at": task.started_at or utcnow(),
+            "before": {"course_assessment": before},
+            "after": {"course_assessment": _assessment(submit, opt_out)},
+            "note": note,
+        },
     )
     return HandlerResult(url, SUCCESS_MESSAGE)
 

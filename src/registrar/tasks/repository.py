@@ -14,7 +14,7 @@ import random
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, case, delete, func, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, case, delete, func, or_, select, update
 
 from registrar.db import database_now, utcnow
 from registrar.tasks.handlers import ClaimedTask
@@ -86,20 +86,40 @@ def finish(
 ) -> bool:
     """Mark the task done, if this worker still holds it. False means the lease was lost."""
     result = connection.execute(
-        update(TASKS)
-        .where(T.id == task_id, T.locked_by == worker_id, T.status == "accepted")
-        .values(
-            status=status,
-            completed_date=utcnow(),
-            path=path,
-            message=message,
-            worker_data=worker_data,
-            locked_by=None,
-            locked_until=None,
-            last_error=last_error,
-        )
+        _FINISH,
+        {
+            "task_id": task_id,
+            "worker_id": worker_id,
+            "new_status": status,
+            "new_completed_date": utcnow(),
+            "new_path": path,
+            "new_message": message,
+            "new_worker_data": worker_data,
+            "new_last_error": last_error,
+        },
     )
     return _rowcount(result) == 1
+
+
+# Built once: `finish` runs once per task.
+_FINISH = (
+    update(TASKS)
+    .where(
+        T.id == bindparam("task_id"),
+        T.locked_by == bindparam("worker_id"),
+        T.status == "accepted",
+    )
+    .values(
+        status=bindparam("new_status"),
+        completed_date=bindparam("new_completed_date"),
+        path=bindparam("new_path"),
+        message=bindparam("new_message"),
+        worker_data=bindparam("new_worker_data", type_=T.worker_data.type),
+        locked_by=None,
+        locked_until=None,
+        last_error=bindparam("new_last_error"),
+    )
+)
 
 
 def backoff_seconds(attempts: int, base: float, cap: float = 300.0) -> float:
