@@ -363,6 +363,33 @@ def test_body_cap_and_stalled_body_on_a_real_server(database_url: str, writer_to
         assert not whole.startswith(b"HTTP/1.1 408") and not whole.startswith(b"HTTP/1.1 413")
 
 
+def test_a_client_that_leaves_mid_body_is_not_an_error(
+    database_url: str, writer_token: str
+) -> None:
+    """Load generators and impatient clients hang up mid-request: nothing to answer, no 500."""
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    keep = Keep(level=logging.DEBUG)
+    logger = logging.getLogger("registrar")
+    with real_server(database_url, body_timeout_seconds=5) as port:
+        logger.addHandler(keep)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(_head(writer_token, "Content-Length: 100\r\n") + b'{"petition":')
+                time.sleep(0.2)  # the route is reading the body
+            deadline = time.monotonic() + 5
+            while not any("went away" in r.getMessage() for r in seen):
+                assert time.monotonic() < deadline, [r.getMessage() for r in seen]
+                time.sleep(0.05)
+        finally:
+            logger.removeHandler(keep)
+    assert not [r for r in seen if r.levelno >= logging.ERROR], [r.getMessage() for r in seen]
+
+
 def test_body_cap_in_process(api: TestClient, accounts: Accounts) -> None:
     headers = accounts.headers([PETITIONS_WRITE], sub="svc-bodies")
     big = b"{" + b" " * (2 * 1024 * 1024) + b"}"
