@@ -158,30 +158,48 @@ def main() -> None:
             link = nxt.group(1)
         page500_cursor = timed_get(link, jwt, 200)
 
+    ceiling_args = ["--port", str(ceiling_port), "--log-level", "warning", "--no-access-log"]
+    ceiling_paths = [f"{api}/{i}" for i in data["ids"]]
+    with server(
+        [str(BIN / "uvicorn"), "--app-dir", str(ROOT / "bench"), "ceiling_app:app", *ceiling_args],
+        {},
+        f"http://127.0.0.1:{ceiling_port}/api/academic/enrollments/x",
+    ):
+        ceiling_base = f"http://127.0.0.1:{ceiling_port}"
+        wrk(ceiling_base, ceiling_paths[:50], "none", seconds=2, connections=args.connections)
+        ceiling = wrk(
+            ceiling_base, ceiling_paths, "none", seconds=args.seconds, connections=args.connections
+        )
+    # The same server as `registrar serve` (middleware, token and scope checks) answering a
+    # constant enrollment: the ceiling for what a database lookup may add.
+    same_port = free_port()
     with server(
         [
             str(BIN / "uvicorn"),
             "--app-dir",
             str(ROOT / "bench"),
-            "ceiling_app:app",
+            "--factory",
+            "same_server_app:create_app",
             "--port",
-            str(ceiling_port),
+            str(same_port),
             "--log-level",
             "warning",
             "--no-access-log",
+            "--timeout-keep-alive",
+            "65",
         ],
-        {},
-        f"http://127.0.0.1:{ceiling_port}/api/academic/enrollments/x",
+        env,
+        f"http://127.0.0.1:{same_port}/health",
     ):
-        ceiling_base = f"http://127.0.0.1:{ceiling_port}"
-        wrk(ceiling_base, [f"{api}/x"], "none", seconds=2, connections=args.connections)
-        ceiling = wrk(
-            ceiling_base,
-            [f"{api}/{i}" for i in data["ids"]],
-            "none",
-            seconds=args.seconds,
-            connections=args.connections,
+        same_base = f"http://127.0.0.1:{same_port}"
+        same_jwt = token(same_base, key)
+        same_paths = [f"/bench/constant/{i}" for i in data["ids"]]
+        wrk(same_base, same_paths[:50], same_jwt, seconds=2, connections=args.connections)
+        same = wrk(
+            same_base, same_paths, same_jwt, seconds=args.seconds, connections=args.connections
         )
+        light = timed_paths(same_base, same_paths, same_jwt, 300)
+        same["light_p50"], same["light_p99"] = pct(light, 50), pct(light, 99)
 
     print(f"\nwrk -t1 -c{args.connections} -d{args.seconds}s, one uvicorn process, 2 cores shared")
     print("(p50/p99 under load: 16 connections; light: one connection, sequential requests)")
@@ -189,13 +207,20 @@ def main() -> None:
         f"{'case':44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}"
         f" {'light p50':>10} {'light p99':>10}"
     )
-    for name, f in [("ceiling: constant enrollment JSON", ceiling), *rows]:
+    for name, f in [
+        ("ceiling: bare FastAPI, constant JSON", ceiling),
+        ("same server, constant JSON (auth, middleware)", same),
+        *rows,
+    ]:
         print(
-            f"{name:44} {f['rps']:9.0f} {f.get('p50', 0):8.2f} {f.get('p99', 0):8.2f} "
+            f"{name:46} {f['rps']:9.0f} {f.get('p50', 0):8.2f} {f.get('p99', 0):8.2f} "
             f"{f['non2xx']:8.0f} {f.get('light_p50', 0):10.2f} {f.get('light_p99', 0):10.2f}"
         )
     by_id = rows[0][1]["rps"]
-    print(f"\nGET by id = {100 * by_id / ceiling['rps']:.0f}% of the ceiling's requests/s")
+    print(
+        f"\nGET by id = {100 * by_id / ceiling['rps']:.0f}% of bare FastAPI's requests/s, "
+        f"{100 * by_id / same['rps']:.0f}% of the same server answering a constant"
+    )
     print("\nfound set, pagesize 100, sequential requests on one connection (ms):")
     for name, values in [
         ("page 1", page1),
