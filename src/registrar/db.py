@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -29,6 +29,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from registrar.config import Settings
+from registrar.sqlite_threads import ConnectionThreads
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -114,10 +115,8 @@ class Database:
     write_sessions: async_sessionmaker[AsyncSession]
     reader_engine: AsyncEngine
     # SQLite only: plain (sync) connections on threads of their own. See `read` and `write`.
-    sqlite_reader: Engine | None = None
-    sqlite_threads: ThreadPoolExecutor | None = None
-    sqlite_writer: Engine | None = None
-    sqlite_writer_thread: ThreadPoolExecutor | None = None
+    sqlite_readers: ConnectionThreads | None = None
+    sqlite_writer: ConnectionThreads | None = None
 
     @property
     def dialect(self) -> str:
@@ -131,18 +130,14 @@ class Database:
         The API's hot reads (an enrollment by id, a page of a collection) go through here. Through
         an AsyncSession on aiosqlite a lookup costs five hops to the driver's thread plus the ORM
         session's bookkeeping, about 0.5 ms of CPU; run whole on a reader thread with the stdlib
-        driver it costs about 0.13 ms, and the event loop waits once. On PostgreSQL the same
-        function runs on an asyncpg connection through `run_sync`. Reads take no transaction.
+        driver it costs about 0.13 ms, and the event loop waits once (see sqlite_threads.py).
+        On PostgreSQL the same function runs on an asyncpg connection through `run_sync`. Reads
+        take no transaction.
         """
-        if self.sqlite_reader is not None:
-            reader = self.sqlite_reader
-
-            def on_reader_thread() -> T:
-                with reader.connect() as connection:
-                    return query(connection, *args, **kwargs)
-
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.sqlite_threads, on_reader_thread)
+        if self.sqlite_readers is not None:
+            call = functools.partial(query, **kwargs) if kwargs else query
+            result: T = await self.sqlite_readers.submit(call, args)
+            return result
         async with self.reader_engine.connect() as connection:
             return await connection.run_sync(query, *args, **kwargs)
 
@@ -162,14 +157,9 @@ class Database:
         it still commits or rolls back whole. Callers that must stop one check a flag in it.
         """
         if self.sqlite_writer is not None:
-            writer = self.sqlite_writer
-
-            def on_writer_thread() -> T:
-                with writer.begin() as connection:
-                    return work(connection, *args, **kwargs)
-
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.sqlite_writer_thread, on_writer_thread)
+            call = functools.partial(work, **kwargs) if kwargs else work
+            result: T = await self.sqlite_writer.submit(call, args)
+            return result
         async with self.writer_engine.begin() as connection:
             return await connection.run_sync(work, *args, **kwargs)
 
@@ -186,12 +176,10 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        for pool in (self.sqlite_threads, self.sqlite_writer_thread):
-            if pool is not None:
-                pool.shutdown(wait=True)
-        for plain in (self.sqlite_reader, self.sqlite_writer):
-            if plain is not None:
-                plain.dispose()
+        for threads in (self.sqlite_readers, self.sqlite_writer):
+            if threads is not None:
+                await asyncio.to_thread(threads.close)
+                threads.engine.dispose()
 
 
 def _install_sqlite_pragmas(
@@ -245,8 +233,7 @@ def create_database(settings: Settings) -> Database:
     # Reads run without a transaction: no BEGIN/ROLLBACK round trips around a lookup. A
     # collection's count and page may see different moments; the found set's snapshot key
     # bounds both.
-    sqlite_reader = sqlite_writer = None
-    sqlite_threads = sqlite_writer_thread = None
+    sqlite_readers = sqlite_writer = None
     if engine.dialect.name == "sqlite":
         _install_sqlite_pragmas(
             engine.sync_engine, settings.sqlite_busy_timeout_ms, settings.sqlite_synchronous
@@ -255,14 +242,19 @@ def create_database(settings: Settings) -> Database:
         # The driver is already in autocommit mode (see _on_connect); switching isolation
         # levels per checkout would cost two more thread hops.
         reader_engine = engine.execution_options(registrar_begin=None)
-        # Database.read and Database.write: stdlib connections on threads of their own.
-        sqlite_reader = _plain_sqlite_engine(settings, settings.db_pool_size, begin=None)
-        sqlite_threads = ThreadPoolExecutor(
-            max_workers=settings.db_pool_size, thread_name_prefix="registrar-read"
+        # Database.read and Database.write: stdlib connections on threads of their own. One
+        # writer: SQLite has one at a time, and queueing in order beats its busy handler.
+        sqlite_readers = ConnectionThreads(
+            _plain_sqlite_engine(settings, settings.db_pool_size, begin=None),
+            settings.db_pool_size,
+            "registrar-read",
+            transaction=False,
         )
-        sqlite_writer = _plain_sqlite_engine(settings, 1, begin="IMMEDIATE")
-        sqlite_writer_thread = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="registrar-write"
+        sqlite_writer = ConnectionThreads(
+            _plain_sqlite_engine(settings, 1, begin="IMMEDIATE"),
+            1,
+            "registrar-write",
+            transaction=True,
         )
     else:
         reader_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -272,10 +264,8 @@ def create_database(settings: Settings) -> Database:
         read_sessions=async_sessionmaker(reader_engine, expire_on_commit=False),
         write_sessions=async_sessionmaker(writer_engine, expire_on_commit=False),
         reader_engine=reader_engine,
-        sqlite_reader=sqlite_reader,
-        sqlite_threads=sqlite_threads,
+        sqlite_readers=sqlite_readers,
         sqlite_writer=sqlite_writer,
-        sqlite_writer_thread=sqlite_writer_thread,
     )
 
 
