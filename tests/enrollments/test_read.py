@@ -148,6 +148,30 @@ def test_collection_hides_confidential_people(
     assert ids(get_all(api, private)) == ids(enrollments)
 
 
+def test_hidden_count_taken_at_another_moment_is_taken_again(
+    api: TestClient, enrollments: Any, reader: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The two counts of a new found set run at once on two connections. When the second saw a
+    newer snapshot than the first (rows arrived in between), it is counted again at the first's."""
+    from registrar.common import collections
+
+    real = collections._count_hidden
+    calls: list[int | None] = []
+
+    def racing(connection: Any, spec: Any, conditions: Any, snapshot: int | None) -> Any:
+        calls.append(snapshot)
+        if snapshot is None:
+            newest, _ = real(connection, spec, conditions, None)
+            return newest + 7, 10_000  # as if 7 rows, hidden ones among them, arrived since
+        return real(connection, spec, conditions, snapshot)
+
+    monkeypatch.setattr(collections, "_count_hidden", racing)
+    response = api.get(URL, params={"pagesize": 1000}, headers=reader)
+    assert response.status_code == 200
+    assert int(response.headers["x-total-count"]) == len(visible(enrollments))
+    assert calls[0] is None and isinstance(calls[1], int)
+
+
 @pytest.mark.parametrize(
     ("params", "expect"),
     [

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from sqlalchemy import ColumnElement, Connection, Row, Select, func, literal, select
+from sqlalchemy import ColumnElement, Connection, Row, Select, func, select
 from starlette.datastructures import URL
 
 from registrar.auth.tokens import Client
@@ -119,15 +120,15 @@ async def find_page(
         found = None
 
     figures = None
+    hidden = None
     if found is None:
-        # One statement, so the count and the snapshot describe the same moment. The visible
-        # count is "matching" minus "matching and hidden" (see common/ferpa.py for why).
-        matching = parsed.conditions
+        # The snapshot and the count of matching rows in one statement: the same moment. The
+        # visible count is "matching" minus "matching and hidden" (see common/ferpa.py for why);
+        # the second count runs at the same time on another connection (a wide filter's counts
+        # are most of its cost), bounded by a snapshot of its own that must agree.
         hidden = spec.hidden(client)
         figures = select(
-            select(func.max(spec.key)).scalar_subquery(),
-            _count(spec, matching),
-            _count(spec, [*matching, hidden]) if hidden is not None else literal(0),
+            select(func.max(spec.key)).scalar_subquery(), _count(spec, parsed.conditions)
         )
     # Visibility (FERPA) is applied on every page with the *current* token's scopes. A new
     # found set's page is bounded by the snapshot the same read takes.
@@ -139,16 +140,26 @@ async def find_page(
     elif page > 1:
         keys = keys.offset((page - 1) * pagesize)
     snapshot = None if found is None else found.snapshot
-    figures_row, result = await db.read(_read_page, spec, figures, keys, rows, snapshot)
+    page_read = db.read(_read_page, spec, figures, keys, rows, snapshot)
+    if hidden is None:
+        figures_row, result = await page_read
+        hidden_row: tuple[int, int] = (0, 0)
+    else:
+        (figures_row, result), hidden_row = await asyncio.gather(
+            page_read, db.read(_count_hidden, spec, [*parsed.conditions, hidden], None)
+        )
     if found is None:
         assert figures_row is not None
-        newest, total_matching, total_hidden = figures_row
+        newest, total_matching = int(figures_row[0] or 0), int(figures_row[1])
+        if hidden is not None and hidden_row[0] != newest:
+            # Rows arrived between the two counts: count the hidden ones up to our snapshot.
+            hidden_row = await db.read(_count_hidden, spec, [*parsed.conditions, hidden], newest)
         found = found_sets.FoundSet(
             resource=spec.resource,
             sub=client.sub,
             filters=parsed.applied,
-            snapshot=int(newest or 0),
-            total=int(total_matching) - int(total_hidden),
+            snapshot=newest,
+            total=total_matching - int(hidden_row[1]),
             expires=int(time.time()) + settings.found_set_ttl_seconds,
         )
         key = found_sets.encode(found, secret)
@@ -206,6 +217,23 @@ def _read_page(
     # table first and sort the whole collection to find the first page.)
     query = rows.where(spec.key.in_(keys.scalar_subquery())).order_by(spec.key)
     return figures_row, list(connection.execute(query).all())
+
+
+def _count_hidden(
+    connection: Connection,
+    spec: CollectionSpec,
+    conditions: list[ColumnElement[bool]],
+    snapshot: int | None,
+) -> tuple[int, int]:
+    """(snapshot, count of rows matching `conditions` up to it): at `snapshot`, or at the newest
+    row now (one statement, so the two agree)."""
+    if snapshot is None:
+        newest = select(func.max(spec.key)).scalar_subquery()
+        row = connection.execute(select(newest, _count(spec, conditions))).one()
+        return int(row[0] or 0), int(row[1])
+    return snapshot, int(
+        connection.scalar(select(_count(spec, [*conditions, spec.key <= snapshot]))) or 0
+    )
 
 
 def _link(url: URL, query: str) -> str:
