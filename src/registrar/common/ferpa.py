@@ -1,6 +1,7 @@
 """The FERPA rule, in one place: records of confidential people do not exist for a caller without
-`urn:dartmouth:people:private`. Every resource keyed by a person applies it through these two
-functions (its repository passes its own `netid` column)."""
+`urn:dartmouth:people:private`. Every resource keyed by a person applies it through these
+functions (its repository passes its own `netid` column); a lookup of people themselves uses
+`person_visible`."""
 
 from __future__ import annotations
 
@@ -39,3 +40,8 @@ def hidden_from(client: Client, netid: Any) -> ColumnElement[bool] | None:
     if client.sees_private:
         return None
     return netid.in_(_CONFIDENTIAL_NETIDS)
+
+
+def person_visible(sees_private: bool) -> list[ColumnElement[bool]]:
+    """The same rule for the people table itself: a confidential person does not exist."""
+    return [] if sees_private else [Person.confidential.is_(False)]

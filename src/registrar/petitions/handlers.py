@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, func, insert, select
 
+from registrar.common import ferpa
 from registrar.db import utcnow
 from registrar.enrollments.models import Person
 from registrar.petitions import repository
@@ -121,26 +122,24 @@ def check_fields(payload: Any) -> tuple[dict[str, str | None], list[str]]:
 
 def _people(connection: Connection, netids: list[str], *, private: bool) -> dict[str, str]:
     """Map each given netid (lower-cased) to the people table's spelling, if the requester may
-    see that person. Exact and lower-case spellings hit the primary key; only a miss falls back
-    to a case-insensitive scan."""
+    see that person (the FERPA rule, common/ferpa.py: a hidden person is exactly an unknown one,
+    and costs the same to look for). Exact and lower-case spellings hit the primary key; only a
+    miss falls back to a case-insensitive scan."""
+    visible = ferpa.person_visible(private)
     wanted = {n.lower() for n in netids}
     candidates = set(netids) | wanted
     rows = list(
-        connection.execute(
-            select(Person.netid, Person.confidential).where(Person.netid.in_(candidates))
-        ).all()
+        connection.scalars(select(Person.netid).where(Person.netid.in_(candidates), *visible))
     )
-    missing = wanted - {r[0].lower() for r in rows}
+    missing = wanted - {netid.lower() for netid in rows}
     if missing:
-        rows += connection.execute(
-            select(Person.netid, Person.confidential)
-            .where(func.lower(Person.netid).in_(missing))
+        rows += connection.scalars(
+            select(Person.netid)
+            .where(func.lower(Person.netid).in_(missing), *visible)
             .order_by(Person.netid)
-        ).all()
+        )
     found: dict[str, str] = {}
-    for netid, confidential in rows:
-        if confidential and not private:
-            continue  # FERPA: exactly as if this person did not exist
+    for netid in rows:
         # Prefer the exact spelling the caller gave, then the first in order.
         key = netid.lower()
         if key not in found or netid in netids:
