@@ -80,7 +80,7 @@ class EnrollmentAudit(Base):
     __tablename__ = "enrollment_audit"
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    enrollment_id: Mapped[str] = mapped_column(String(256), nullable=False, index=True)
+    enrollment_id: Mapped[str] = mapped_column(String(256), nullable=False)
     # Unique: a task redelivered after a lost lease finds its own audit row and does nothing twice.
     task_id: Mapped[str] = mapped_column(String(24), nullable=False, unique=True)
     actor_sub: Mapped[str] = mapped_column(String(255), nullable=False)
@@ -90,3 +90,10 @@ class EnrollmentAudit(Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     note: Mapped[str | None] = mapped_column(Text)
+    # When the applied request was made (its task's request_date): "the newest request wins".
+    requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # The newest request applied to an enrollment, in one probe (and its audit trail).
+        Index("ix_enrollment_audit_enrollment_id_requested_at", "enrollment_id", "requested_at"),
+    )

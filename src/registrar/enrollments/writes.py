@@ -34,7 +34,6 @@ from registrar.tasks.handlers import (
     register_handler,
 )
 from registrar.tasks.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotency_claim
-from registrar.tasks.models import Task
 from registrar.tasks.schemas import ACCEPTED_RESPONSE, Accepted
 from registrar.tasks.service import accept_write
 
@@ -207,14 +206,17 @@ def _current(private: bool, lock: bool) -> Select[Any]:
 _CURRENT = {
     (private, lock): _current(private, lock) for private in (False, True) for lock in (False, True)
 }
-_APPLIED = (
-    select(
-        func.count().filter(_AUDITS.c.task_id == bindparam("task_id")),
-        func.max(Task.request_date),
-    )
+# Two questions about the tasks applied here so far: was this task one of them (the unique
+# task_id), and when was the newest of them requested (the (enrollment_id, requested_at) index)?
+# Each is one index probe, however long the enrollment's history.
+_APPLIED = select(
+    select(func.count())
     .select_from(_AUDITS)
-    .outerjoin(Task, Task.id == _AUDITS.c.task_id)
+    .where(_AUDITS.c.task_id == bindparam("task_id"))
+    .scalar_subquery(),
+    select(func.max(_AUDITS.c.requested_at))
     .where(_AUDITS.c.enrollment_id == bindparam("enrollment_id"))
+    .scalar_subquery(),
 )
 _WRITE = (
     update(_ENROLLMENTS)
@@ -272,6 +274,7 @@ def apply_course_assessment(connection: Connection, task: ClaimedTask) -> Handle
             "before": {"course_assessment": before},
             "after": {"course_assessment": _assessment(submit, opt_out)},
             "note": note,
+            "requested_at": task.request_date,
         },
     )
     return HandlerResult(url, SUCCESS_MESSAGE)

@@ -1,0 +1,99 @@
+"""Migrations: the schema they build is the one the models describe, and 0005 fills its column."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, insert, select
+
+from registrar.db import create_database
+from registrar.enrollments.models import EnrollmentAudit
+from registrar.migrate import upgrade
+from registrar.models import Base
+from registrar.tasks.models import Task
+from tests.conftest import make_settings, new_database_url
+
+T = TypeVar("T")
+
+
+@pytest.fixture
+def fresh_url(tmp_path: Path) -> Iterator[str]:
+    url, drop = new_database_url(tmp_path)
+    yield url
+    drop()
+
+
+def on_connection(url: str, work: Callable[[Connection], T]) -> T:
+    """`work` in one committed transaction on the database (SQLite or PostgreSQL)."""
+
+    async def run() -> T:
+        db = create_database(make_settings(url))
+        try:
+            return await db.write(work)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+def test_migrated_schema_matches_the_models(fresh_url: str) -> None:
+    upgrade(fresh_url)
+
+    def differences(connection: Connection) -> list[Any]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+    assert on_connection(fresh_url, differences) == []
+
+
+def test_0005_keeps_each_audit_rows_request_time(fresh_url: str) -> None:
+    upgrade(fresh_url, "0004")
+    requested = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    applied = dt.datetime(2026, 1, 2, 3, 4, 9, tzinfo=dt.UTC)
+    kept, pruned = "a" * 24, "b" * 24
+    task = Task.__table__
+    audit = EnrollmentAudit.__table__
+
+    def seed(connection: Connection) -> None:
+        connection.execute(
+            insert(task).values(
+                id=kept,
+                resource="academic.enrollments",
+                action="PATCH",
+                requester={},
+                sub="s",
+                private_scope=False,
+                status="complete",
+                request_date=requested,
+                worker_data={},
+                base_url="http://x",
+                called_url="http://x/y",
+                attempts=1,
+                max_attempts=5,
+                run_at=requested,
+            )
+        )
+        for task_id in (kept, pruned):
+            connection.execute(
+                insert(audit).values(
+                    enrollment_id="e", task_id=task_id, actor_sub="s", changed_at=applied
+                )
+            )
+
+    on_connection(fresh_url, seed)
+    upgrade(fresh_url)
+
+    def read(connection: Connection) -> list[Any]:
+        query = select(audit.c.task_id, audit.c.requested_at).order_by(audit.c.task_id)
+        return [tuple(row) for row in connection.execute(query)]
+
+    # The task still there gives its request_date; a pruned one, the time the change was applied
+    # (never earlier than its request).
+    assert on_connection(fresh_url, read) == [(kept, requested), (pruned, applied)]
