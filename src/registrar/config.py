@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     page_size_max: int = 1000
     found_set_ttl_seconds: int = 24 * 3600
 
+    # SQLite: point reads (an enrollment or petition by id) remembered until the database
+    # changes, at most this many (read_cache.py); 0 turns it off.
+    read_cache_entries: int = 10_000
+
     # Task queue
     task_lease_seconds: int = 30
     task_max_attempts: int = 5

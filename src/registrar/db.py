@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -29,6 +29,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from registrar.config import Settings
+from registrar.read_cache import MISSING, ReadCache, WalChangeCounter
 from registrar.sqlite_threads import ConnectionThreads
 
 P = ParamSpec("P")
@@ -117,6 +118,7 @@ class Database:
     # SQLite only: plain (sync) connections on threads of their own. See `read` and `write`.
     sqlite_readers: ConnectionThreads | None = None
     sqlite_writer: ConnectionThreads | None = None
+    read_cache: ReadCache | None = None
 
     @property
     def dialect(self) -> str:
@@ -140,6 +142,32 @@ class Database:
             return result
         async with self.reader_engine.connect() as connection:
             return await connection.run_sync(query, *args, **kwargs)
+
+    async def read_cached(self, query: Callable[..., T | None], *args: Hashable) -> T | None:
+        """`read(query, *args)` remembered until the database changes (SQLite, read_cache.py).
+
+        For point reads whose result depends on nothing but `args` (which must say everything
+        the query depends on, FERPA included). None ("not found") is never remembered.
+        """
+        cache = self.read_cache
+        if cache is None:
+            return await self.read(query, *args)
+        if cache.attached is None:
+            cache.attached = False  # concurrent first requests read uncached meanwhile
+            cache.attached = await asyncio.to_thread(cache.counter.attach)
+        if not cache.attached:
+            return await self.read(query, *args)
+        # Before the read, never after (read_cache.py says why).
+        token = cache.counter.token()
+        key = (query, *args)
+        if token is not None:
+            found = cache.get(key, token)
+            if found is not MISSING:
+                return cast(T, found)
+        value = await self.read(query, *args)
+        if token is not None and value is not None:
+            cache.put(key, token, value)
+        return value
 
     async def write(
         self, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -176,6 +204,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.read_cache is not None:
+            self.read_cache.close()
         for threads in (self.sqlite_readers, self.sqlite_writer):
             if threads is not None:
                 await asyncio.to_thread(threads.close)
@@ -234,6 +264,7 @@ def create_database(settings: Settings) -> Database:
     # collection's count and page may see different moments; the found set's snapshot key
     # bounds both.
     sqlite_readers = sqlite_writer = None
+    read_cache = None
     if engine.dialect.name == "sqlite":
         _install_sqlite_pragmas(
             engine.sync_engine, settings.sqlite_busy_timeout_ms, settings.sqlite_synchronous
@@ -256,6 +287,9 @@ def create_database(settings: Settings) -> Database:
             "registrar-write",
             transaction=True,
         )
+        database = make_url(settings.database_url).database
+        if settings.read_cache_entries > 0 and database and database != ":memory:":
+            read_cache = ReadCache(WalChangeCounter(database), settings.read_cache_entries)
     else:
         reader_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     return Database(
@@ -266,6 +300,7 @@ def create_database(settings: Settings) -> Database:
         reader_engine=reader_engine,
         sqlite_readers=sqlite_readers,
         sqlite_writer=sqlite_writer,
+        read_cache=read_cache,
     )
 
 

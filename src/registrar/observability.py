@@ -209,6 +209,25 @@ def _task_figures_registry(rows: list[tuple[str, int, dt.datetime | None]]) -> C
     return registry
 
 
+def _read_cache_registry(cache: Any) -> CollectorRegistry:
+    """This process's read cache (read_cache.py): absent figures mean it is off."""
+    registry = CollectorRegistry(auto_describe=True)
+    if cache is None:
+        return registry
+    lookups = Gauge(
+        "registrar_read_cache_lookups",
+        "Point reads looked up in this process's read cache since it started, by result.",
+        ["result"],
+        registry=registry,
+    )
+    lookups.labels("hit").set(cache.hits)
+    lookups.labels("miss").set(cache.misses)
+    Gauge(
+        "registrar_read_cache_entries", "Rows this process's read cache holds.", registry=registry
+    ).set(len(cache))
+    return registry
+
+
 async def read_task_figures(request: Request) -> list[tuple[str, int, dt.datetime | None]] | None:
     """One grouped query on the tasks table; None when the database cannot be read."""
     from sqlalchemy import func, select
@@ -249,6 +268,7 @@ async def metrics_endpoint(request: Request) -> Response:
         parts = [generate_latest(request_registry)]
     else:
         parts = [generate_latest(REQUEST_REGISTRY)]
+    parts.append(generate_latest(_read_cache_registry(request.app.state.runtime.db.read_cache)))
     rows = await read_task_figures(request)
     if rows is None:
         down = CollectorRegistry()

@@ -58,7 +58,9 @@ def represent(row: Row[Any], *, sensitive: bool) -> dict[str, Any]:
 async def get_enrollment(db: Database, enrollment_id: str, client: Client) -> dict[str, Any]:
     found = None
     if len(enrollment_id) <= MAX_ID_LENGTH and "\x00" not in enrollment_id:
-        found = await db.read(repository.visible_enrollment, enrollment_id, client.sees_private)
+        found = await db.read_cached(
+            repository.visible_enrollment, enrollment_id, client.sees_private
+        )
     if found is None:
         raise not_found("enrollment")
     return represent(found, sensitive=client.has(ENROLLMENTS_READ_SENSITIVE))

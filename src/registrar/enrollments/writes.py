@@ -159,7 +159,7 @@ async def patch_enrollment(
     runtime: RuntimeDep,
     client: Annotated[Client, Depends(require_scopes(ENROLLMENTS_WRITE))],
 ) -> JSONResponse:
-    found = await runtime.db.read(visible_enrollment, enrollment_id, client.sees_private)
+    found = await runtime.db.read_cached(visible_enrollment, enrollment_id, client.sees_private)
     if found is None:
         raise not_found("enrollment")
     body = await read_json_body(request)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, Select, select
+from sqlalchemy import ColumnElement, Connection, Row, Select, bindparam, select
 
+from registrar.auth.scopes import PEOPLE_PRIVATE
 from registrar.auth.tokens import Client
 from registrar.common import ferpa
 from registrar.common.collections import CollectionSpec
@@ -49,13 +50,25 @@ def petition_rows() -> Select[Any]:
     )
 
 
-def visible_petition(connection: Connection, petition_id: str, client: Client) -> Row[Any] | None:
+def visible_petition(
+    connection: Connection, petition_id: str, sees_private: bool
+) -> Row[Any] | None:
     """The petition with this id if it exists and the caller may see it; else None (→ 404).
 
     A read for `Database.read`: it runs on a plain connection.
     """
-    query = petition_rows().where(Petition.id == petition_id, *visible_to(client))
-    return connection.execute(query).first()
+    return connection.execute(_BY_ID[sees_private], {"petition_id": petition_id}).first()
+
+
+_ANYONE = Client(sub="", name="", email="", scopes=frozenset(), claims={})
+_PRIVATE = Client(sub="", name="", email="", scopes=frozenset({PEOPLE_PRIVATE}), claims={})
+# Built once, per FERPA view (the private scope or not).
+_BY_ID = {
+    private: petition_rows().where(
+        Petition.id == bindparam("petition_id"), *visible_to(_PRIVATE if private else _ANYONE)
+    )
+    for private in (False, True)
+}
 
 
 def find_by_task(connection: Connection, task_id: str) -> str | None:

@@ -39,7 +39,7 @@ def represent(p: Row[Any]) -> dict[str, Any]:
 async def get_petition(db: Database, petition_id: str, client: Client) -> dict[str, Any]:
     found = None
     if PETITION_ID.fullmatch(petition_id):
-        found = await db.read(repository.visible_petition, petition_id, client)
+        found = await db.read_cached(repository.visible_petition, petition_id, client.sees_private)
     if found is None:
         raise not_found("petition")
     return represent(found)
