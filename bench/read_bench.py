@@ -67,6 +67,15 @@ async def sample(url: str, n: int) -> dict[str, list[str]]:
     }
 
 
+def measure(base: str, paths: list[str], jwt: str, args: argparse.Namespace) -> dict[str, float]:
+    """Warm up, then wrk over `paths`, then the light-load latency (one connection, sequential)."""
+    wrk(base, paths[:50], jwt, seconds=2, connections=args.connections)
+    figures = wrk(base, paths, jwt, seconds=args.seconds, connections=args.connections)
+    light = timed_paths(base, paths, jwt, 300)
+    figures["light_p50"], figures["light_p99"] = pct(light, 50), pct(light, 99)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--enrollments", type=int, default=1_000_000)
@@ -131,11 +140,7 @@ def main() -> None:
             ],
         }
         for name, paths in cases.items():
-            wrk(base, paths[:50], jwt, seconds=2, connections=args.connections)  # warm up
-            figures = wrk(base, paths, jwt, seconds=args.seconds, connections=args.connections)
-            light = timed_paths(base, paths, jwt, 300)
-            figures["light_p50"], figures["light_p99"] = pct(light, 50), pct(light, 99)
-            rows.append((name, figures))
+            rows.append((name, measure(base, paths, jwt, args)))
 
         # Deep paging: page 1 and page 500 of one found set.
         first = f"{base}{api}?pagesize=100"
@@ -166,14 +171,8 @@ def main() -> None:
         {**env, "REGISTRAR_READ_CACHE_ENTRIES": "0"},
         f"{uncached_base}/health",
     ):
-        uncached_jwt = token(uncached_base, key)
         paths = [f"{api}/{i}" for i in data["ids"]]
-        wrk(uncached_base, paths[:50], uncached_jwt, seconds=2, connections=args.connections)
-        figures = wrk(
-            uncached_base, paths, uncached_jwt, seconds=args.seconds, connections=args.connections
-        )
-        light = timed_paths(uncached_base, paths, uncached_jwt, 300)
-        figures["light_p50"], figures["light_p99"] = pct(light, 50), pct(light, 99)
+        figures = measure(uncached_base, paths, token(uncached_base, key), args)
         rows.insert(1, ("GET by id, read cache off", figures))
 
     ceiling_args = ["--port", str(ceiling_port), "--log-level", "warning", "--no-access-log"]
@@ -210,14 +209,8 @@ def main() -> None:
         f"http://127.0.0.1:{same_port}/health",
     ):
         same_base = f"http://127.0.0.1:{same_port}"
-        same_jwt = token(same_base, key)
         same_paths = [f"/bench/constant/{i}" for i in data["ids"]]
-        wrk(same_base, same_paths[:50], same_jwt, seconds=2, connections=args.connections)
-        same = wrk(
-            same_base, same_paths, same_jwt, seconds=args.seconds, connections=args.connections
-        )
-        light = timed_paths(same_base, same_paths, same_jwt, 300)
-        same["light_p50"], same["light_p99"] = pct(light, 50), pct(light, 99)
+        same = measure(same_base, same_paths, token(same_base, key), args)
 
     print(f"\nwrk -t1 -c{args.connections} -d{args.seconds}s, one uvicorn process, 2 cores shared")
     print("(p50/p99 under load: 16 connections; light: one connection, sequential requests)")

@@ -35,6 +35,7 @@ from registrar.runtime import Runtime
 from registrar.tasks import repository as repo
 from registrar.tasks.handlers import (
     ClaimedTask,
+    HandlerResult,
     PermanentTaskError,
     get_handler,
     known_resources,
@@ -260,19 +261,22 @@ class Worker:
             handler = get_handler(task.resource, task.action)
             if handler is None:
                 raise PermanentTaskError("no handler")
-            result = handler(connection, task)
-            if not repo.finish(
-                connection,
-                task.id,
-                worker_id=self.worker_id,
-                status="complete",
-                path=result.path,
-                message=result.message,
-                worker_data={"worker": self.worker_id, "attempts": task.attempts},
-            ):
-                raise LeaseLostError
+            self._complete(connection, task, handler(connection, task))
         self._check_abort()
         return {t.id: "complete" for t in tasks}
+
+    def _complete(self, connection: Connection, task: ClaimedTask, result: HandlerResult) -> None:
+        """Finish the task as complete under this worker's lease; LeaseLostError if it is gone."""
+        if not repo.finish(
+            connection,
+            task.id,
+            worker_id=self.worker_id,
+            status="complete",
+            path=result.path,
+            message=result.message,
+            worker_data={"worker": self.worker_id, "attempts": task.attempts},
+        ):
+            raise LeaseLostError
 
     def _run_isolated(self, connection: Connection, tasks: list[ClaimedTask]) -> dict[str, str]:
         outcomes = {t.id: self._run_in_savepoint(connection, t) for t in tasks}
@@ -288,17 +292,7 @@ class Worker:
             with connection.begin_nested():
                 if handler is None:
                     raise PermanentTaskError(f"['No handler for {task.action} {task.resource}.']")
-                result = handler(connection, task)
-                if not repo.finish(
-                    connection,
-                    task.id,
-                    worker_id=self.worker_id,
-                    status="complete",
-                    path=result.path,
-                    message=result.message,
-                    worker_data=worker_data,
-                ):
-                    raise LeaseLostError
+                self._complete(connection, task, handler(connection, task))
             return "complete"
         except LeaseLostError:
             log.warning("task %s: lease lost, attempt rolled back", task.id)
