@@ -65,6 +65,16 @@ def registrar(*args: str, env: dict[str, str]) -> str:
     return out.stdout
 
 
+def service_account(env: dict[str, str], sub: str, scopes: str) -> str:
+    """Register a service account with `registrar clients create`; its API key."""
+    out = registrar(
+        *("clients", "create", "--sub", sub, "--name", "bench"),
+        *("--email", "bench@example.edu", "--scopes", scopes),
+        env=env,
+    )
+    return out.strip().splitlines()[-1]
+
+
 def token(base: str, api_key: str) -> str:
     req = urllib.request.Request(
         f"{base}/api/jwt", method="POST", headers={"Authorization": api_key}

@@ -27,6 +27,7 @@ from common import (
     pct,
     registrar,
     server,
+    service_account,
     timed_get,
     timed_paths,
     token,
@@ -98,23 +99,9 @@ def main() -> None:
         registrar("demo", "--enrollments", str(args.enrollments), env=env)
         print(f"  demo data in {time.perf_counter() - start:.1f} s")
     sub = f"bench-{int(time.time())}"
-    key = (
-        registrar(
-            "clients",
-            "create",
-            "--sub",
-            sub,
-            "--name",
-            "bench",
-            "--email",
-            "bench@example.edu",
-            "--scopes",
-            # A typical reader: no urn:dartmouth:people:private, so FERPA hiding is in every query.
-            "api:academic:enrollments:read api:academic:enrollments:read.sensitive",
-            env=env,
-        )
-        .strip()
-        .splitlines()[-1]
+    # A typical reader: no urn:dartmouth:people:private, so FERPA hiding is in every query.
+    key = service_account(
+        env, sub, "api:academic:enrollments:read api:academic:enrollments:read.sensitive"
     )
     data = asyncio.run(sample(url, 5000))
     print(f"dataset: {int(data['count'][0]):,} enrollments; database {url.split('://')[0]}")

@@ -25,7 +25,17 @@ import sys
 import time
 from pathlib import Path
 
-from common import BIN, ROOT, free_port, registrar, server, token, wait_http, wrk
+from common import (
+    BIN,
+    ROOT,
+    free_port,
+    registrar,
+    server,
+    service_account,
+    token,
+    wait_http,
+    wrk,
+)
 
 sys.path.insert(0, str(ROOT))  # the tests' seeding helper: enrollments straight into the database
 
@@ -217,20 +227,7 @@ def main() -> None:
     tmp.mkdir()
     try:
         registrar("migrate", env=env)
-        out = registrar(
-            "clients",
-            "create",
-            "--sub",
-            "bench",
-            "--name",
-            "bench",
-            "--email",
-            "bench@example.edu",
-            "--scopes",
-            SCOPES,
-            env=env,
-        )
-        key = out.strip().splitlines()[-1]
+        key = service_account(env, "bench", SCOPES)
         ids = seed_enrollments(Settings(database_url=db_url), 1000)
 
         rows = []

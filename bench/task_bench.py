@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import LUA_PATCH, wrk
+from common import LUA_PATCH, service_account, wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent / "registrar"
@@ -276,26 +276,7 @@ def main() -> None:
     }
     cmd = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "registrar.cli"]
     subprocess.run([*cmd, "migrate"], env=env, check=True, capture_output=True)
-    out = subprocess.run(
-        [
-            *cmd,
-            "clients",
-            "create",
-            "--sub",
-            "bench",
-            "--name",
-            "bench",
-            "--email",
-            "bench@example.edu",
-            "--scopes",
-            WRITE,
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    key = out.strip().splitlines()[-1]
+    key = service_account(env, "bench", WRITE)
     ids = seed(db, 5000)
 
     def start(*extra: str, **more_env: str) -> tuple[subprocess.Popen[bytes], str]:

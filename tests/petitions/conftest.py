@@ -23,6 +23,20 @@ LOADED_AT = dt.datetime(2024, 11, 20, 20, 54, 27, tzinfo=dt.UTC)
 # f006s0b is the registrar's staff member (user_netid); f00conf is FERPA-protected.
 PEOPLE = {"f006kdf": False, "f006s0b": False, "f001abc": False, "f002xyz": False, "f00conf": True}
 CONFIDENTIAL = "f00conf"
+# The petition representation's keys, in order (the portal's petitions GET page).
+KEYS = [
+    "id",
+    "netid",
+    "petition_code",
+    "petition_name",
+    "origin_code",
+    "origin_name",
+    "school",
+    "decision",
+    "grade_term",
+    "effective_date",
+    "cache_date",
+]
 CODES = ["Q14", "Q24", "Q25", "Q41"]
 
 

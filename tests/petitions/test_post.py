@@ -19,7 +19,7 @@ from registrar.tasks.handlers import ClaimedTask
 from registrar.tasks.models import Task
 from registrar.tasks.service import TASKS
 from tests.conftest import Accounts
-from tests.petitions.conftest import CONFIDENTIAL, run_db, wait_task
+from tests.petitions.conftest import CONFIDENTIAL, KEYS, run_db, wait_task
 
 URL = "/api/academic/petitions"
 JSON = {"Content-Type": "application/json"}
@@ -179,19 +179,7 @@ def test_202_then_complete_and_the_petition_is_readable_at_path(
     got = api.get(task["path"], headers=writer)
     assert got.status_code == 200
     body = got.json()
-    assert list(body) == [
-        "id",
-        "netid",
-        "petition_code",
-        "petition_name",
-        "origin_code",
-        "origin_name",
-        "school",
-        "decision",
-        "grade_term",
-        "effective_date",
-        "cache_date",
-    ]
+    assert list(body) == KEYS
     assert body["id"] == match.group(1)
     assert body["netid"] == "f006kdf"
     assert body["petition_code"] == "Q41"

@@ -10,22 +10,9 @@ from fastapi.testclient import TestClient
 
 from registrar.auth.scopes import PEOPLE_PRIVATE, PETITIONS_READ, PETITIONS_WRITE
 from tests.conftest import Accounts
-from tests.petitions.conftest import CONFIDENTIAL
+from tests.petitions.conftest import CONFIDENTIAL, KEYS
 
 URL = "/api/academic/petitions"
-KEYS = [
-    "id",
-    "netid",
-    "petition_code",
-    "petition_name",
-    "origin_code",
-    "origin_name",
-    "school",
-    "decision",
-    "grade_term",
-    "effective_date",
-    "cache_date",
-]
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,12 @@ def visible_to(client: Client, netid: Any) -> list[ColumnElement[bool]]:
     A correlated NOT EXISTS: one index probe per row examined, the cheapest form for a lookup by
     id or a page of rows.
     """
-    if client.sees_private:
+    return visible_with(client.sees_private, netid)
+
+
+def visible_with(sees_private: bool, netid: Any) -> list[ColumnElement[bool]]:
+    """`visible_to` by the private scope alone: for statements built once, before any caller."""
+    if sees_private:
         return []
     return [~exists().where(Person.netid == netid, Person.confidential)]
 

@@ -6,7 +6,6 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, Select, bindparam, select
 
-from registrar.auth.scopes import PEOPLE_PRIVATE
 from registrar.auth.tokens import Client
 from registrar.common import ferpa
 from registrar.common.collections import CollectionSpec
@@ -57,13 +56,9 @@ def enrollment_rows() -> Select[Any]:
     )
 
 
-_ANYONE = Client(sub="", name="", email="", scopes=frozenset(), claims={})
-_PRIVATE = Client(sub="", name="", email="", scopes=frozenset({PEOPLE_PRIVATE}), claims={})
-
-
 def visible_with(sees_private: bool) -> list[ColumnElement[bool]]:
     """`visible_to` for statements built once, ahead of any caller: by the private scope alone."""
-    return visible_to(_PRIVATE if sees_private else _ANYONE)
+    return ferpa.visible_with(sees_private, Enrollment.netid)
 
 
 def _by_id(sees_private: bool) -> Select[Any]:

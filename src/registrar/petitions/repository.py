@@ -6,7 +6,6 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, Select, bindparam, select
 
-from registrar.auth.scopes import PEOPLE_PRIVATE
 from registrar.auth.tokens import Client
 from registrar.common import ferpa
 from registrar.common.collections import CollectionSpec
@@ -60,12 +59,10 @@ def visible_petition(
     return connection.execute(_BY_ID[sees_private], {"petition_id": petition_id}).first()
 
 
-_ANYONE = Client(sub="", name="", email="", scopes=frozenset(), claims={})
-_PRIVATE = Client(sub="", name="", email="", scopes=frozenset({PEOPLE_PRIVATE}), claims={})
 # Built once, per FERPA view (the private scope or not).
 _BY_ID = {
     private: petition_rows().where(
-        Petition.id == bindparam("petition_id"), *visible_to(_PRIVATE if private else _ANYONE)
+        Petition.id == bindparam("petition_id"), *ferpa.visible_with(private, Petition.netid)
     )
     for private in (False, True)
 }
