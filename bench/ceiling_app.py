@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from registrar.common.responses import FastJSON
+from registrar.http.responses import FastJSON
 
 ENROLLMENT = {
     "cache_date": "2020-06-15T04:43:15Z",

@@ -154,12 +154,12 @@ def middleware_micro(iterations: int = 20_000) -> dict[str, float]:
     from types import SimpleNamespace
 
     from registrar.auth.tokens import Client
-    from registrar.config import Settings
-    from registrar.errors import UnhandledErrors
-    from registrar.limits import BodySizeLimit
-    from registrar.observability import RequestObservability, configure_logging
-    from registrar.ratelimit import MemoryCounter, RateLimit
-    from registrar.security import SecurityHeaders
+    from registrar.core.settings import Settings
+    from registrar.http.middleware.body_limit import BodySizeLimit
+    from registrar.http.middleware.rate_limit import MemoryCounter, RateLimit
+    from registrar.http.middleware.security_headers import SecurityHeaders
+    from registrar.http.problems import UnhandledErrors
+    from registrar.observability.metrics import RequestObservability, configure_logging
 
     token = b"bench.token.value"
     # The caller as the keyring would know it after the first request: an already verified token.
@@ -229,7 +229,7 @@ def shared_counter_micro(url: str, iterations: int = 3000) -> dict[int, tuple[fl
     """PostgreSQL rate-limit counter: (wall us, client CPU us) per hit, exact and batched."""
     import asyncio
 
-    from registrar.ratelimit import DatabaseCounter
+    from registrar.http.middleware.rate_limit import DatabaseCounter
 
     async def run(batch: int) -> tuple[float, float]:
         counter = DatabaseCounter(url, 4, limit=10**9, batch=batch)

@@ -38,8 +38,8 @@ from common import (
 async def sample(url: str, n: int) -> dict[str, list[str]]:
     from sqlalchemy import func, select
 
-    from registrar.config import Settings
-    from registrar.db import create_database
+    from registrar.core.settings import Settings
+    from registrar.db.engine import create_database
     from registrar.enrollments.models import Enrollment, Person, Term
 
     db = create_database(Settings(database_url=url))

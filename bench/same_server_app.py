@@ -12,8 +12,8 @@ from ceiling_app import ENROLLMENT
 from fastapi import FastAPI
 
 from registrar.app import create_app as create_registrar_app
-from registrar.common.responses import FastJSON
 from registrar.enrollments.router import Reader
+from registrar.http.responses import FastJSON
 
 
 def create_app() -> FastAPI:

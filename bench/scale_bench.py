@@ -212,7 +212,7 @@ def main() -> None:
     from sqlalchemy.engine import make_url
     from tests.tasks.fixtures import seed_enrollments
 
-    from registrar.config import Settings
+    from registrar.core.settings import Settings
 
     name = f"registrar_bench_{secrets.token_hex(4)}"
     db_url = make_url(args.admin_url).set(database=name).render_as_string(hide_password=False)

@@ -274,7 +274,7 @@ def main() -> None:
         "REGISTRAR_WORKER_CONCURRENCY": str(args.concurrency),
         "REGISTRAR_RATE_LIMIT_PER_MINUTE": "0",
     }
-    cmd = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "registrar.cli"]
+    cmd = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "registrar"]
     subprocess.run([*cmd, "migrate"], env=env, check=True, capture_output=True)
     key = service_account(env, "bench", WRITE)
     ids = seed(db, 5000)

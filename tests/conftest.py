@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 
 from registrar.app import create_app
 from registrar.auth.scopes import ALL_SCOPES
-from registrar.cli import app as cli_app
-from registrar.config import Settings
+from registrar.cli.main import app as cli_app
+from registrar.core.settings import Settings
 
 POSTGRES_ADMIN_URL = os.environ.get("REGISTRAR_TEST_POSTGRES_URL")
 

@@ -13,10 +13,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, insert, select
 
-from registrar.db import create_database
+from registrar.db.engine import create_database
+from registrar.db.migrate import upgrade
+from registrar.db.tables import Base
 from registrar.enrollments.models import EnrollmentAudit
-from registrar.migrate import upgrade
-from registrar.models import Base
 from registrar.tasks.models import Task
 from tests.conftest import make_settings, new_database_url
 

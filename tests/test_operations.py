@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from registrar.app import create_app
 from registrar.auth.scopes import ALL_SCOPES, ENROLLMENTS_READ, PETITIONS_WRITE
-from registrar.db import is_sqlite
+from registrar.db.engine import is_sqlite
 from tests.conftest import POSTGRES_ADMIN_URL, Accounts, make_settings
 
 ENROLLMENTS = "/api/academic/enrollments"
@@ -110,8 +110,8 @@ def _query(database_url: str, sql: str) -> list[str]:
     """First column of `sql`, read with the service's own (async) engine."""
 
     async def go() -> list[str]:
-        from registrar.config import Settings
-        from registrar.runtime import Runtime
+        from registrar.core.runtime import Runtime
+        from registrar.core.settings import Settings
 
         runtime = Runtime.build(Settings(database_url=database_url))
         try:
@@ -172,8 +172,8 @@ def test_logs_are_json_and_never_contain_keys_or_tokens(
 
 def _insert_old_accepted_task(database_url: str) -> None:
     async def go() -> None:
-        from registrar.config import Settings
-        from registrar.runtime import Runtime
+        from registrar.core.runtime import Runtime
+        from registrar.core.settings import Settings
 
         runtime = Runtime.build(Settings(database_url=database_url))
         try:
@@ -528,7 +528,7 @@ def test_database_outage_503_then_recovery_without_restart(
 
 
 def test_sqlite_runs_in_memory_rate_limit(database_url: str) -> None:
-    from registrar.ratelimit import MemoryCounter, make_counter
+    from registrar.http.middleware.rate_limit import MemoryCounter, make_counter
 
     counter = make_counter(database_url, 2)
     assert isinstance(counter, MemoryCounter) == is_sqlite(database_url)
@@ -557,7 +557,7 @@ def test_start_waits_for_a_database_that_comes_up_late(database_url: str) -> Non
 
 @pytest.mark.skipif(not POSTGRES_ADMIN_URL, reason="needs PostgreSQL (REGISTRAR_TEST_POSTGRES_URL)")
 def test_shared_counter_exact_and_batched(api: TestClient, database_url: str) -> None:
-    from registrar.ratelimit import DatabaseCounter
+    from registrar.http.middleware.rate_limit import DatabaseCounter
 
     async def go() -> tuple[int, int]:
         window = int(time.time() // 60) + 10  # a window no request uses

@@ -17,18 +17,22 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from registrar import __version__
 from registrar.auth.router import router as auth_router
 from registrar.auth.scopes import DESCRIPTIONS
-from registrar.config import Settings, get_settings
+from registrar.core.runtime import Runtime
+from registrar.core.settings import Settings, get_settings
+from registrar.db.migrate import upgrade
+from registrar.enrollments.jobs import router as enrollment_writes_router
 from registrar.enrollments.router import router as enrollments_router
-from registrar.enrollments.writes import router as enrollment_writes_router
-from registrar.errors import UnhandledErrors, database_unavailable, install_error_handlers
-from registrar.limits import BodySizeLimit
-from registrar.migrate import upgrade
-from registrar.observability import RequestObservability, configure_logging, metrics_endpoint
+from registrar.http.middleware.body_limit import BodySizeLimit
+from registrar.http.middleware.rate_limit import RateLimit, rate_limit_options
+from registrar.http.middleware.security_headers import SecurityHeaders, install_cors
+from registrar.http.problems import UnhandledErrors, database_unavailable, install_error_handlers
+from registrar.observability.metrics import (
+    RequestObservability,
+    configure_logging,
+    metrics_endpoint,
+)
 from registrar.petitions.router import router as petitions_router
-from registrar.ratelimit import RateLimit, rate_limit_options
 from registrar.reference.router import router as reference_router
-from registrar.runtime import Runtime
-from registrar.security import SecurityHeaders, install_cors
 from registrar.tasks.router import router as tasks_router
 
 log = logging.getLogger("registrar")

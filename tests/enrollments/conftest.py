@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import insert
 
-from registrar.config import Settings
-from registrar.db import create_database
+from registrar.core.settings import Settings
+from registrar.db.engine import create_database
 from registrar.enrollments.models import Enrollment, Person, Section, Term
 
 LOADED_AT = dt.datetime(2020, 6, 15, 4, 43, 15, tzinfo=dt.UTC)

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from registrar.config import Settings
+from registrar.core.settings import Settings
 from tests.conftest import Accounts
 from tests.tasks.fixtures import (
     PRIVATE,

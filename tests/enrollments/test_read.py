@@ -16,8 +16,8 @@ from registrar.auth.scopes import (
     ENROLLMENTS_READ_SENSITIVE,
     PEOPLE_PRIVATE,
 )
-from registrar.config import Settings
-from registrar.db import create_database
+from registrar.core.settings import Settings
+from registrar.db.engine import create_database
 from registrar.enrollments.models import Enrollment
 from tests.conftest import Accounts
 
@@ -153,7 +153,7 @@ def test_hidden_count_taken_at_another_moment_is_taken_again(
 ) -> None:
     """The two counts of a new found set run at once on two connections. When the second saw a
     newer snapshot than the first (rows arrived in between), it is counted again at the first's."""
-    from registrar.common import collections
+    from registrar.paging import pages as collections
 
     real = collections._count_hidden
     calls: list[int | None] = []

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from registrar.auth.scopes import ENROLLMENTS_READ, ENROLLMENTS_READ_SENSITIVE, PEOPLE_PRIVATE
-from registrar.config import Settings
+from registrar.core.settings import Settings
 from tests.conftest import Accounts, backend
 
 pytestmark = pytest.mark.skipif(backend() != "sqlite", reason="the read cache is SQLite's")

@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
-from registrar.config import Settings
+from registrar.core.runtime import Runtime
+from registrar.core.settings import Settings
 from registrar.enrollments.models import Person
 from registrar.petitions.models import Petition
-from registrar.runtime import Runtime
 
 T = TypeVar("T")
 

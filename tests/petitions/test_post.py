@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, func, select, update
 
 from registrar.auth.scopes import PEOPLE_PRIVATE, PETITIONS_READ, PETITIONS_WRITE
-from registrar.config import Settings
-from registrar.petitions.handlers import create_petition
+from registrar.core.runtime import Runtime
+from registrar.core.settings import Settings
+from registrar.petitions.jobs import create_petition
 from registrar.petitions.models import Petition
-from registrar.runtime import Runtime
 from registrar.tasks.handlers import ClaimedTask
 from registrar.tasks.models import Task
 from registrar.tasks.service import TASKS

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from sqlalchemy import text
 
-from registrar.runtime import Runtime
+from registrar.core.runtime import Runtime
 from tests.conftest import make_settings, new_database_url
 
 SECTION = {

@@ -12,10 +12,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 
-from registrar.config import Settings
-from registrar.db import utcnow
+from registrar.core.clock import utcnow
+from registrar.core.runtime import Runtime
+from registrar.core.settings import Settings
 from registrar.enrollments.models import Enrollment, EnrollmentAudit, Person, Section, Term
-from registrar.runtime import Runtime
 from registrar.tasks.models import Task
 
 T = TypeVar("T")

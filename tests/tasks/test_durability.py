@@ -29,7 +29,7 @@ BIN = Path(sys.executable).parent / "registrar"
 def command(*args: str) -> list[str]:
     if BIN.exists():
         return [str(BIN), *args]
-    return [sys.executable, "-m", "registrar.cli", *args]
+    return [sys.executable, "-m", "registrar", *args]
 
 
 def free_port() -> int:

@@ -14,10 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, delete, text, update
 
-from registrar.config import Settings
-from registrar.db import utcnow
+from registrar.core.clock import utcnow
+from registrar.core.runtime import Runtime
+from registrar.core.settings import Settings
 from registrar.enrollments.models import Enrollment
-from registrar.runtime import Runtime
 from registrar.tasks import repository as repo
 from registrar.tasks.handlers import (
     ClaimedTask,

@@ -7,7 +7,8 @@ import datetime as dt
 from sqlalchemy import Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from registrar.db import Base, UTCDateTime, utcnow
+from registrar.core.clock import utcnow
+from registrar.db.base import Base, UTCDateTime
 
 
 class ServiceAccount(Base):

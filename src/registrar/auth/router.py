@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse
 
 from registrar.auth.schemas import JWKS, LoginResponse
 from registrar.auth.service import login
-from registrar.dependencies import RuntimeDep
-from registrar.errors import problem_responses, unauthorized
+from registrar.http.dependencies import RuntimeDep
+from registrar.http.problems import problem_responses, unauthorized
 
 router = APIRouter(tags=["login service"])
 

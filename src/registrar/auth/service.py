@@ -13,9 +13,9 @@ from registrar.auth.models import ServiceAccount
 from registrar.auth.scopes import ALL_SCOPES, parse_scopes
 from registrar.auth.signing import KeyRing
 from registrar.auth.tokens import issue_token
-from registrar.config import Settings
-from registrar.db import utcnow
-from registrar.errors import unauthorized
+from registrar.core.clock import utcnow
+from registrar.core.settings import Settings
+from registrar.http.problems import unauthorized
 
 
 class ServiceAccountError(ValueError):

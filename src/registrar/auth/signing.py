@@ -22,7 +22,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registrar.auth.models import SigningKey
-from registrar.db import Database, utcnow
+from registrar.core.clock import utcnow
+from registrar.db.database import Database
 
 ALGORITHM = "EdDSA"
 REFRESH_SECONDS = 60.0

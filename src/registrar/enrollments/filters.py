@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, and_, select
 
 from registrar.auth.scopes import ENROLLMENTS_READ_SENSITIVE as SENSITIVE
-from registrar.common.filtering import Field
 from registrar.enrollments.models import Enrollment, Section, Term
+from registrar.paging.filters import Field
 
 
 def _via_section(cond: ColumnElement[bool]) -> ColumnElement[bool]:

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from registrar.db import Base, UTCDateTime, utcnow
+from registrar.core.clock import utcnow
+from registrar.db.base import Base, UTCDateTime
 
 
 class Person(Base):

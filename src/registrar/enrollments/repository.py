@@ -7,10 +7,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Row, Select, bindparam, select
 
 from registrar.auth.tokens import Client
-from registrar.common import ferpa
-from registrar.common.collections import CollectionSpec
 from registrar.enrollments.filters import FIELDS
 from registrar.enrollments.models import Enrollment, Section, Term
+from registrar.paging.pages import CollectionSpec
+from registrar.people import ferpa
 
 
 def visible_to(client: Client) -> list[ColumnElement[bool]]:

@@ -8,14 +8,14 @@ from fastapi import APIRouter, Depends, Request
 
 from registrar.auth.scopes import ENROLLMENTS_READ, ENROLLMENTS_READ_SENSITIVE, PEOPLE_PRIVATE
 from registrar.auth.tokens import Client
-from registrar.common.openapi import COLLECTION_HEADERS, collection_parameters
-from registrar.common.responses import FastJSON
-from registrar.config import get_settings
-from registrar.dependencies import FoundSetSecret, RuntimeDep, require_scopes
+from registrar.core.settings import get_settings
 from registrar.enrollments import service
 from registrar.enrollments.filters import FIELDS
 from registrar.enrollments.schemas import EnrollmentRepresentation
-from registrar.errors import problem_responses
+from registrar.http.dependencies import FoundSetSecret, RuntimeDep, require_scopes
+from registrar.http.openapi import COLLECTION_HEADERS, collection_parameters
+from registrar.http.problems import problem_responses
+from registrar.http.responses import FastJSON
 
 router = APIRouter(tags=["enrollments"])
 

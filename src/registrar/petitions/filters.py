@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import ColumnElement, select
 
-from registrar.common.filtering import Field
+from registrar.paging.filters import Field
 from registrar.petitions.models import Petition
 from registrar.reference.models import Origin, PetitionType
 

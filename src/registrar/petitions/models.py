@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from registrar.db import Base, UTCDateTime
+from registrar.db.base import Base, UTCDateTime
 
 
 class Petition(Base):

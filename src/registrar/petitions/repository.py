@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Row, Select, bindparam, select
 
 from registrar.auth.tokens import Client
-from registrar.common import ferpa
-from registrar.common.collections import CollectionSpec
+from registrar.paging.pages import CollectionSpec
+from registrar.people import ferpa
 from registrar.petitions.filters import FIELDS
 from registrar.petitions.models import Petition
 from registrar.reference.models import Origin, PetitionType

@@ -16,15 +16,15 @@ from fastapi.responses import JSONResponse
 
 from registrar.auth.scopes import PEOPLE_PRIVATE, PETITIONS_READ, PETITIONS_WRITE
 from registrar.auth.tokens import Client
-from registrar.common.json_body import read_json_body
-from registrar.common.openapi import COLLECTION_HEADERS, collection_parameters
-from registrar.common.responses import FastJSON
-from registrar.config import get_settings
-from registrar.dependencies import FoundSetSecret, RuntimeDep, require_scopes
-from registrar.errors import bad_request, problem_responses
+from registrar.core.settings import get_settings
+from registrar.http.bodies import read_json_body
+from registrar.http.dependencies import FoundSetSecret, RuntimeDep, require_scopes
+from registrar.http.openapi import COLLECTION_HEADERS, collection_parameters
+from registrar.http.problems import bad_request, problem_responses
+from registrar.http.responses import FastJSON
 from registrar.petitions import service
 from registrar.petitions.filters import FIELDS
-from registrar.petitions.handlers import (
+from registrar.petitions.jobs import (
     ACTION,
     GRADE_TERM,
     MAX_LENGTH,

@@ -10,11 +10,11 @@ from sqlalchemy import Row
 from starlette.datastructures import URL
 
 from registrar.auth.tokens import Client
-from registrar.common.collections import Page, find_page
-from registrar.common.representation import iso_z
-from registrar.config import Settings
-from registrar.db import Database
-from registrar.errors import not_found
+from registrar.core.clock import iso_z
+from registrar.core.settings import Settings
+from registrar.db.database import Database
+from registrar.http.problems import not_found
+from registrar.paging.pages import Page, find_page
 from registrar.petitions import repository
 
 PETITION_ID = re.compile(r"[0-9a-f]{24}")

@@ -29,12 +29,12 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registrar.db import utcnow
+from registrar.core.clock import utcnow
 from registrar.reference.models import Origin, PetitionType, School
 
 if TYPE_CHECKING:
-    from registrar.config import Settings
-    from registrar.runtime import Runtime
+    from registrar.core.runtime import Runtime
+    from registrar.core.settings import Settings
 
 MODELS: dict[str, type[PetitionType] | type[Origin] | type[School]] = {
     "petition_types": PetitionType,
@@ -204,7 +204,7 @@ def run_reference_load_command(settings: Settings, file: Path) -> str:
     """`registrar reference load FILE`: returns the summary; one-line failures, exit 1."""
     import typer
 
-    from registrar.cli import fail, run_with_db
+    from registrar.cli.main import fail, run_with_db
 
     if file.is_dir():
         raise fail(f"cannot read {file}: it is a directory")

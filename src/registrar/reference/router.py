@@ -10,9 +10,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from registrar.common.responses import FastJSON
-from registrar.dependencies import CurrentClient, ReadSessionDep
-from registrar.errors import problem_responses
+from registrar.http.dependencies import CurrentClient, ReadSessionDep
+from registrar.http.problems import problem_responses
+from registrar.http.responses import FastJSON
 from registrar.reference import service
 from registrar.reference.schemas import CodeOut
 

@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from registrar.cli import fail
+from registrar.cli.main import fail
 from registrar.sis.load import LoadResult, _progress, load_records
 
 if TYPE_CHECKING:
-    from registrar.config import Settings
-    from registrar.runtime import Runtime
+    from registrar.core.runtime import Runtime
+    from registrar.core.settings import Settings
 
 DEMO_SUB = "demo"
 
@@ -391,7 +391,7 @@ def run_demo_command(
     """`registrar demo`: load a generated university and print a ready-to-use API key."""
     import typer
 
-    from registrar.cli import run_with_db
+    from registrar.cli.main import run_with_db
 
     progress = _progress()
     task_id = progress.add_task("generating", total=enrollments) if progress else None

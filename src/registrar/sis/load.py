@@ -31,15 +31,15 @@ from typing import IO, TYPE_CHECKING, Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from registrar.cli import fail
-from registrar.db import utcnow
+from registrar.cli.main import fail
+from registrar.core.clock import utcnow
 from registrar.sis.records import LineError, Record, check, parse_line
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from registrar.config import Settings
-    from registrar.runtime import Runtime
+    from registrar.core.runtime import Runtime
+    from registrar.core.settings import Settings
 
 BATCH = 20_000
 # Page cache of the loading connection, in KiB: a million-row load touches ~14 indexes at random,
@@ -530,7 +530,7 @@ def run_load_command(settings: Settings, file: Path, replace: bool) -> None:
     """`registrar load FILE [--replace]`: every failure is one line on stderr and exit 1."""
     import typer
 
-    from registrar.cli import run_with_db
+    from registrar.cli.main import run_with_db
 
     if file.is_dir():
         raise fail(f"cannot read {file}: it is a directory")

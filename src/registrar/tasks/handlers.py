@@ -87,7 +87,7 @@ _HANDLERS: dict[tuple[str, str], Handler] = {}
 
 # Modules whose import registers handlers. A worker imports them all before claiming, so a
 # `registrar worker` process knows every kind of task an API process can queue.
-HANDLER_MODULES: list[str] = ["registrar.enrollments.writes", "registrar.petitions.handlers"]
+HANDLER_MODULES: list[str] = ["registrar.enrollments.jobs", "registrar.petitions.jobs"]
 
 
 def register_handler(resource: str, action: str, fn: Handler) -> Handler:

@@ -17,8 +17,8 @@ import orjson
 from fastapi import Request
 from sqlalchemy import Connection, Table, delete, insert, select
 
-from registrar.db import utcnow
-from registrar.errors import ProblemError, bad_request
+from registrar.core.clock import utcnow
+from registrar.http.problems import ProblemError, bad_request
 from registrar.tasks.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"

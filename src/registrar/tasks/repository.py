@@ -16,7 +16,8 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, and_, bindparam, case, delete, func, or_, select, update
 
-from registrar.db import database_now, utcnow
+from registrar.core.clock import utcnow
+from registrar.db.database import database_now
 from registrar.tasks.handlers import ClaimedTask
 from registrar.tasks.models import Task
 

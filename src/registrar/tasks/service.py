@@ -20,8 +20,9 @@ from sqlalchemy import Connection, Table, insert, text
 from sqlalchemy.exc import IntegrityError
 
 from registrar.auth.tokens import Client
-from registrar.db import database_now, utcnow
-from registrar.runtime import Runtime
+from registrar.core.clock import utcnow
+from registrar.core.runtime import Runtime
+from registrar.db.database import database_now
 from registrar.tasks.idempotency import IdempotencyClaim, find_replay, remember
 from registrar.tasks.models import Task
 

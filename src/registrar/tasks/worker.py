@@ -29,9 +29,9 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from registrar.config import Settings
-from registrar.db import utcnow
-from registrar.runtime import Runtime
+from registrar.core.clock import utcnow
+from registrar.core.runtime import Runtime
+from registrar.core.settings import Settings
 from registrar.tasks import repository as repo
 from registrar.tasks.handlers import (
     ClaimedTask,
@@ -398,8 +398,8 @@ class Worker:
 
 def run_worker_process(settings: Settings, concurrency: int) -> None:
     """`registrar worker`: migrate, run until SIGTERM/SIGINT, then shut down cleanly."""
-    from registrar.cli import fail
-    from registrar.migrate import upgrade
+    from registrar.cli.main import fail
+    from registrar.db.migrate import upgrade
 
     if not logging.getLogger().handlers:
         logging.basicConfig(

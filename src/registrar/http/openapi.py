@@ -1,0 +1,81 @@
+"""OpenAPI pieces shared by collection routes: the filter and paging parameters, the headers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from registrar.paging.filters import Field
+
+KIND_SCHEMA = {
+    "str": {"type": "string"},
+    "bool": {"type": "string", "description": "true or false"},
+    "int": {"type": "string"},
+    "float": {"type": "string"},
+    "datetime": {"type": "string"},
+}
+
+
+def collection_parameters(fields: dict[str, Field], page_max: int) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {
+            "name": "page",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 10_000_000, "default": 1},
+            "description": "Page number, from 1.",
+        },
+        {
+            "name": "pagesize",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": page_max, "default": 100},
+            "description": f"Records per page (at most {page_max}).",
+        },
+        {
+            "name": "continuation_key",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "The `X-Request-ID` of an earlier answer: page that same found set. "
+            "Other filters are then ignored.",
+        },
+        {
+            "name": "cursor",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": 'Opaque; set by the `Link: rel="next"` URL for fast sequential paging.',
+        },
+    ]
+    for f in fields.values():
+        note = f" Needs scope `{f.scope}`; ignored without it." if f.scope else ""
+        params.append(
+            {
+                "name": f.name,
+                "in": "query",
+                "required": False,
+                "schema": KIND_SCHEMA[f.kind],
+                "description": (
+                    "Filter. A leading `<`, `<=`, `>`, `>=` or `!` compares; a comma list means "
+                    "any of; `*` is a wildcard; `null` matches null; `\\` escapes." + note
+                ),
+            }
+        )
+    return params
+
+
+COLLECTION_HEADERS: dict[str, Any] = {
+    "X-Request-ID": {
+        "description": "Names this found set: pass it as `continuation_key`.",
+        "schema": {"type": "string"},
+    },
+    "X-Total-Count": {"description": "Records in the found set.", "schema": {"type": "integer"}},
+    "Link": {
+        "description": 'RFC 8288 links: `rel="next"` while more remain, `rel="first"`.',
+        "schema": {"type": "string"},
+    },
+    "X-Ignored-Parameters": {
+        "description": "Query parameters that were ignored (unknown, or not visible to the token).",
+        "schema": {"type": "string"},
+    },
+}

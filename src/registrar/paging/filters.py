@@ -1,0 +1,222 @@
+"""The portal's filter grammar, turned into SQL conditions. Values are always bound, never spliced.
+
+`?attr=value` on any attribute of a representation, dotted names for nested ones. A value may start
+with an operator (`<`, `<=`, `>`, `>=`, `!`), may be a comma list ("any of"), may hold `*` wildcards
+(strings only), and `null` matches null. A backslash makes the next `*`, `,`, `\\` or a leading
+operator character literal. The same attribute twice ANDs. Attributes a caller may not see are
+treated exactly like unknown ones: ignored, and named in `X-Ignored-Parameters`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, not_, or_
+
+from registrar.http.problems import bad_request
+
+Kind = Literal["str", "bool", "int", "float", "datetime"]
+
+MAX_VALUE_LENGTH = 1024
+MAX_LIST_ITEMS = 500
+MAX_FILTERS = 50
+RANGE_OPERATORS = ("<=", ">=", "<", ">")
+LIKE_ESCAPE = "\\"
+
+
+@dataclass(frozen=True)
+class Field:
+    """A filterable attribute: its public name, the SQL it compares, who may see it."""
+
+    name: str
+    column: Any  # a ColumnElement on whatever table holds the value
+    kind: Kind = "str"
+    scope: str | None = None
+    # Turns a condition on `column` into one on the collection's own rows (e.g. through a
+    # lookup table: `term_id IN (SELECT id FROM terms WHERE ...)`). None: the column is local.
+    lift: Callable[[ColumnElement[bool]], ColumnElement[bool]] | None = None
+    # For an attribute that is an object (e.g. course_assessment): its "is null" condition;
+    # only `null` and `!null` are meaningful filters on it.
+    null_condition: ColumnElement[bool] | None = None
+
+
+@dataclass
+class ParsedFilters:
+    conditions: list[ColumnElement[bool]] = field(default_factory=list)
+    applied: list[tuple[str, str]] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Term:
+    text: str
+    wildcard: bool  # holds an unescaped `*`
+    like: str  # the LIKE pattern (when wildcard)
+
+
+def _split(raw: str) -> list[_Term]:
+    """Split on unescaped commas, resolving escapes and noting unescaped wildcards."""
+    terms: list[_Term] = []
+    text: list[str] = []
+    like: list[str] = []
+    wildcard = False
+    i = 0
+    while i < len(raw):
+        ch = raw[i]
+        if ch == "\\" and i + 1 < len(raw):
+            nxt = raw[i + 1]
+            text.append(nxt)
+            like.append(_like_literal(nxt))
+            i += 2
+            continue
+        if ch == ",":
+            terms.append(_Term("".join(text), wildcard, "".join(like)))
+            text, like, wildcard = [], [], False
+        elif ch == "*":
+            wildcard = True
+            text.append("*")
+            like.append("%")
+        else:
+            text.append(ch)
+            like.append(_like_literal(ch))
+        i += 1
+    terms.append(_Term("".join(text), wildcard, "".join(like)))
+    return terms
+
+
+def _like_literal(ch: str) -> str:
+    return LIKE_ESCAPE + ch if ch in ("%", "_", LIKE_ESCAPE) else ch
+
+
+def _split_operator(raw: str) -> tuple[str, str]:
+    if raw.startswith("\\"):
+        return "=", raw  # an escaped leading operator character is literal: _split resolves it
+    for op in RANGE_OPERATORS:
+        if raw.startswith(op):
+            return op, raw[len(op) :]
+    if raw.startswith("!"):
+        return "!", raw[1:]
+    return "=", raw
+
+
+def _convert(f: Field, text: str) -> Any:
+    if f.kind == "str":
+        return text
+    if f.kind == "bool":
+        lowered = text.lower()
+        if lowered in ("true", "false"):
+            return lowered == "true"
+        raise bad_request("A filter value is not valid.", [f"{f.name}: expected true or false"])
+    if f.kind in ("int", "float"):
+        try:
+            number = int(text) if f.kind == "int" else float(text)
+        except ValueError:
+            raise bad_request(
+                "A filter value is not valid.", [f"{f.name}: expected a number"]
+            ) from None
+        if isinstance(number, float) and not math.isfinite(number):
+            raise bad_request("A filter value is not valid.", [f"{f.name}: expected a number"])
+        if isinstance(number, int) and abs(number) > 2**53:
+            raise bad_request("A filter value is not valid.", [f"{f.name}: number out of range"])
+        return number
+    # datetime
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise bad_request(
+            "A filter value is not valid.",
+            [f"{f.name}: expected an ISO 8601 date-time such as 2020-03-05T17:53:46Z"],
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+def _condition(f: Field, raw: str) -> ColumnElement[bool]:
+    if "\x00" in raw:
+        raise bad_request("A filter value is not valid.", [f"{f.name}: NUL is not allowed"])
+    if len(raw) > MAX_VALUE_LENGTH:
+        raise bad_request("A filter value is too long.", [f"{f.name}: at most {MAX_VALUE_LENGTH}"])
+    op, rest = _split_operator(raw)
+    col = f.column
+
+    if f.null_condition is not None:
+        # An object-valued attribute: only null / !null mean anything.
+        if rest.lower() != "null" or op not in ("=", "!"):
+            raise bad_request(
+                "A filter value is not valid.", [f"{f.name}: only null and !null are supported"]
+            )
+        cond = f.null_condition
+        return cond if op == "=" else not_(cond)
+
+    terms = _split(rest)
+    if len(terms) > MAX_LIST_ITEMS:
+        raise bad_request("Too many values.", [f"{f.name}: at most {MAX_LIST_ITEMS} values"])
+
+    if op in RANGE_OPERATORS:
+        if len(terms) != 1:
+            raise bad_request("A filter value is not valid.", [f"{f.name}: {op} takes one value"])
+        term = terms[0]
+        if term.wildcard:
+            raise bad_request(
+                "A filter value is not valid.", [f"{f.name}: {op} does not take a wildcard"]
+            )
+        value = _convert(f, term.text)
+        comparison = {"<": col < value, "<=": col <= value, ">": col > value, ">=": col >= value}
+        return _lift(f, comparison[op])
+
+    parts: list[ColumnElement[bool]] = []
+    plain: list[Any] = []
+    for term in terms:
+        if term.text.lower() == "null" and not term.wildcard:
+            parts.append(col.is_(None))
+        elif term.wildcard:
+            if f.kind != "str":
+                raise bad_request(
+                    "A filter value is not valid.", [f"{f.name}: wildcards apply to text only"]
+                )
+            parts.append(col.like(term.like, escape=LIKE_ESCAPE))
+        else:
+            plain.append(_convert(f, term.text))
+    if plain:
+        parts.append(col == plain[0] if len(plain) == 1 else col.in_(plain))
+    matched = or_(*parts) if len(parts) > 1 else parts[0]
+    if op != "!":
+        return _lift(f, matched)
+    # "None of these": a null is not equal to any given value, so it stays in, unless the list
+    # itself names null.
+    if any(t.text.lower() == "null" and not t.wildcard for t in terms):
+        return _lift(f, not_(matched))
+    return _lift(f, or_(col.is_(None), not_(matched)))
+
+
+def _lift(f: Field, cond: ColumnElement[bool]) -> ColumnElement[bool]:
+    return f.lift(cond) if f.lift is not None else cond
+
+
+def parse_filters(
+    params: Iterable[tuple[str, str]],
+    fields: dict[str, Field],
+    scopes: frozenset[str],
+    reserved: Sequence[str],
+) -> ParsedFilters:
+    """Turn query parameters into SQL conditions for the caller's view of the collection."""
+    parsed = ParsedFilters()
+    for name, raw in params:
+        if name in reserved:
+            continue
+        f = fields.get(name)
+        if f is None or (f.scope is not None and f.scope not in scopes):
+            # Unknown and not-visible look the same, so a filter cannot reveal what is hidden.
+            if name not in parsed.ignored:
+                parsed.ignored.append(name)
+            continue
+        parsed.conditions.append(_condition(f, raw))
+        parsed.applied.append((name, raw))
+        if len(parsed.applied) > MAX_FILTERS:
+            raise bad_request("Too many filters.", [f"at most {MAX_FILTERS} filter parameters"])
+    return parsed

@@ -1,0 +1,253 @@
+"""Collections: filter, count, page and name the found set, the same way for every resource."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from sqlalchemy import ColumnElement, Connection, Row, Select, func, select
+from starlette.datastructures import URL
+
+from registrar.auth.tokens import Client
+from registrar.core.settings import Settings
+from registrar.db.database import Database
+from registrar.http.problems import bad_request
+from registrar.paging import found_sets
+from registrar.paging.filters import Field, parse_filters
+
+RESERVED = ("page", "pagesize", "continuation_key", "cursor")
+MAX_OFFSET = 10_000_000
+PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    """What a resource's collection is: its rows' stable key, its fields, who sees which rows."""
+
+    resource: str
+    key: Any  # the integer surrogate key column: the order of every found set
+    table: Any  # the collection's own table (for counts)
+    fields: dict[str, Field]
+    visibility: Callable[[Client], list[ColumnElement[bool]]]
+    # The same rule seen from the other side: the rows the caller may not see (None: it sees
+    # all). Used for counting.
+    hidden: Callable[[Client], ColumnElement[bool] | None]
+
+
+@dataclass
+class Page:
+    rows: list[Row[Any]]
+    total: int
+    page: int
+    pagesize: int
+    continuation_key: str
+    ignored: list[str]
+    next_cursor: int | None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _one_int(
+    params: Sequence[tuple[str, str]], name: str, default: int, low: int, high: int
+) -> int:
+    values = [v for n, v in params if n == name]
+    if not values:
+        return default
+    if len(values) > 1:
+        raise bad_request(f"`{name}` was given more than once.", [f"{name}: give it once"])
+    text = values[0].strip()
+    if not text.isdigit() or len(text) > 9:
+        raise bad_request(f"`{name}` is not valid.", [f"{name}: expected a whole number"])
+    number = int(text)
+    if not low <= number <= high:
+        raise bad_request(f"`{name}` is out of range.", [f"{name}: from {low} to {high}"])
+    return number
+
+
+def _one_str(params: Sequence[tuple[str, str]], name: str) -> str | None:
+    values = [v for n, v in params if n == name]
+    if len(values) > 1:
+        raise bad_request(f"`{name}` was given more than once.", [f"{name}: give it once"])
+    return values[0] if values else None
+
+
+async def find_page(
+    db: Database,
+    spec: CollectionSpec,
+    client: Client,
+    params: Sequence[tuple[str, str]],
+    *,
+    rows: Select[Any],
+    settings: Settings,
+    secret: bytes,
+    url: URL,
+    fixed_filters: Sequence[tuple[str, str]] = (),
+) -> Page:
+    """One page of the caller's view of a collection, with the headers that describe it.
+
+    `rows` selects what the representation needs (joins included); conditions are added here.
+    `fixed_filters` are part of the route (e.g. a student's petitions) and of the found set.
+    """
+    pagesize = _one_int(params, "pagesize", settings.page_size_default, 1, settings.page_size_max)
+    page = _one_int(params, "page", 1, 1, MAX_OFFSET)
+    if (page - 1) * pagesize > MAX_OFFSET:
+        raise bad_request("`page` is out of range.", [f"page: at most {MAX_OFFSET // pagesize}"])
+    key = _one_str(params, "continuation_key")
+    cursor_text = _one_str(params, "cursor")
+    cursor: int | None = None
+    if cursor_text is not None:
+        if not cursor_text.isdigit() or len(cursor_text) > 18:
+            raise bad_request(
+                "`cursor` is not valid.", ["cursor: use the one from the Link header"]
+            )
+        cursor = int(cursor_text)
+
+    if key is not None:
+        found = found_sets.decode(key, secret, resource=spec.resource, sub=client.sub)
+        # The found set's own filters; anything else on the query string is ignored.
+        parsed = parse_filters(found.filters, spec.fields, client.scopes, RESERVED)
+        ignored = [n for n, _ in params if n not in RESERVED]
+        ignored += [n for n in parsed.ignored if n not in ignored]
+    else:
+        if cursor is not None:
+            raise bad_request("`cursor` needs a continuation_key.", ["cursor: page a found set"])
+        wanted = list(fixed_filters) + [(n, v) for n, v in params if n not in RESERVED]
+        parsed = parse_filters(wanted, spec.fields, client.scopes, RESERVED)
+        ignored = parsed.ignored
+        found = None
+
+    figures = None
+    hidden = None
+    if found is None:
+        # The snapshot and the count of matching rows in one statement: the same moment. The
+        # visible count is "matching" minus "matching and hidden" (see common/ferpa.py for why);
+        # the second count runs at the same time on another connection (a wide filter's counts
+        # are most of its cost), bounded by a snapshot of its own that must agree.
+        hidden = spec.hidden(client)
+        figures = select(
+            select(func.max(spec.key)).scalar_subquery(), _count(spec, parsed.conditions)
+        )
+    # Visibility (FERPA) is applied on every page with the *current* token's scopes. A new
+    # found set's page is bounded by the snapshot the same read takes.
+    keys = select(spec.key).where(*parsed.conditions, *spec.visibility(client))
+    keys = keys.order_by(spec.key).limit(pagesize + 1)
+    if cursor is not None:
+        # Keyset: the Link header's way, as fast on page 500 as on page 1.
+        keys = keys.where(spec.key > cursor)
+    elif page > 1:
+        keys = keys.offset((page - 1) * pagesize)
+    snapshot = None if found is None else found.snapshot
+    page_read = db.read(_read_page, spec, figures, keys, rows, snapshot)
+    if hidden is None:
+        figures_row, result = await page_read
+        hidden_row: tuple[int, int] = (0, 0)
+    else:
+        (figures_row, result), hidden_row = await asyncio.gather(
+            page_read, db.read(_count_hidden, spec, [*parsed.conditions, hidden], None)
+        )
+    if found is None:
+        assert figures_row is not None
+        newest, total_matching = int(figures_row[0] or 0), int(figures_row[1])
+        if hidden is not None and hidden_row[0] != newest:
+            # Rows arrived between the two counts: count the hidden ones up to our snapshot.
+            hidden_row = await db.read(_count_hidden, spec, [*parsed.conditions, hidden], newest)
+        found = found_sets.FoundSet(
+            resource=spec.resource,
+            sub=client.sub,
+            filters=parsed.applied,
+            snapshot=newest,
+            total=total_matching - int(hidden_row[1]),
+            expires=int(time.time()) + settings.found_set_ttl_seconds,
+        )
+        key = found_sets.encode(found, secret)
+    assert key is not None
+
+    more = len(result) > pagesize
+    result = result[:pagesize]
+
+    next_cursor = None
+    headers = {
+        "X-Request-ID": key,
+        "X-Total-Count": str(found.total),
+    }
+    links = []
+    if more and result:
+        last = result[-1]
+        next_cursor = int(last._mapping[spec.key.key])
+        next_query = urlencode(
+            {"continuation_key": key, "page": page + 1, "pagesize": pagesize, "cursor": next_cursor}
+        )
+        links.append(f'<{_link(url, next_query)}>; rel="next"')
+    first_query = urlencode({"continuation_key": key, "page": 1, "pagesize": pagesize})
+    links.append(f'<{_link(url, first_query)}>; rel="first"')
+    headers["Link"] = ", ".join(links)
+    if ignored:
+        headers["X-Ignored-Parameters"] = ",".join(_header_safe(n) for n in ignored)
+    return Page(
+        rows=result,
+        total=found.total,
+        page=page,
+        pagesize=pagesize,
+        continuation_key=key,
+        ignored=ignored,
+        next_cursor=next_cursor,
+        headers=headers,
+    )
+
+
+def _read_page(
+    connection: Connection,
+    spec: CollectionSpec,
+    figures: Select[Any] | None,
+    keys: Select[Any],
+    rows: Select[Any],
+    snapshot: int | None,
+) -> tuple[Row[Any] | None, list[Row[Any]]]:
+    """The found set's figures (a new one only) and one page of it: one `Database.read`."""
+    figures_row = None
+    if figures is not None:
+        figures_row = connection.execute(figures).one()
+        snapshot = int(figures_row[0] or 0)
+    keys = keys.where(spec.key <= snapshot)
+    # The page's keys first, on the collection's table alone; the joins for the representation
+    # then touch only those rows. (Joined in one query, SQLite may loop over a small joined
+    # table first and sort the whole collection to find the first page.)
+    query = rows.where(spec.key.in_(keys.scalar_subquery())).order_by(spec.key)
+    return figures_row, list(connection.execute(query).all())
+
+
+def _count_hidden(
+    connection: Connection,
+    spec: CollectionSpec,
+    conditions: list[ColumnElement[bool]],
+    snapshot: int | None,
+) -> tuple[int, int]:
+    """(snapshot, count of rows matching `conditions` up to it): at `snapshot`, or at the newest
+    row now (one statement, so the two agree)."""
+    if snapshot is None:
+        newest = select(func.max(spec.key)).scalar_subquery()
+        row = connection.execute(select(newest, _count(spec, conditions))).one()
+        return int(row[0] or 0), int(row[1])
+    return snapshot, int(
+        connection.scalar(select(_count(spec, [*conditions, spec.key <= snapshot]))) or 0
+    )
+
+
+def _link(url: URL, query: str) -> str:
+    """An absolute link to this collection: the path percent-encoded again (Starlette hands it
+    over decoded), so a path segment such as a netid can never put non-ASCII or control
+    characters into a header."""
+    return f"{url.scheme}://{url.netloc}{quote(url.path, safe=PATH_SAFE)}?{query}"
+
+
+def _count(spec: CollectionSpec, conditions: Sequence[ColumnElement[bool]]) -> Any:
+    return select(func.count()).select_from(spec.table).where(*conditions).scalar_subquery()
+
+
+def _header_safe(name: str) -> str:
+    """Parameter names echo back in a header: keep them printable ASCII, short, comma-free."""
+    cleaned = "".join(ch if 33 <= ord(ch) < 127 and ch != "," else "?" for ch in name)
+    return cleaned[:100]
