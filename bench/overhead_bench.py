@@ -156,10 +156,11 @@ def middleware_micro(iterations: int = 20_000) -> dict[str, float]:
     from registrar.auth.tokens import Client
     from registrar.core.settings import Settings
     from registrar.http.middleware.body_limit import BodySizeLimit
+    from registrar.http.middleware.errors import UnhandledErrors
+    from registrar.http.middleware.observability import RequestObservability
     from registrar.http.middleware.rate_limit import MemoryCounter, RateLimit
     from registrar.http.middleware.security_headers import SecurityHeaders
-    from registrar.http.problems import UnhandledErrors
-    from registrar.observability.metrics import RequestObservability, configure_logging
+    from registrar.observability.logs import configure_logging
 
     token = b"bench.token.value"
     # The caller as the keyring would know it after the first request: an already verified token.

@@ -40,7 +40,8 @@ async def sample(url: str, n: int) -> dict[str, list[str]]:
 
     from registrar.core.settings import Settings
     from registrar.db.engine import create_database
-    from registrar.enrollments.models import Enrollment, Person, Term
+    from registrar.enrollments.models import Enrollment, Term
+    from registrar.people.models import Person
 
     db = create_database(Settings(database_url=url))
     try:

@@ -10,8 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from registrar import __version__
@@ -23,14 +21,15 @@ from registrar.db.migrate import upgrade
 from registrar.enrollments.jobs import router as enrollment_writes_router
 from registrar.enrollments.router import router as enrollments_router
 from registrar.http.middleware.body_limit import BodySizeLimit
+from registrar.http.middleware.cors import install_cors
+from registrar.http.middleware.errors import UnhandledErrors
+from registrar.http.middleware.observability import RequestObservability
 from registrar.http.middleware.rate_limit import RateLimit, rate_limit_options
-from registrar.http.middleware.security_headers import SecurityHeaders, install_cors
-from registrar.http.problems import UnhandledErrors, database_unavailable, install_error_handlers
-from registrar.observability.metrics import (
-    RequestObservability,
-    configure_logging,
-    metrics_endpoint,
-)
+from registrar.http.middleware.security_headers import SecurityHeaders
+from registrar.http.problems import install_error_handlers
+from registrar.observability.logs import configure_logging
+from registrar.observability.router import metrics_endpoint
+from registrar.observability.router import router as observability_router
 from registrar.petitions.router import router as petitions_router
 from registrar.reference.router import router as reference_router
 from registrar.tasks.router import router as tasks_router
@@ -155,21 +154,12 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         tasks_router,
         petitions_router,
         reference_router,
+        observability_router,
     ):
         # The routers' own routes, added directly: `include_router` wraps each router in a
         # matcher that walks its routes twice per request (about a tenth of a GET's CPU). The
         # busiest routes come first.
         app.router.routes.extend(router.routes)
-
-    @app.get("/health", tags=["operations"], summary="200 when the database answers")
-    async def health() -> JSONResponse:
-        runtime: Runtime = app.state.runtime
-        try:
-            async with runtime.db.reading() as session:
-                await asyncio.wait_for(session.execute(text("SELECT 1")), timeout=5)
-        except Exception:  # any failure to reach the database means "not healthy"
-            return database_unavailable(settings.db_unavailable_retry_after_seconds)
-        return JSONResponse({"status": "ok", "database": runtime.db.dialect})
 
     return app
 

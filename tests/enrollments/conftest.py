@@ -11,7 +11,8 @@ from sqlalchemy import insert
 
 from registrar.core.settings import Settings
 from registrar.db.engine import create_database
-from registrar.enrollments.models import Enrollment, Person, Section, Term
+from registrar.enrollments.models import Enrollment, Section, Term
+from registrar.people.models import Person
 
 LOADED_AT = dt.datetime(2020, 6, 15, 4, 43, 15, tzinfo=dt.UTC)
 

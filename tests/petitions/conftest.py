@@ -14,7 +14,7 @@ from sqlalchemy import insert
 
 from registrar.core.runtime import Runtime
 from registrar.core.settings import Settings
-from registrar.enrollments.models import Person
+from registrar.people.models import Person
 from registrar.petitions.models import Petition
 
 T = TypeVar("T")

@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 from registrar.core.clock import utcnow
 from registrar.core.runtime import Runtime
 from registrar.core.settings import Settings
-from registrar.enrollments.models import Enrollment, EnrollmentAudit, Person, Section, Term
+from registrar.enrollments.models import Enrollment, EnrollmentAudit, Section, Term
+from registrar.people.models import Person
 from registrar.tasks.models import Task
 
 T = TypeVar("T")

@@ -1,10 +1,11 @@
-"""Service accounts and the login service's signing keys."""
+"""Service accounts, the login service's signing keys, shared secrets and the per-account
+rate-limit counters."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Integer, String, Text
+from sqlalchemy import BigInteger, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from registrar.core.clock import utcnow
@@ -48,3 +49,14 @@ class InstanceSecret(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class RateLimitCounter(Base):
+    """One row per (account, minute): the shared counter on PostgreSQL."""
+
+    __tablename__ = "rate_limits"
+
+    sub: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # Start of the window in epoch minutes; "window" itself is an SQL keyword.
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

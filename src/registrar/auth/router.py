@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse
 
 from registrar.auth.schemas import JWKS, LoginResponse
 from registrar.auth.service import login
+from registrar.core.problems import unauthorized
 from registrar.http.dependencies import RuntimeDep
-from registrar.http.problems import problem_responses, unauthorized
+from registrar.http.problems import problem_responses
 
 router = APIRouter(tags=["login service"])
 

@@ -14,8 +14,8 @@ from registrar.auth.scopes import ALL_SCOPES, parse_scopes
 from registrar.auth.signing import KeyRing
 from registrar.auth.tokens import issue_token
 from registrar.core.clock import utcnow
+from registrar.core.problems import unauthorized
 from registrar.core.settings import Settings
-from registrar.http.problems import unauthorized
 
 
 class ServiceAccountError(ValueError):

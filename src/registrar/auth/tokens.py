@@ -11,8 +11,8 @@ import jwt
 
 from registrar.auth.scopes import PEOPLE_PRIVATE
 from registrar.auth.signing import ALGORITHM, KeyRing
+from registrar.core.problems import unauthorized
 from registrar.core.settings import Settings
-from registrar.http.problems import unauthorized
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,11 @@ def database_now(connection: Connection) -> dt.datetime:
     return utcnow()
 
 
+def ping(connection: Connection) -> None:
+    """The cheapest statement that proves the database answers (GET /health)."""
+    connection.execute(text("SELECT 1"))
+
+
 @dataclass
 class Database:
     """The engine plus the two kinds of session the service uses, and the hot-path reader."""

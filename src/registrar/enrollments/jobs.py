@@ -21,11 +21,12 @@ from sqlalchemy import Connection, Select, Table, bindparam, func, insert, selec
 from registrar.auth.scopes import ENROLLMENTS_WRITE
 from registrar.auth.tokens import Client
 from registrar.core.clock import utcnow
+from registrar.core.problems import bad_request, not_found
 from registrar.enrollments.models import Enrollment, EnrollmentAudit
 from registrar.enrollments.repository import visible_enrollment, visible_with
 from registrar.http.bodies import read_json_body
 from registrar.http.dependencies import RuntimeDep, require_scopes
-from registrar.http.problems import bad_request, not_found, problem_responses
+from registrar.http.problems import problem_responses
 from registrar.tasks.handlers import (
     ClaimedTask,
     HandlerResult,

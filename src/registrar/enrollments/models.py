@@ -1,34 +1,15 @@
-"""People, terms, sections and enrollments: the cache of the student information system."""
+"""Terms, sections and enrollments: the cache of the student information system."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from registrar.core.clock import utcnow
 from registrar.db.base import Base, UTCDateTime
-
-
-class Person(Base):
-    __tablename__ = "people"
-
-    netid: Mapped[str] = mapped_column(String(64), primary_key=True)
-    # FERPA-protected ("confidential"): hidden from callers without urn:dartmouth:people:private.
-    confidential: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
-
-    __table_args__ = (
-        # The few confidential people, for the FERPA visibility check.
-        Index(
-            "ix_people_confidential_true",
-            "netid",
-            sqlite_where=text("confidential"),
-            postgresql_where=text("confidential"),
-        ),
-    )
 
 
 class Term(Base):

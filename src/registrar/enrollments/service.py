@@ -11,10 +11,10 @@ from starlette.datastructures import URL
 from registrar.auth.scopes import ENROLLMENTS_READ_SENSITIVE
 from registrar.auth.tokens import Client
 from registrar.core.clock import iso_z, number
+from registrar.core.problems import not_found
 from registrar.core.settings import Settings
 from registrar.db.database import Database
 from registrar.enrollments import repository
-from registrar.http.problems import not_found
 from registrar.paging.pages import Page, find_page
 
 MAX_ID_LENGTH = 256

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from registrar.http.problems import ProblemError, bad_request
+from registrar.core.problems import ProblemError, bad_request
 
 
 def is_json(content_type: str | None) -> bool:

@@ -10,9 +10,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registrar.auth.tokens import Client, verify_token
+from registrar.core.problems import forbidden, unauthorized
 from registrar.core.runtime import Runtime
 from registrar.core.settings import Settings
-from registrar.http.problems import forbidden, unauthorized
 from registrar.paging.found_sets import shared_secret
 
 

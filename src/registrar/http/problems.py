@@ -1,4 +1,5 @@
-"""RFC 9457 problem details: every error the API answers has this shape."""
+"""RFC 9457 problem details: every error the API answers has this shape (core/problems.py raises
+them; this module renders them, and documents them in the OpenAPI document)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from registrar.core.problems import ProblemError, default_slug
 
 log = logging.getLogger("registrar.errors")
 
@@ -32,57 +33,6 @@ class Problem(BaseModel):
     errors: list[str] = []
 
 
-class ProblemError(Exception):
-    """Raise anywhere below a route to answer with a problem document."""
-
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        *,
-        slug: str | None = None,
-        errors: list[str] | None = None,
-        headers: dict[str, str] | None = None,
-        title: str | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.slug = slug or HTTPStatus(status).phrase.lower().replace(" ", "-")
-        self.errors = errors or []
-        self.headers = headers or {}
-        self.title = title or HTTPStatus(status).phrase
-
-
-def unauthorized(detail: str) -> ProblemError:
-    return ProblemError(
-        401,
-        detail,
-        slug="invalid-token",
-        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-    )
-
-
-def forbidden(missing: list[str]) -> ProblemError:
-    return ProblemError(
-        403,
-        "The token lacks a scope this operation requires.",
-        slug="insufficient-scope",
-        errors=[f"missing scope: {s}" for s in missing],
-        headers={
-            "WWW-Authenticate": f'Bearer error="insufficient_scope" scope="{" ".join(missing)}"'
-        },
-    )
-
-
-def not_found(what: str) -> ProblemError:
-    return ProblemError(404, f"No {what} with that id.", slug="not-found")
-
-
-def bad_request(detail: str, errors: list[str] | None = None) -> ProblemError:
-    return ProblemError(400, detail, slug="invalid-request", errors=errors)
-
-
 def problem_response(
     status: int,
     detail: str,
@@ -94,7 +44,7 @@ def problem_response(
 ) -> JSONResponse:
     phrase = HTTPStatus(status).phrase
     body = {
-        "type": TYPE_BASE + (slug or phrase.lower().replace(" ", "-")),
+        "type": TYPE_BASE + (slug or default_slug(status)),
         "title": title or phrase,
         "status": status,
         "detail": detail,
@@ -217,42 +167,3 @@ def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         }
         for code in codes
     }
-
-
-class UnhandledErrors:
-    """Answers 500 problem+json for an exception no handler took, inside our other middleware.
-
-    Starlette sends that 500 from its outermost layer, past every middleware, so the answer would
-    lack the correlation id and the security headers. Caught here, it gets both, and the log line
-    carries the request's correlation id.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            await send(message)
-            # Only once the server took it: uvicorn refuses a start with a bad header value (a
-            # control character from a path parameter, say), and a 500 can still be sent then.
-            if message["type"] == "http.response.start":
-                started = True
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except ClientDisconnect:
-            # The client hung up before its body arrived: no one to answer, nothing went wrong.
-            log.info("client went away before sending its whole request")
-        except Exception:
-            if started:
-                raise
-            log.exception("unhandled error")
-            await problem_response(500, "Internal error.", slug="internal-error")(
-                scope, receive, send
-            )

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, not_, or_
 
-from registrar.http.problems import bad_request
+from registrar.core.problems import bad_request
 
 Kind = Literal["str", "bool", "int", "float", "datetime"]
 

@@ -21,8 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from registrar.auth.models import InstanceSecret
+from registrar.core.problems import bad_request
 from registrar.db.database import Database
-from registrar.http.problems import bad_request
 
 SECRET_NAME = "found-set-signing"  # noqa: S105 - the name of a secret, not a secret
 VERSION = 1

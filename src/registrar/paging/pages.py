@@ -13,9 +13,9 @@ from sqlalchemy import ColumnElement, Connection, Row, Select, func, select
 from starlette.datastructures import URL
 
 from registrar.auth.tokens import Client
+from registrar.core.problems import bad_request
 from registrar.core.settings import Settings
 from registrar.db.database import Database
-from registrar.http.problems import bad_request
 from registrar.paging import found_sets
 from registrar.paging.filters import Field, parse_filters
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, exists, select, text
 
 from registrar.auth.tokens import Client
-from registrar.enrollments.models import Person
+from registrar.people.models import Person
 
 # Written as the bare column so that the partial index `... WHERE confidential` applies: on SQLite
 # SQLAlchemy renders a boolean column as `confidential = 1`, which SQLite's planner does not match

@@ -28,8 +28,8 @@ from typing import Any
 from sqlalchemy import Connection, Table, func, insert, select
 
 from registrar.core.clock import utcnow
-from registrar.enrollments.models import Person
 from registrar.people import ferpa
+from registrar.people.models import Person
 from registrar.petitions import repository
 from registrar.petitions.models import Petition
 from registrar.reference.models import Origin, PetitionType, School

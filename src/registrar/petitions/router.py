@@ -16,11 +16,12 @@ from fastapi.responses import JSONResponse
 
 from registrar.auth.scopes import PEOPLE_PRIVATE, PETITIONS_READ, PETITIONS_WRITE
 from registrar.auth.tokens import Client
+from registrar.core.problems import bad_request
 from registrar.core.settings import get_settings
 from registrar.http.bodies import read_json_body
 from registrar.http.dependencies import FoundSetSecret, RuntimeDep, require_scopes
 from registrar.http.openapi import COLLECTION_HEADERS, collection_parameters
-from registrar.http.problems import bad_request, problem_responses
+from registrar.http.problems import problem_responses
 from registrar.http.responses import FastJSON
 from registrar.petitions import service
 from registrar.petitions.filters import FIELDS

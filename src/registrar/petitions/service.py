@@ -11,9 +11,9 @@ from starlette.datastructures import URL
 
 from registrar.auth.tokens import Client
 from registrar.core.clock import iso_z
+from registrar.core.problems import not_found
 from registrar.core.settings import Settings
 from registrar.db.database import Database
-from registrar.http.problems import not_found
 from registrar.paging.pages import Page, find_page
 from registrar.petitions import repository
 

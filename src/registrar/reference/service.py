@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registrar.core.clock import iso_z
-from registrar.http.problems import bad_request, not_found
+from registrar.core.problems import bad_request, not_found
 from registrar.reference.load import MODELS
 from registrar.reference.models import Origin, PetitionType, School
 

@@ -18,7 +18,7 @@ from fastapi import Request
 from sqlalchemy import Connection, Table, delete, insert, select
 
 from registrar.core.clock import utcnow
-from registrar.http.problems import ProblemError, bad_request
+from registrar.core.problems import ProblemError, bad_request
 from registrar.tasks.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"

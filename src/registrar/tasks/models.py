@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Index, Integer, String, Text, text
@@ -10,6 +11,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from registrar.core.clock import utcnow
 from registrar.db.base import Base, UTCDateTime
+
+
+class TaskStatus(StrEnum):
+    """Where a task stands, as its record and the API say: `accepted` until a worker finishes it."""
+
+    ACCEPTED = "accepted"
+    COMPLETE = "complete"
+    ERROR = "error"
 
 
 class Task(Base):
@@ -24,7 +33,9 @@ class Task(Base):
     sub: Mapped[str] = mapped_column(String(255), nullable=False, index=True)
     # Whether the requester may see confidential people: decided once, at request time.
     private_scope: Mapped[bool] = mapped_column(default=False, nullable=False)
-    status: Mapped[str] = mapped_column(String(16), nullable=False, default="accepted")
+    status: Mapped[str] = mapped_column(
+        String(16), nullable=False, default=TaskStatus.ACCEPTED.value
+    )
     request_date: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     completed_date: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     path: Mapped[str | None] = mapped_column(Text)

@@ -8,8 +8,9 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from registrar.core.problems import not_found
 from registrar.http.dependencies import CurrentClient, RuntimeDep
-from registrar.http.problems import not_found, problem_responses
+from registrar.http.problems import problem_responses
 from registrar.tasks.models import Task
 from registrar.tasks.schemas import TaskOut
 from registrar.tasks.service import iso

@@ -28,30 +28,17 @@ import math
 import time
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, Integer, String
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Mapped, mapped_column
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registrar.db.base import Base
 from registrar.db.engine import is_sqlite
-from registrar.http.middleware.security_headers import caller_sub
+from registrar.http.middleware.caller import caller_sub
 from registrar.http.problems import problem_response
+from registrar.observability.metrics import RATE_LIMITED_TOTAL
 
 log = logging.getLogger("registrar.ratelimit")
 
 WINDOW_SECONDS = 60
-
-
-class RateLimitCounter(Base):
-    """One row per (account, minute): the shared counter on PostgreSQL."""
-
-    __tablename__ = "rate_limits"
-
-    sub: Mapped[str] = mapped_column(String(255), primary_key=True)
-    # Start of the window in epoch minutes; "window" itself is an SQL keyword.
-    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
 
 class Counter(Protocol):
@@ -218,8 +205,6 @@ class RateLimit:
             (b"ratelimit-reset", str(reset).encode()),
         ]
         if count > self.limit:
-            from registrar.observability.metrics import RATE_LIMITED_TOTAL
-
             RATE_LIMITED_TOTAL.inc()
             response = problem_response(
                 429,

@@ -1,24 +1,15 @@
-"""Response hardening (security headers, CORS) and the caller's identity for middleware.
+"""Security headers on every response.
 
-Headers: every response says nosniff, no referrer, no framing; API answers are `no-store` (records
+Every response says nosniff, no referrer, no framing; API answers are `no-store` (records
 of students must not sit in shared caches) unless a route chose its own Cache-Control (the public
 JWKS does); everything but the interactive docs gets a CSP that allows nothing, since the API serves
 only JSON. /docs and /redoc load Swagger UI / ReDoc from a CDN with inline script, so they get a
 CSP limited to that CDN instead.
-
-CORS is off unless REGISTRAR_CORS_ORIGINS names origins: a server-to-server API needs none, and a
-browser app must be allowed explicitly.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import FastAPI
-from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from registrar.core.settings import Settings
 
 API_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 DOCS_CSP = (
@@ -39,20 +30,6 @@ _COMMON = [
 _API_HEADERS = [*_COMMON, (b"content-security-policy", API_CSP)]
 _DOCS_HEADERS = [*_COMMON, (b"content-security-policy", DOCS_CSP)]
 _NO_STORE = (b"cache-control", b"no-store")
-
-# Headers a browser script may read on a cross-origin answer (paging, tracing, limits, tasks).
-EXPOSED_HEADERS = [
-    "X-Request-ID",
-    "X-Correlation-ID",
-    "X-Total-Count",
-    "Link",
-    "X-Ignored-Parameters",
-    "Location",
-    "Retry-After",
-    "RateLimit-Limit",
-    "RateLimit-Remaining",
-    "RateLimit-Reset",
-]
 
 
 class SecurityHeaders:
@@ -78,53 +55,3 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_secured)
-
-
-def install_cors(app: FastAPI, settings: Settings) -> None:
-    """Starlette's CORS middleware, only when the operator named origins."""
-    if not settings.cors_origins:
-        return
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        # Bearer tokens travel in a header, never in cookies: no credentials mode needed.
-        allow_credentials=False,
-        allow_methods=["GET", "POST", "PATCH", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Correlation-ID"],
-        expose_headers=EXPOSED_HEADERS,
-        max_age=600,
-    )
-
-
-async def caller_sub(scope: Scope) -> str | None:
-    """The verified `sub` of the request's bearer token, for middleware that must know the caller
-    before the route runs (rate limiter, access log); None without a valid token.
-
-    `verify_token` remembers each token it verified (on the app's keyring), so after the first
-    request this is a dict lookup. Only fully verified tokens count: a forged token can neither
-    borrow nor exhaust another account's rate limit.
-    """
-    token = bearer_token(scope)
-    if token is None:
-        return None
-    app: Any = scope.get("app")
-    runtime = getattr(getattr(app, "state", None), "runtime", None)
-    if runtime is None:
-        return None
-    from registrar.auth.tokens import verify_token
-
-    try:
-        client = await verify_token(runtime.keyring, runtime.settings, token.decode())
-    except Exception:  # invalid token or database down: the route answers for it
-        return None
-    return client.sub
-
-
-def bearer_token(scope: Scope) -> bytes | None:
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            if value[:7].lower() == b"bearer " and len(value) < 4096:
-                token = value[7:].strip()
-                return token or None
-            return None
-    return None

@@ -1,0 +1,52 @@
+"""The last resort: an exception no handler took still gets a problem+json 500 from inside the
+middleware stack, so it carries the correlation id and the security headers."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from registrar.http.problems import problem_response
+
+log = logging.getLogger("registrar.errors")
+
+
+class UnhandledErrors:
+    """Answers 500 problem+json for an exception no handler took, inside our other middleware.
+
+    Starlette sends that 500 from its outermost layer, past every middleware, so the answer would
+    lack the correlation id and the security headers. Caught here, it gets both, and the log line
+    carries the request's correlation id.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            await send(message)
+            # Only once the server took it: uvicorn refuses a start with a bad header value (a
+            # control character from a path parameter, say), and a 500 can still be sent then.
+            if message["type"] == "http.response.start":
+                started = True
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            # The client hung up before its body arrived: no one to answer, nothing went wrong.
+            log.info("client went away before sending its whole request")
+        except Exception:
+            if started:
+                raise
+            log.exception("unhandled error")
+            await problem_response(500, "Internal error.", slug="internal-error")(
+                scope, receive, send
+            )

@@ -1,0 +1,113 @@
+"""What an operator sees of each request: a correlation id in and out, latency and count by route
+template, one access-log line.
+
+The middleware is pure ASGI (no BaseHTTPMiddleware: that one copies the body stream through a task
+group and costs far more than the work done here). Per request it does: read or make a correlation
+id, one `perf_counter` pair, one histogram observation and one counter increment, and one log line.
+An incoming id is echoed only when it is short and plain, so a client cannot inject newlines or
+megabytes into our logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from registrar.http.middleware.caller import caller_sub
+from registrar.observability.logs import correlation_id
+from registrar.observability.metrics import REQUEST_LATENCY, REQUESTS_TOTAL
+
+CORRELATION_HEADER = "X-Correlation-ID"
+_CORRELATION_HEADER_RAW = CORRELATION_HEADER.lower().encode()
+# Echo a caller's id only when it is plain: no spaces, no control characters, not huge.
+_SANE_ID = re.compile(rb"^[A-Za-z0-9._:/+=-]{1,128}$")
+
+
+access_log = logging.getLogger("registrar.access")
+
+UNMATCHED_ROUTE = "<unmatched>"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def route_template(scope: Scope) -> str:
+    """The path template FastAPI matched (`/api/tasks/{task_id}`): bounded label cardinality."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED_ROUTE
+
+
+class RequestObservability:
+    """Correlation id in and out, latency and count by route template, one access-log line."""
+
+    def __init__(self, app: ASGIApp, *, metrics: bool = True) -> None:
+        self.app = app
+        self.metrics = metrics
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        incoming = None
+        for name, value in scope["headers"]:
+            if name == _CORRELATION_HEADER_RAW:
+                incoming = value
+                break
+        rid = incoming.decode() if incoming and _SANE_ID.match(incoming) else uuid.uuid4().hex
+        rid_raw = rid.encode()
+        token = correlation_id.set(rid)
+        state = scope.setdefault("state", {})
+        state["correlation_id"] = rid
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-correlation-id", rid_raw)]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = route_template(scope)
+            sub = state.get("sub")
+            if sub is None and status != 401 and access_log.isEnabledFor(logging.INFO):
+                # The rate limiter (when on) already knew it; else a cached verification.
+                sub = await caller_sub(scope)
+            if self.metrics:
+                method = scope["method"]
+                # A client may send any method token: keep the label set bounded.
+                key = (method if method in _METHODS else "OTHER", route, status)
+                children = self._children.get(key)
+                if children is None:
+                    # `labels()` takes a lock and builds a key each call; the label sets are few
+                    # (routes x methods x statuses), so keep each pair of children once found.
+                    labels = (key[0], route, str(status))
+                    children = (REQUEST_LATENCY.labels(*labels), REQUESTS_TOTAL.labels(*labels))
+                    self._children[key] = children
+                children[0].observe(elapsed)
+                children[1].inc()
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "%s %s %s",
+                    scope["method"],
+                    route,
+                    status,
+                    extra={
+                        "method": scope["method"],
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "request_id": rid,
+                        "sub": sub,
+                    },
+                )
+            correlation_id.reset(token)
