@@ -41,7 +41,7 @@ def write_extract(path: Path, lines: int, seed: int) -> float:
 
 
 def registrar() -> list[str]:
-    return [sys.executable, "-c", "from registrar.cli.main import main; main()"]
+    return [sys.executable, "-m", "registrar"]
 
 
 def timed_load(database_url: str, extract: Path, lines: int, label: str) -> None:

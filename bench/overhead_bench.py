@@ -153,7 +153,7 @@ def middleware_micro(iterations: int = 20_000) -> dict[str, float]:
     import logging
     from types import SimpleNamespace
 
-    from registrar.auth.tokens import Client
+    from registrar.auth.client import Client
     from registrar.core.settings import Settings
     from registrar.http.middleware.body_limit import BodySizeLimit
     from registrar.http.middleware.errors import UnhandledErrors

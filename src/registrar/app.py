@@ -18,7 +18,6 @@ from registrar.auth.scopes import DESCRIPTIONS
 from registrar.core.runtime import Runtime
 from registrar.core.settings import Settings, get_settings
 from registrar.db.migrate import upgrade
-from registrar.enrollments.jobs import router as enrollment_writes_router
 from registrar.enrollments.router import router as enrollments_router
 from registrar.http.middleware.body_limit import BodySizeLimit
 from registrar.http.middleware.cors import install_cors
@@ -33,6 +32,7 @@ from registrar.observability.router import router as observability_router
 from registrar.petitions.router import router as petitions_router
 from registrar.reference.router import router as reference_router
 from registrar.tasks.router import router as tasks_router
+from registrar.tasks.worker import Worker
 
 log = logging.getLogger("registrar")
 
@@ -112,8 +112,6 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         await runtime.keyring.current()
         worker = None
         if with_worker:
-            from registrar.tasks.worker import Worker
-
             worker = Worker(runtime, concurrency=settings.worker_concurrency)
             await worker.start()
         _tune_garbage_collector()
@@ -149,7 +147,6 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
 
     for router in (
         enrollments_router,
-        enrollment_writes_router,
         auth_router,
         tasks_router,
         petitions_router,

@@ -17,7 +17,7 @@ from registrar.petitions.jobs import create_petition
 from registrar.petitions.models import Petition
 from registrar.tasks.handlers import ClaimedTask
 from registrar.tasks.models import Task
-from registrar.tasks.service import TASKS
+from registrar.tasks.repository import TASKS
 from tests.conftest import Accounts
 from tests.petitions.conftest import CONFIDENTIAL, KEYS, run_db, wait_task
 

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from registrar.reference.load import ReferenceLineError, default_codes, parse_lines
+from registrar.reference.service import ReferenceLineError, default_codes, parse_lines
 from tests.conftest import Accounts, cli
 
 DATE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")

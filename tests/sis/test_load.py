@@ -336,7 +336,7 @@ def test_section_and_term_attributes_follow_the_extract(fresh_db: str, tmp_path:
 def test_bulk_insert_rebuilds_the_same_indexes(
     fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import registrar.sis.load as load_module
+    import registrar.sis.repository as load_module
 
     monkeypatch.setattr(load_module, "BULK_REBUILD_MIN", 10)
     sql = (

@@ -18,15 +18,15 @@ from registrar.core.clock import utcnow
 from registrar.core.runtime import Runtime
 from registrar.core.settings import Settings
 from registrar.enrollments.models import Enrollment
+from registrar.tasks import registry
 from registrar.tasks import repository as repo
 from registrar.tasks.handlers import (
     ClaimedTask,
     HandlerResult,
     PermanentTaskError,
-    register_handler,
 )
-from registrar.tasks.idempotency import prune_keys
 from registrar.tasks.models import IdempotencyKey, Task
+from registrar.tasks.repository import prune_keys
 from registrar.tasks.service import new_task_id
 from registrar.tasks.worker import Worker
 from tests.conftest import Accounts, cli, make_settings
@@ -124,7 +124,10 @@ def test_a_task_delivered_twice_changes_the_record_once(
     task_id = queue_patch(api, eid, writer, body(None, "2020-05-05T05:05:05Z"))
 
     async def scenario(runtime: Runtime) -> tuple[str, str]:
-        a, b = Worker(runtime, worker_id="worker-a"), Worker(runtime, worker_id="worker-b")
+        a, b = (
+            Worker(runtime, handlers=HANDLERS, worker_id="worker-a"),
+            Worker(runtime, handlers=HANDLERS, worker_id="worker-b"),
+        )
         [stale] = [t for t in await a.claim(50) if t.id == task_id]
         await expire_lease(runtime, task_id)  # worker A hangs past its lease...
         [fresh] = [t for t in await b.claim(50) if t.id == task_id]  # ...B reclaims the task
@@ -152,7 +155,7 @@ def test_a_task_delivered_twice_changes_the_record_once(
             await session.execute(
                 update(Enrollment).where(Enrollment.id == eid).values(course_opt_out_date=None)
             )
-        c = Worker(runtime, worker_id="worker-c")
+        c = Worker(runtime, handlers=HANDLERS, worker_id="worker-c")
         [again] = [t for t in await c.claim(50) if t.id == task_id]
         return await c.run_one(again)
 
@@ -168,16 +171,11 @@ def _flaky(connection: Any, task: ClaimedTask) -> HandlerResult:
 
 
 def _broken(connection: Any, task: ClaimedTask) -> HandlerResult:
-    raise PermanentTaskError("['netid is unknown.']")
+    raise PermanentTaskError(["netid is unknown."])
 
 
 def _always_fails(connection: Any, task: ClaimedTask) -> HandlerResult:
     raise RuntimeError("still down")
-
-
-register_handler("test.flaky", "POST", _flaky)
-register_handler("test.broken", "POST", _broken)
-register_handler("test.down", "POST", _always_fails)
 
 
 async def drain(worker: Worker, task_id: str, rounds: int = 10) -> list[str]:
@@ -197,7 +195,7 @@ def test_transient_failures_retry_with_backoff_then_complete(
 ) -> None:
     async def scenario(runtime: Runtime) -> tuple[list[str], str]:
         task_id = await insert_task(runtime, "test.flaky")
-        worker = Worker(runtime, retry_base_seconds=0.01)
+        worker = Worker(runtime, handlers=HANDLERS, retry_base_seconds=0.01)
         return await drain(worker, task_id), task_id
 
     outcomes, task_id = run_db(settings, scenario)
@@ -210,7 +208,7 @@ def test_transient_failures_retry_with_backoff_then_complete(
 def test_permanent_error_ends_with_the_called_url(api: TestClient, settings: Settings) -> None:
     async def scenario(runtime: Runtime) -> tuple[list[str], str]:
         task_id = await insert_task(runtime, "test.broken")
-        return await drain(Worker(runtime), task_id), task_id
+        return await drain(Worker(runtime, handlers=HANDLERS), task_id), task_id
 
     outcomes, task_id = run_db(settings, scenario)
     assert outcomes == ["error"]
@@ -222,7 +220,9 @@ def test_permanent_error_ends_with_the_called_url(api: TestClient, settings: Set
 def test_exhausted_attempts_end_in_error(api: TestClient, settings: Settings) -> None:
     async def scenario(runtime: Runtime) -> tuple[list[str], str]:
         task_id = await insert_task(runtime, "test.down", max_attempts=2)
-        return await drain(Worker(runtime, retry_base_seconds=0.01), task_id), task_id
+        return await drain(
+            Worker(runtime, handlers=HANDLERS, retry_base_seconds=0.01), task_id
+        ), task_id
 
     outcomes, task_id = run_db(settings, scenario)
     assert outcomes == ["retry", "error"]
@@ -240,7 +240,7 @@ def test_enrollment_gone_before_the_worker_runs_is_an_error(
     async def scenario(runtime: Runtime) -> list[str]:
         async with runtime.db.writing() as session:
             await session.execute(delete(Enrollment).where(Enrollment.id == eid))
-        return await drain(Worker(runtime), task_id)
+        return await drain(Worker(runtime, handlers=HANDLERS), task_id)
 
     assert run_db(settings, scenario) == ["error"]
     task = api.get(f"/api/tasks/{task_id}", headers=writer).json()
@@ -303,13 +303,20 @@ def _slow(connection: Connection, task: ClaimedTask) -> HandlerResult:
     return HandlerResult("http://example.test/api/slow", "slow")
 
 
-register_handler("test.slow", "POST", _slow)
+# The service's handlers and this module's own, for the workers these tests run.
+HANDLERS = {
+    **registry.HANDLERS,
+    ("test.flaky", "POST"): _flaky,
+    ("test.broken", "POST"): _broken,
+    ("test.down", "POST"): _always_fails,
+    ("test.slow", "POST"): _slow,
+}
 
 
 def test_stop_releases_in_flight_tasks(api: TestClient, settings: Settings) -> None:
     async def scenario(runtime: Runtime) -> str:
         task_id = await insert_task(runtime, "test.slow")
-        worker = Worker(runtime, shutdown_grace_seconds=0.2)
+        worker = Worker(runtime, handlers=HANDLERS, shutdown_grace_seconds=0.2)
         await worker.start()
         for _ in range(200):
             if task_id in worker._inflight:
@@ -358,7 +365,7 @@ def test_an_older_request_run_late_does_not_overwrite_a_newer_one(
     newer = queue_patch(api, eid, writer, body(None, "2020-02-02T00:00:00Z"))
 
     async def scenario(runtime: Runtime) -> tuple[str, str]:
-        worker = Worker(runtime)
+        worker = Worker(runtime, handlers=HANDLERS)
         claimed = {t.id: t for t in await worker.claim(50)}
         # Out of order, as a retry or a reclaimed lease can make it: the newer one first.
         return await worker.run_one(claimed[newer]), await worker.run_one(claimed[older])

@@ -41,8 +41,7 @@ async def post_jwt(
         key = key[7:].strip()
     if not key or len(key) > 512:
         raise unauthorized("An API key is required in the Authorization header.")
-    async with runtime.db.reading() as session:
-        result = await login(session, runtime.keyring, runtime.settings, key, scope)
+    result = await login(runtime.db, runtime.keyring, runtime.settings, key, scope)
     return LoginResponse(
         jwt=result.jwt, payload=result.payload, accepted_scopes=result.accepted_scopes
     )

@@ -1,61 +1,130 @@
-"""Service accounts and the login service: decisions, no HTTP."""
+"""Service accounts and the login service: decisions, no HTTP (auth/repository.py holds the SQL)."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, Row
 
+from registrar.auth import repository
 from registrar.auth.api_keys import display_prefix, hash_api_key, new_api_key, same_hash
-from registrar.auth.models import ServiceAccount
 from registrar.auth.scopes import ALL_SCOPES, parse_scopes
-from registrar.auth.signing import KeyRing
+from registrar.auth.signing import KeyRing, generate_key
 from registrar.auth.tokens import issue_token
 from registrar.core.clock import utcnow
 from registrar.core.problems import unauthorized
 from registrar.core.settings import Settings
+from registrar.db.database import Database
 
 
 class ServiceAccountError(ValueError):
     pass
 
 
-async def create_service_account(
-    session: AsyncSession, settings: Settings, *, sub: str, name: str, email: str, scopes: str
-) -> tuple[ServiceAccount, str]:
+@dataclass(frozen=True)
+class NewKey:
+    """An API key as it is shown once (`key`) and as it is kept (its prefix and keyed hash)."""
+
+    key: str
+    prefix: str
+    hash: str
+
+
+def _new_key(settings: Settings) -> NewKey:
+    key = new_api_key()
+    return NewKey(key, display_prefix(key), hash_api_key(key, settings.key_encryption_secret))
+
+
+def _granted(sub: str, scopes: str) -> list[str]:
     granted = parse_scopes(scopes)
     unknown = [s for s in granted if s not in ALL_SCOPES]
     if unknown:
         raise ServiceAccountError(f"unknown scope(s): {', '.join(unknown)}")
     if not sub.strip():
         raise ServiceAccountError("--sub must not be empty")
-    existing = await session.scalar(select(ServiceAccount).where(ServiceAccount.sub == sub))
-    if existing is not None:
-        raise ServiceAccountError(f"a service account with sub {sub!r} already exists")
-    key = new_api_key()
-    account = ServiceAccount(
-        sub=sub,
-        name=name,
-        email=email,
-        scopes=" ".join(granted),
-        key_prefix=display_prefix(key),
-        key_hash=hash_api_key(key, settings.key_encryption_secret),
-        created_at=utcnow(),
-    )
-    session.add(account)
-    await session.flush()
-    return account, key
+    return granted
 
 
-async def revoke_service_account(session: AsyncSession, sub: str) -> bool:
-    account = await session.scalar(select(ServiceAccount).where(ServiceAccount.sub == sub))
-    if account is None:
-        return False
-    if account.revoked_at is None:
-        account.revoked_at = utcnow()
-    return True
+async def create_service_account(
+    db: Database, settings: Settings, *, sub: str, name: str, email: str, scopes: str
+) -> str:
+    """Register an account; its new API key (shown once: only its hash is kept)."""
+    granted = _granted(sub, scopes)
+    key = _new_key(settings)
+
+    def create(connection: Connection) -> None:
+        if repository.account_by_sub(connection, sub) is not None:
+            raise ServiceAccountError(f"a service account with sub {sub!r} already exists")
+        repository.insert_account(connection, _account_values(sub, name, email, granted, key))
+
+    await db.write(create)
+    return key.key
+
+
+async def issue_service_account(
+    db: Database, settings: Settings, *, sub: str, name: str, email: str, scopes: str
+) -> str:
+    """Like `create_service_account`, but an account that exists gets a new key (the old one
+    stops working), these scopes, and is usable again if it was revoked. Its name and email stay."""
+    granted = _granted(sub, scopes)
+    key = _new_key(settings)
+
+    def issue(connection: Connection) -> None:
+        if repository.account_by_sub(connection, sub) is None:
+            repository.insert_account(connection, _account_values(sub, name, email, granted, key))
+        else:
+            repository.set_account_key(
+                connection, sub, key_prefix=key.prefix, key_hash=key.hash, scopes=" ".join(granted)
+            )
+
+    await db.write(issue)
+    return key.key
+
+
+def _account_values(
+    sub: str, name: str, email: str, granted: list[str], key: NewKey
+) -> dict[str, Any]:
+    return {
+        "sub": sub,
+        "name": name,
+        "email": email,
+        "scopes": " ".join(granted),
+        "key_prefix": key.prefix,
+        "key_hash": key.hash,
+        "created_at": utcnow(),
+    }
+
+
+async def revoke_service_account(db: Database, sub: str) -> bool:
+    return await db.write(repository.revoke_account, sub, utcnow())
+
+
+async def list_service_accounts(db: Database) -> list[Row[Any]]:
+    return await db.read(repository.accounts)
+
+
+async def rotate_signing_key(db: Database, secret: str | None) -> str:
+    """Add a new signing key and retire the current ones (still valid for verification); its kid."""
+    key = generate_key(secret)
+
+    def rotate(connection: Connection) -> None:
+        repository.retire_signing_keys(connection, utcnow())
+        repository.insert_signing_key(connection, key)
+
+    await db.write(rotate)
+    return str(key["kid"])
+
+
+async def shared_secret(db: Database, name: str) -> bytes:
+    """A random secret every process shares: made once, kept in the database."""
+    value = await db.read(repository.instance_secret, name)
+    if value is None:
+        await db.write(repository.add_instance_secret, name, secrets.token_hex(32), utcnow())
+        value = await db.read(repository.instance_secret, name)
+    assert value is not None
+    return bytes.fromhex(value)
 
 
 @dataclass
@@ -66,10 +135,10 @@ class Login:
 
 
 async def login(
-    session: AsyncSession, keyring: KeyRing, settings: Settings, api_key: str, scope: str | None
+    db: Database, keyring: KeyRing, settings: Settings, api_key: str, scope: str | None
 ) -> Login:
     digest = hash_api_key(api_key, settings.key_encryption_secret)
-    account = await session.scalar(select(ServiceAccount).where(ServiceAccount.key_hash == digest))
+    account = await db.read(repository.account_by_key_hash, digest)
     if account is None or not same_hash(account.key_hash, digest) or account.revoked_at is not None:
         raise unauthorized("The API key is not valid.")
     granted = parse_scopes(account.scopes)

@@ -18,10 +18,9 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from registrar.auth.models import SigningKey
+from registrar.auth import repository
+from registrar.auth.client import Client
 from registrar.core.clock import utcnow
 from registrar.db.database import Database
 
@@ -53,7 +52,8 @@ def open_private_key(stored: str, secret: str | None) -> str:
         ) from exc
 
 
-def generate_key(secret: str | None) -> SigningKey:
+def generate_key(secret: str | None) -> dict[str, Any]:
+    """A new Ed25519 key pair, as a `signing_keys` row (the private half sealed by `secret`)."""
     private = Ed25519PrivateKey.generate()
     pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -63,13 +63,13 @@ def generate_key(secret: str | None) -> SigningKey:
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
-    return SigningKey(
-        kid=secrets.token_hex(8),
-        algorithm=ALGORITHM,
-        private_key=seal_private_key(pem, secret),
-        public_key=public_pem,
-        created_at=utcnow(),
-    )
+    return {
+        "kid": secrets.token_hex(8),
+        "algorithm": ALGORITHM,
+        "private_key": seal_private_key(pem, secret),
+        "public_key": public_pem,
+        "created_at": utcnow(),
+    }
 
 
 def public_jwk(kid: str, public_pem: str) -> dict[str, Any]:
@@ -78,17 +78,6 @@ def public_jwk(kid: str, public_pem: str) -> dict[str, Any]:
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
     return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": ALGORITHM, "use": "sig"}
-
-
-async def rotate(session: AsyncSession, secret: str | None) -> SigningKey:
-    """Add a new signing key and retire the current ones (still valid for verification)."""
-    now = utcnow()
-    await session.execute(
-        update(SigningKey).where(SigningKey.retired_at.is_(None)).values(retired_at=now)
-    )
-    key = generate_key(secret)
-    session.add(key)
-    return key
 
 
 @dataclass
@@ -109,17 +98,14 @@ class KeyRing:
         self._lock = asyncio.Lock()
         self._last_unknown_refresh = 0.0
         # token -> (verified client, exp): see tokens.verify_token.
-        self.verified: dict[str, tuple[Any, float]] = {}
+        self.verified: dict[str, tuple[Client, float]] = {}
 
     async def _load(self) -> _Loaded:
-        async with self._db.reading() as session:
-            keys = list((await session.scalars(select(SigningKey))).all())
+        keys = await self._db.read(repository.signing_keys)
         if not keys:
-            async with self._db.writing() as session:
-                # Another process may have raced us; either key is fine, the newest signs.
-                session.add(generate_key(self._secret))
-            async with self._db.reading() as session:
-                keys = list((await session.scalars(select(SigningKey))).all())
+            # Another process may have raced us; either key is fine, the newest signs.
+            await self._db.write(repository.insert_signing_key, generate_key(self._secret))
+            keys = await self._db.read(repository.signing_keys)
         now = utcnow()
         horizon = dt.timedelta(seconds=self._lifetime + 300)
         live = [k for k in keys if k.retired_at is None or k.retired_at + horizon > now]

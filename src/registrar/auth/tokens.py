@@ -4,45 +4,15 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
 
-from registrar.auth.scopes import PEOPLE_PRIVATE
+from registrar.auth.client import Client
+from registrar.auth.scopes import parse_scopes
 from registrar.auth.signing import ALGORITHM, KeyRing
 from registrar.core.problems import unauthorized
 from registrar.core.settings import Settings
-
-
-@dataclass(frozen=True)
-class Client:
-    """The caller, as its verified token describes it."""
-
-    sub: str
-    name: str
-    email: str
-    scopes: frozenset[str]
-    claims: dict[str, Any] = field(hash=False, compare=False)
-
-    def has(self, scope: str) -> bool:
-        return scope in self.scopes
-
-    @property
-    def sees_private(self) -> bool:
-        return PEOPLE_PRIVATE in self.scopes
-
-    def requester(self) -> dict[str, Any]:
-        """The claims a task records about who asked for it."""
-        c = self.claims
-        return {
-            "sub": c.get("sub"),
-            "name": c.get("name"),
-            "email": c.get("email"),
-            "scope": c.get("scope", ""),
-            "exp": c.get("exp"),
-            "iat": c.get("iat"),
-        }
 
 
 async def issue_token(
@@ -125,6 +95,6 @@ async def _verify_token(keyring: KeyRing, settings: Settings, token: str) -> Cli
         sub=claims["sub"],
         name=str(claims.get("name", "")),
         email=str(claims.get("email", "")),
-        scopes=frozenset(s for s in scope.replace(" ", ",").split(",") if s),
+        scopes=frozenset(parse_scopes(scope)),
         claims=claims,
     )

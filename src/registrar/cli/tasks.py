@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from registrar.cli.common import fail, run_with_db, settings
 from registrar.core.runtime import Runtime
-from registrar.core.settings import Settings
 from registrar.tasks import repository as repo
+
+app = typer.Typer(help="The task queue: figures and retries.")
 
 
 def _age(seconds: float | None) -> str:
@@ -23,13 +25,14 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-def print_stats(settings: Settings) -> None:
-    from registrar.cli.main import run_with_db
+@app.command("stats")
+def stats() -> None:
+    """Queued, running and failed tasks, the oldest waiting, per resource."""
 
     async def _stats(runtime: Runtime) -> dict[str, Any]:
         return await runtime.db.read(repo.stats)
 
-    s = run_with_db(settings, _stats)
+    s = run_with_db(settings(), _stats)
     typer.echo(
         f"queued {s['queued']}  running {s['running']}  failed {s['failed']}  "
         f"complete {s['complete']}  oldest queued {_age(s['oldest_queued_age'])}"
@@ -48,13 +51,14 @@ def print_stats(settings: Settings) -> None:
         Console(width=120).print(table)
 
 
-def retry_task(settings: Settings, task_id: str) -> None:
-    from registrar.cli.main import fail, run_with_db
+@app.command("retry")
+def retry(task_id: Annotated[str, typer.Argument(help="A task that ended in error")]) -> None:
+    """Queue a task that ended in error again."""
 
     async def _retry(runtime: Runtime) -> str | None:
         return await runtime.db.write(repo.requeue_failed, task_id)
 
-    problem = run_with_db(settings, _retry)
+    problem = run_with_db(settings(), _retry)
     if problem is not None:
         raise fail(f"cannot retry {task_id}: {problem}")
     typer.echo(f"task {task_id} queued again")

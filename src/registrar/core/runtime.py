@@ -1,14 +1,15 @@
-"""What one process holds while it runs: settings, the database, the keyring, shared secrets."""
+"""What one process holds while it runs: settings, the database, the keyring, its side of the task
+queue, shared secrets. Built once per process (the app's lifespan, a worker, a CLI command)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from registrar.auth.signing import KeyRing
 from registrar.core.settings import Settings
 from registrar.db.database import Database
 from registrar.db.engine import create_database
+from registrar.tasks.queue import TaskQueue
 
 
 @dataclass
@@ -16,7 +17,9 @@ class Runtime:
     settings: Settings
     db: Database
     keyring: KeyRing
-    extras: dict[str, Any] = field(default_factory=dict)
+    queue: TaskQueue
+    # The key that signs found sets (continuation keys), read from the database on first use.
+    found_set_secret: bytes | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -26,7 +29,7 @@ class Runtime:
             secret=settings.key_encryption_secret,
             token_lifetime=settings.token_lifetime_seconds,
         )
-        return cls(settings=settings, db=db, keyring=keyring)
+        return cls(settings=settings, db=db, keyring=keyring, queue=TaskQueue(db))
 
     async def close(self) -> None:
         await self.db.dispose()

@@ -43,3 +43,21 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC)
+
+
+def sqlite_timestamp(value: dt.datetime) -> str:
+    """The text SQLAlchemy's SQLite DateTime writes for a naive UTC datetime (see UTCDateTime).
+
+    Raw SQL bypasses the column type, so write the very same format: SQLite compares these as text.
+    """
+    value = value.astimezone(dt.UTC)
+    return f"{value:%Y-%m-%d %H:%M:%S}.{value.microsecond:06d}"
+
+
+def width(column: Any) -> int:
+    """The declared length of a string column: PostgreSQL enforces it and SQLite does not, so
+    checks that must behave alike on both read it from the model instead of repeating it."""
+    length = getattr(column.type, "length", None)
+    if not isinstance(length, int):
+        raise TypeError(f"{column} declares no length")
+    return length

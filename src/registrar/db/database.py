@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Concatenate, ParamSpec, TypeVar, cast
 
 from sqlalchemy import Connection, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from registrar.core.clock import utcnow
 from registrar.db.read_cache import MISSING, ReadCache
@@ -124,6 +124,13 @@ class Database:
             return result
         async with self.writer_engine.begin() as connection:
             return await connection.run_sync(work, *args, **kwargs)
+
+    @asynccontextmanager
+    async def bulk(self) -> AsyncIterator[AsyncConnection]:
+        """An AsyncConnection in one write transaction (committed when the block ends, rolled back
+        if it raises): for the SIS load alone, which streams batches (see sis/repository.py)."""
+        async with self.writer_engine.begin() as connection:
+            yield connection
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

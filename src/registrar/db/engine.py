@@ -33,6 +33,12 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def asyncpg_dsn(url: str) -> str:
+    """The URL as asyncpg itself takes it (for what runs on asyncpg directly: the LISTEN
+    connection, the shared rate-limit counter)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 

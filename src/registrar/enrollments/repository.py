@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, Row, Select, bindparam, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 
-from registrar.auth.tokens import Client
+from registrar.auth.client import Client
 from registrar.enrollments.filters import FIELDS
-from registrar.enrollments.models import Enrollment, Section, Term
+from registrar.enrollments.models import Enrollment, EnrollmentAudit, Section, Term
 from registrar.paging.pages import CollectionSpec
 from registrar.people import ferpa
 
@@ -90,3 +102,73 @@ def collection_spec() -> CollectionSpec:
         visibility=visible_to,
         hidden=hidden_from,
     )
+
+
+def any_enrollment(connection: Connection) -> bool:
+    """Whether any enrollment exists (`registrar demo --if-empty`)."""
+    return connection.scalar(select(Enrollment.pk).limit(1)) is not None
+
+
+# The handler's statements, built once: it runs once per task and is the worker's hot path, and
+# building a statement (and its cache key) costs more than running it. Core on the Tables, not
+# ORM objects. Keyed by (requester sees private people, PostgreSQL).
+_ENROLLMENTS = cast(Table, Enrollment.__table__)
+_AUDITS = cast(Table, EnrollmentAudit.__table__)
+
+
+def _current(private: bool, lock: bool) -> Select[Any]:
+    query = select(
+        Enrollment.pk, Enrollment.course_submit_date, Enrollment.course_opt_out_date
+    ).where(Enrollment.id == bindparam("enrollment_id"), *visible_with(private))
+    # PostgreSQL: a row lock, so two tasks on one enrollment record true before/after values in
+    # order. (SQLite's write transaction already excludes every other writer.)
+    return query.with_for_update(of=Enrollment) if lock else query
+
+
+_CURRENT = {
+    (private, lock): _current(private, lock) for private in (False, True) for lock in (False, True)
+}
+# Two questions about the tasks applied here so far: was this task one of them (the unique
+# task_id), and when was the newest of them requested (the (enrollment_id, requested_at) index)?
+# Each is one index probe, however long the enrollment's history.
+_APPLIED = select(
+    select(func.count())
+    .select_from(_AUDITS)
+    .where(_AUDITS.c.task_id == bindparam("task_id"))
+    .scalar_subquery(),
+    select(func.max(_AUDITS.c.requested_at))
+    .where(_AUDITS.c.enrollment_id == bindparam("enrollment_id"))
+    .scalar_subquery(),
+)
+_WRITE = (
+    update(_ENROLLMENTS)
+    .where(_ENROLLMENTS.c.pk == bindparam("enrollment_pk"))
+    .values(course_submit_date=bindparam("submit"), course_opt_out_date=bindparam("opt_out"))
+)
+_AUDIT = insert(_AUDITS)
+
+
+def current_assessment(
+    connection: Connection, enrollment_id: str, *, private: bool
+) -> Row[Any] | None:
+    """(pk, course_submit_date, course_opt_out_date) of the enrollment if the requester may see it
+    (the FERPA rule as the request was decided), locked on PostgreSQL; else None."""
+    current = _CURRENT[(private, connection.dialect.name == "postgresql")]
+    return connection.execute(current, {"enrollment_id": enrollment_id}).first()
+
+
+def applied_so_far(connection: Connection, task_id: str, enrollment_id: str) -> tuple[int, Any]:
+    """(whether this task's change is already applied, when the newest applied one was
+    requested): two index probes in one row."""
+    found = connection.execute(_APPLIED, {"task_id": task_id, "enrollment_id": enrollment_id}).one()
+    return int(found[0] or 0), found[1]
+
+
+def write_assessment(
+    connection: Connection, pk: int, submit: dt.datetime | None, opt_out: dt.datetime | None
+) -> None:
+    connection.execute(_WRITE, {"enrollment_pk": pk, "submit": submit, "opt_out": opt_out})
+
+
+def add_audit(connection: Connection, row: dict[str, Any]) -> None:
+    connection.execute(_AUDIT, row)

@@ -1,21 +1,40 @@
-"""GET /api/academic/enrollments[/{id}]: thin HTTP over the enrollment service."""
+"""Enrollments over HTTP: GET /api/academic/enrollments[/{id}], and PATCH .../{id} (seed 000), which
+sets course_assessment through the task queue.
+
+The request checks, in the contract's order, the token (401), the scope (403), that the caller may
+see the enrollment (404), the media type (415) and the payload (400), then queues a task and answers
+202. The body is read only after auth and the 404 check (it is not a FastAPI body parameter, which
+would be parsed before the dependencies run). The worker validates the payload again, since a task
+may outlive the code that queued it, and applies it with an audit row in one transaction.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 
-from registrar.auth.scopes import ENROLLMENTS_READ, ENROLLMENTS_READ_SENSITIVE, PEOPLE_PRIVATE
-from registrar.auth.tokens import Client
+from registrar.auth.client import Client
+from registrar.auth.scopes import (
+    ENROLLMENTS_READ,
+    ENROLLMENTS_READ_SENSITIVE,
+    ENROLLMENTS_WRITE,
+    PEOPLE_PRIVATE,
+)
+from registrar.core.problems import bad_request
 from registrar.core.settings import get_settings
 from registrar.enrollments import service
 from registrar.enrollments.filters import FIELDS
-from registrar.enrollments.schemas import EnrollmentRepresentation
+from registrar.enrollments.schemas import PATCH_BODY_SCHEMA, EnrollmentRepresentation
+from registrar.http.bodies import read_json_body
 from registrar.http.dependencies import FoundSetSecret, RuntimeDep, require_scopes
 from registrar.http.openapi import COLLECTION_HEADERS, collection_parameters
 from registrar.http.problems import problem_responses
-from registrar.http.responses import FastJSON
+from registrar.http.responses import FastJSON, page_headers
+from registrar.tasks.idempotency import IDEMPOTENCY_KEY_PARAMETER
+from registrar.tasks.router import accept_write
+from registrar.tasks.schemas import ACCEPTED_RESPONSE, Accepted
 
 router = APIRouter(tags=["enrollments"])
 
@@ -37,7 +56,7 @@ SCOPES_NOTE = (
         200: {"headers": COLLECTION_HEADERS},
         **problem_responses(400, 401, 403),
     },
-    openapi_extra={"parameters": collection_parameters(FIELDS, get_settings().page_size_max)},
+    openapi_extra={"parameters": collection_parameters(FIELDS, get_settings())},
 )
 async def list_enrollments(
     request: Request,
@@ -51,9 +70,8 @@ async def list_enrollments(
         list(request.query_params.multi_items()),
         settings=runtime.settings,
         secret=secret,
-        url=request.url,
     )
-    return FastJSON(body, headers=page.headers)
+    return FastJSON(body, headers=page_headers(page, request.url))
 
 
 @router.get(
@@ -65,3 +83,53 @@ async def list_enrollments(
 )
 async def get_enrollment(enrollment_id: str, client: Reader, runtime: RuntimeDep) -> Any:
     return FastJSON(await service.get_enrollment(runtime.db, enrollment_id, client))
+
+
+@router.patch(
+    "/api/academic/enrollments/{enrollment_id}",
+    summary="Update an enrollment's course_assessment (queued)",
+    status_code=202,
+    response_model=Accepted,
+    responses={
+        202: ACCEPTED_RESPONSE,
+        **problem_responses(400, 401, 403, 404, 413, 415, 422),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": PATCH_BODY_SCHEMA,
+                    "example": {
+                        "course_assessment": {
+                            "submit_date": "2020-03-05T17:53:46Z",
+                            "opt_out_date": None,
+                        }
+                    },
+                }
+            },
+        },
+        "parameters": [IDEMPOTENCY_KEY_PARAMETER],
+    },
+)
+async def patch_enrollment(
+    enrollment_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    client: Annotated[Client, Depends(require_scopes(ENROLLMENTS_WRITE))],
+) -> JSONResponse:
+    await service.check_visible(runtime.db, enrollment_id, client)
+    body = await read_json_body(request)
+    normalized, errors = service.validate_payload(body)
+    if errors:
+        raise bad_request("The payload is not valid.", errors)
+    return await accept_write(
+        runtime,
+        request,
+        client,
+        resource=service.RESOURCE,
+        action="PATCH",
+        resource_id=enrollment_id,
+        payload=normalized,
+        idempotency_body=normalized,
+    )

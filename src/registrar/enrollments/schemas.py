@@ -1,10 +1,14 @@
-"""The enrollment representation of seed 002, with and without the sensitive attributes."""
+"""The enrollment representation of seed 002, with and without the sensitive attributes, and the
+PATCH body (seed 000)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from pydantic import BaseModel, Field
+
+from registrar.core.clock import UTC_DATETIME
 
 
 class SectionOut(BaseModel):
@@ -52,3 +56,32 @@ class EnrollmentSensitiveOut(EnrollmentOut):
 
 # Documented shape: one or the other, depending on the token's scopes.
 EnrollmentRepresentation = EnrollmentSensitiveOut | EnrollmentOut
+
+ASSESSMENT_KEYS = ("submit_date", "opt_out_date")
+
+_DATE_SCHEMA = {
+    "anyOf": [
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": f"^{UTC_DATETIME.pattern}$",  # JSON Schema patterns are unanchored
+            "examples": ["2020-03-05T17:53:46Z"],
+        },
+        {"type": "null"},
+    ]
+}
+PATCH_BODY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["course_assessment"],
+    "properties": {
+        "course_assessment": {
+            "type": "object",
+            "description": "Both keys required; at most one non-null; both null clears "
+            "course_assessment to null. Dates are ISO 8601 UTC.",
+            "additionalProperties": False,
+            "required": list(ASSESSMENT_KEYS),
+            "properties": {key: _DATE_SCHEMA for key in ASSESSMENT_KEYS},
+        }
+    },
+}

@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Row
-from starlette.datastructures import URL
 
+from registrar.auth.client import Client
 from registrar.auth.scopes import ENROLLMENTS_READ_SENSITIVE
-from registrar.auth.tokens import Client
-from registrar.core.clock import iso_z, number
+from registrar.core.clock import UTC_DATETIME, iso_z, iso_z_precise, parse_utc
 from registrar.core.problems import not_found
 from registrar.core.settings import Settings
+from registrar.core.text import shorten
 from registrar.db.database import Database
 from registrar.enrollments import repository
+from registrar.enrollments.schemas import ASSESSMENT_KEYS
 from registrar.paging.pages import Page, find_page
 
+# The task that applies a PATCH (enrollments/jobs.py): its resource, its answer.
+RESOURCE = "academic.enrollments"
+SUCCESS_MESSAGE = "Enrollment updated successfully."
+MAX_ERRORS = 20
 MAX_ID_LENGTH = 256
+
+
+def number(value: float | None) -> float | int | None:
+    """A number as seed 002 writes it: no stray `.0` on a whole one."""
+    if value is None:
+        return None
+    return int(value) if float(value).is_integer() else value
 
 
 def represent(row: Row[Any], *, sensitive: bool) -> dict[str, Any]:
@@ -73,7 +86,6 @@ async def list_enrollments(
     *,
     settings: Settings,
     secret: bytes,
-    url: URL,
 ) -> tuple[list[dict[str, Any]], Page]:
     page = await find_page(
         db,
@@ -83,7 +95,68 @@ async def list_enrollments(
         rows=repository.enrollment_rows(),
         settings=settings,
         secret=secret,
-        url=url,
     )
     sensitive = client.has(ENROLLMENTS_READ_SENSITIVE)
     return [represent(r, sensitive=sensitive) for r in page.rows], page
+
+
+async def check_visible(db: Database, enrollment_id: str, client: Client) -> None:
+    """404 unless the enrollment exists for this caller (a PATCH's first check)."""
+    if (
+        await db.read_cached(repository.visible_enrollment, enrollment_id, client.sees_private)
+        is None
+    ):
+        raise not_found("enrollment")
+
+
+def _parse_date(key: str, value: Any, errors: list[str]) -> dt.datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not UTC_DATETIME.fullmatch(value):
+        errors.append(
+            f"course_assessment.{key} must be null or an ISO 8601 UTC date-time "
+            "like 2020-03-05T17:53:46Z."
+        )
+        return None
+    try:
+        return parse_utc(value)
+    except ValueError:
+        errors.append(f"course_assessment.{key} is not a valid date-time.")
+        return None
+
+
+def validate_payload(body: Any) -> tuple[dict[str, Any], list[str]]:
+    """A PATCH body, as the route and again the task check it (a task may outlive the code that
+    queued it): the normalized payload and every problem found (empty when valid)."""
+    if not isinstance(body, dict):
+        return {}, ["The payload must be a JSON object with a course_assessment attribute."]
+    errors: list[str] = []
+    errors += [f"Unknown attribute: {shorten(str(k))}." for k in body if k != "course_assessment"]
+    if "course_assessment" not in body:
+        errors.append("Missing attribute: course_assessment.")
+        return {}, errors[:MAX_ERRORS]
+    ca = body["course_assessment"]
+    if not isinstance(ca, dict):
+        errors.append("course_assessment must be an object with submit_date and opt_out_date.")
+        return {}, errors[:MAX_ERRORS]
+    errors += [
+        f"Unknown attribute: course_assessment.{shorten(str(k))}."
+        for k in ca
+        if k not in ASSESSMENT_KEYS
+    ]
+    errors += [f"Missing attribute: course_assessment.{k}." for k in ASSESSMENT_KEYS if k not in ca]
+    dates = {k: _parse_date(k, ca.get(k), errors) for k in ASSESSMENT_KEYS}
+    if ca.get("submit_date") is not None and ca.get("opt_out_date") is not None:
+        errors.append("Payload is invalid, contains values for both submit_date and opt_out_date.")
+    normalized = {"course_assessment": {k: iso_z_precise(v) for k, v in dates.items()}}
+    return normalized, errors[:MAX_ERRORS]
+
+
+def assessment(submit: dt.datetime | None, opt_out: dt.datetime | None) -> dict[str, Any] | None:
+    """course_assessment as the PATCH body writes it (the audit's before and after)."""
+    if submit is None and opt_out is None:
+        return None
+    return {
+        "submit_date": iso_z_precise(submit),
+        "opt_out_date": iso_z_precise(opt_out),
+    }

@@ -1,19 +1,20 @@
-"""Annotated dependencies shared by every router: the runtime, the session, the caller."""
+"""Annotated dependencies shared by every router: the runtime, the caller and its scopes, the
+found-set key."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from registrar.auth.tokens import Client, verify_token
+from registrar.auth.client import Client
+from registrar.auth.service import shared_secret
+from registrar.auth.tokens import verify_token
 from registrar.core.problems import forbidden, unauthorized
 from registrar.core.runtime import Runtime
-from registrar.core.settings import Settings
-from registrar.paging.found_sets import shared_secret
+from registrar.paging import found_sets
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -23,20 +24,6 @@ async def get_runtime(request: Request) -> Runtime:
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
-
-async def get_settings_dep(runtime: RuntimeDep) -> Settings:
-    return runtime.settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-
-
-async def get_read_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
-    async with runtime.db.reading() as session:
-        yield session
-
-
-ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT from POST /api/jwt")
 
@@ -68,10 +55,9 @@ def require_scopes(*scopes: str) -> Callable[[Client], Awaitable[Client]]:
 
 async def get_found_set_secret(runtime: RuntimeDep) -> bytes:
     """The key that signs found sets (continuation keys), read once per process."""
-    secret = runtime.extras.get("found_set_secret")
-    if secret is None:
-        secret = runtime.extras["found_set_secret"] = await shared_secret(runtime.db)
-    return bytes(secret)
+    if runtime.found_set_secret is None:
+        runtime.found_set_secret = await shared_secret(runtime.db, found_sets.SECRET_NAME)
+    return runtime.found_set_secret
 
 
 FoundSetSecret = Annotated[bytes, Depends(get_found_set_secret)]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from registrar.core.settings import Settings
 from registrar.paging.filters import Field
+from registrar.paging.pages import MAX_OFFSET
 
 KIND_SCHEMA = {
     "str": {"type": "string"},
@@ -15,20 +17,27 @@ KIND_SCHEMA = {
 }
 
 
-def collection_parameters(fields: dict[str, Field], page_max: int) -> list[dict[str, Any]]:
+def collection_parameters(fields: dict[str, Field], settings: Settings) -> list[dict[str, Any]]:
+    """The paging and filter parameters of a collection, with the limits `find_page` enforces."""
+    page_max = settings.page_size_max
     params: list[dict[str, Any]] = [
         {
             "name": "page",
             "in": "query",
             "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": 10_000_000, "default": 1},
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_OFFSET, "default": 1},
             "description": "Page number, from 1.",
         },
         {
             "name": "pagesize",
             "in": "query",
             "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": page_max, "default": 100},
+            "schema": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": page_max,
+                "default": settings.page_size_default,
+            },
             "description": f"Records per page (at most {page_max}).",
         },
         {

@@ -220,3 +220,9 @@ def parse_filters(
         if len(parsed.applied) > MAX_FILTERS:
             raise bad_request("Too many filters.", [f"at most {MAX_FILTERS} filter parameters"])
     return parsed
+
+
+def literal(value: str) -> str:
+    """A filter value matching exactly `value` (escapes the filter grammar's special characters)."""
+    escaped = "".join("\\" + ch if ch in "\\*," else ch for ch in value)
+    return "\\" + escaped if escaped[:1] in ("<", ">", "!") else escaped

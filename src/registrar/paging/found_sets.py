@@ -13,16 +13,10 @@ import base64
 import hashlib
 import hmac
 import json
-import secrets
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
-
-from registrar.auth.models import InstanceSecret
 from registrar.core.problems import bad_request
-from registrar.db.database import Database
 
 SECRET_NAME = "found-set-signing"  # noqa: S105 - the name of a secret, not a secret
 VERSION = 1
@@ -90,25 +84,3 @@ def decode(key: str, secret: bytes, *, resource: str, sub: str) -> FoundSet:
         total=int(total),
         expires=int(expires),
     )
-
-
-async def shared_secret(db: Database, name: str = SECRET_NAME) -> bytes:
-    """A random secret every process shares: made once, kept in the database."""
-    async with db.reading() as session:
-        value = await session.scalar(
-            select(InstanceSecret.value).where(InstanceSecret.name == name)
-        )
-    if value is None:
-        insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
-        async with db.writing() as session:
-            await session.execute(
-                insert(InstanceSecret)
-                .values(name=name, value=secrets.token_hex(32))
-                .on_conflict_do_nothing(index_elements=["name"])
-            )
-        async with db.reading() as session:
-            value = await session.scalar(
-                select(InstanceSecret.value).where(InstanceSecret.name == name)
-            )
-    assert value is not None
-    return bytes.fromhex(value)

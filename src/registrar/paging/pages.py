@@ -1,18 +1,19 @@
-"""Collections: filter, count, page and name the found set, the same way for every resource."""
+"""Collections: filter, count, page and name the found set, the same way for every resource.
+
+`find_page` returns data (`Page`); the HTTP layer writes its headers (http/responses.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
 
 from sqlalchemy import ColumnElement, Connection, Row, Select, func, select
-from starlette.datastructures import URL
 
-from registrar.auth.tokens import Client
+from registrar.auth.client import Client
 from registrar.core.problems import bad_request
 from registrar.core.settings import Settings
 from registrar.db.database import Database
@@ -21,7 +22,6 @@ from registrar.paging.filters import Field, parse_filters
 
 RESERVED = ("page", "pagesize", "continuation_key", "cursor")
 MAX_OFFSET = 10_000_000
-PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,9 @@ class CollectionSpec:
 
 @dataclass
 class Page:
+    """One page of a found set, and what a client needs to go on: the found set's key and size,
+    where the next page starts (None on the last), the parameters that were ignored."""
+
     rows: list[Row[Any]]
     total: int
     page: int
@@ -47,7 +50,6 @@ class Page:
     continuation_key: str
     ignored: list[str]
     next_cursor: int | None
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def _one_int(
@@ -83,10 +85,9 @@ async def find_page(
     rows: Select[Any],
     settings: Settings,
     secret: bytes,
-    url: URL,
     fixed_filters: Sequence[tuple[str, str]] = (),
 ) -> Page:
-    """One page of the caller's view of a collection, with the headers that describe it.
+    """One page of the caller's view of a collection.
 
     `rows` selects what the representation needs (joins included); conditions are added here.
     `fixed_filters` are part of the route (e.g. a student's petitions) and of the found set.
@@ -169,23 +170,8 @@ async def find_page(
     result = result[:pagesize]
 
     next_cursor = None
-    headers = {
-        "X-Request-ID": key,
-        "X-Total-Count": str(found.total),
-    }
-    links = []
     if more and result:
-        last = result[-1]
-        next_cursor = int(last._mapping[spec.key.key])
-        next_query = urlencode(
-            {"continuation_key": key, "page": page + 1, "pagesize": pagesize, "cursor": next_cursor}
-        )
-        links.append(f'<{_link(url, next_query)}>; rel="next"')
-    first_query = urlencode({"continuation_key": key, "page": 1, "pagesize": pagesize})
-    links.append(f'<{_link(url, first_query)}>; rel="first"')
-    headers["Link"] = ", ".join(links)
-    if ignored:
-        headers["X-Ignored-Parameters"] = ",".join(_header_safe(n) for n in ignored)
+        next_cursor = int(result[-1]._mapping[spec.key.key])
     return Page(
         rows=result,
         total=found.total,
@@ -194,7 +180,6 @@ async def find_page(
         continuation_key=key,
         ignored=ignored,
         next_cursor=next_cursor,
-        headers=headers,
     )
 
 
@@ -236,18 +221,5 @@ def _count_hidden(
     )
 
 
-def _link(url: URL, query: str) -> str:
-    """An absolute link to this collection: the path percent-encoded again (Starlette hands it
-    over decoded), so a path segment such as a netid can never put non-ASCII or control
-    characters into a header."""
-    return f"{url.scheme}://{url.netloc}{quote(url.path, safe=PATH_SAFE)}?{query}"
-
-
 def _count(spec: CollectionSpec, conditions: Sequence[ColumnElement[bool]]) -> Any:
     return select(func.count()).select_from(spec.table).where(*conditions).scalar_subquery()
-
-
-def _header_safe(name: str) -> str:
-    """Parameter names echo back in a header: keep them printable ASCII, short, comma-free."""
-    cleaned = "".join(ch if 33 <= ord(ch) < 127 and ch != "," else "?" for ch in name)
-    return cleaned[:100]

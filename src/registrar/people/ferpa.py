@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, exists, select, text
 
-from registrar.auth.tokens import Client
+from registrar.auth.client import Client
 from registrar.people.models import Person
 
 # Written as the bare column so that the partial index `... WHERE confidential` applies: on SQLite

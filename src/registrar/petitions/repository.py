@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, Row, Select, bindparam, select
+from sqlalchemy import ColumnElement, Connection, Row, Select, Table, bindparam, insert, select
 
-from registrar.auth.tokens import Client
+from registrar.auth.client import Client
 from registrar.paging.pages import CollectionSpec
 from registrar.people import ferpa
 from registrar.petitions.filters import FIELDS
 from registrar.petitions.models import Petition
 from registrar.reference.models import Origin, PetitionType
+
+PETITIONS = cast(Table, Petition.__table__)
 
 
 def visible_to(client: Client) -> list[ColumnElement[bool]]:
@@ -86,3 +88,7 @@ def collection_spec() -> CollectionSpec:
         visibility=visible_to,
         hidden=hidden_from,
     )
+
+
+def insert_petition(connection: Connection, values: dict[str, Any]) -> None:
+    connection.execute(insert(PETITIONS).values(**values))

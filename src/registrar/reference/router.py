@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from registrar.http.dependencies import CurrentClient, ReadSessionDep
+from registrar.http.dependencies import CurrentClient, RuntimeDep
 from registrar.http.problems import problem_responses
 from registrar.http.responses import FastJSON
 from registrar.reference import service
@@ -28,12 +28,12 @@ def _routes(table: str, path: str, label: str, example: str) -> None:
     """A list route and a by-id route for one reference table."""
 
     async def list_codes(
-        _client: CurrentClient, session: ReadSessionDep, is_active: ActiveFilter = None
+        _client: CurrentClient, runtime: RuntimeDep, is_active: ActiveFilter = None
     ) -> Any:
-        return FastJSON(await service.list_codes(session, table, is_active))
+        return FastJSON(await service.list_codes(runtime.db, table, is_active))
 
-    async def get_code(code_id: str, _client: CurrentClient, session: ReadSessionDep) -> Any:
-        return FastJSON(await service.get_code(session, table, code_id))
+    async def get_code(code_id: str, _client: CurrentClient, runtime: RuntimeDep) -> Any:
+        return FastJSON(await service.get_code(runtime.db, table, code_id))
 
     list_codes.__name__ = f"list_{table}"
     get_code.__name__ = f"get_{table}"

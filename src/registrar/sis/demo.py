@@ -1,8 +1,8 @@
 """`registrar demo`: a believable (Dartmouth-like) university, loaded through the real load path.
 
 The generator builds enrollments in the extract's representation (the same dicts a SIS extract line
-parses to) and hands them to `load.load_records`, so demo data is validated and upserted exactly as
-an operator's extract would be. The same seed on the same day gives the same records, so running
+parses to) and hands them to `service.load_records`, so demo data is validated and upserted exactly
+as an operator's extract would be. The same seed on the same day gives the same records, so running
 demo again finds everything unchanged; the calendar follows today, so the current term is current.
 """
 
@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from registrar.cli.main import fail
-from registrar.sis.load import LoadResult, _progress, load_records
-
-if TYPE_CHECKING:
-    from registrar.core.runtime import Runtime
-    from registrar.core.settings import Settings
+from registrar.auth.scopes import ALL_SCOPES
+from registrar.auth.service import issue_service_account
+from registrar.core.clock import iso_z
+from registrar.core.settings import Settings
+from registrar.db.database import Database
+from registrar.enrollments.repository import any_enrollment
+from registrar.sis.service import LoadResult, load_records
 
 DEMO_SUB = "demo"
 
@@ -136,10 +136,6 @@ def calendar(today: dt.date) -> tuple[list[DemoTerm], int]:
             )
         )
     return terms, TERMS_BACK
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class University:
@@ -336,8 +332,8 @@ class University:
         if moment.date() > self.today:
             return None
         if draw < 0.45:
-            return {"submit_date": _iso(moment), "opt_out_date": None}
-        return {"submit_date": None, "opt_out_date": _iso(moment)}
+            return {"submit_date": iso_z(moment), "opt_out_date": None}
+        return {"submit_date": None, "opt_out_date": iso_z(moment)}
 
 
 _SCHOOL_NAMES = [s for s, _ in SCHOOLS]
@@ -351,106 +347,42 @@ def generate(total: int, seed: int, today: dt.date | None = None) -> Iterator[di
     yield from University(total, seed, today or dt.date.today()).enrollments()
 
 
-async def demo_account(runtime: Runtime) -> tuple[str, str]:
-    """The `demo` service account with every scope, and a fresh API key for it.
+@dataclass
+class Demo:
+    """What `registrar demo` did: the load (None when it left a non-empty database alone) and the
+    demo account's new API key."""
+
+    load: LoadResult | None
+    sub: str
+    key: str
+
+
+async def load_demo(
+    db: Database,
+    settings: Settings,
+    *,
+    enrollments: int,
+    seed: int,
+    if_empty: bool = False,
+    on_batch: Callable[[int], None] | None = None,
+    on_phase: Callable[[str], None] | None = None,
+) -> Demo:
+    """Load a generated university through the real load path (unless `if_empty` and the database
+    holds enrollments), then give the `demo` service account every scope and a new key.
 
     Re-running demo gives the same account a new key (the old one stops working), un-revokes it and
     grants every scope again: one demo account, always usable, instead of demo-2, demo-3, ...
     """
-    from sqlalchemy import select
-
-    from registrar.auth.api_keys import display_prefix, hash_api_key, new_api_key
-    from registrar.auth.models import ServiceAccount
-    from registrar.auth.scopes import ALL_SCOPES
-    from registrar.auth.service import create_service_account
-
-    settings = runtime.settings
-    async with runtime.db.writing() as session:
-        account = await session.scalar(select(ServiceAccount).where(ServiceAccount.sub == DEMO_SUB))
-        if account is None:
-            _account, key = await create_service_account(
-                session,
-                settings,
-                sub=DEMO_SUB,
-                name="Registrar demo",
-                email="demo@example.edu",
-                scopes=" ".join(ALL_SCOPES),
-            )
-            return DEMO_SUB, key
-        key = new_api_key()
-        account.key_hash = hash_api_key(key, settings.key_encryption_secret)
-        account.key_prefix = display_prefix(key)
-        account.scopes = " ".join(ALL_SCOPES)
-        account.revoked_at = None
-        return DEMO_SUB, key
-
-
-def run_demo_command(
-    settings: Settings, enrollments: int, seed: int, *, if_empty: bool = False
-) -> None:
-    """`registrar demo`: load a generated university and print a ready-to-use API key."""
-    import typer
-
-    from registrar.cli.main import run_with_db
-
-    progress = _progress()
-    task_id = progress.add_task("generating", total=enrollments) if progress else None
-
-    def on_batch(lines: int) -> None:
-        if progress is not None and task_id is not None:
-            progress.update(task_id, completed=lines)
-
-    def on_phase(phase: str) -> None:
-        if progress is not None and task_id is not None:
-            progress.update(task_id, description=phase)
-
-    async def _demo(runtime: Runtime) -> tuple[LoadResult | None, str, str]:
-        result = None
-        if not (if_empty and await _has_enrollments(runtime)):
-            records = ((n, r) for n, r in enumerate(generate(enrollments, seed), start=1))
-            result = await load_records(runtime, records, on_batch=on_batch, on_phase=on_phase)
-        sub, key = await demo_account(runtime)
-        return result, sub, key
-
-    try:
-        if progress is not None:
-            with progress:
-                result, sub, key = run_with_db(settings, _demo)
-        else:
-            result, sub, key = run_with_db(settings, _demo)
-    except typer.Exit:
-        raise
-    except Exception as exc:  # one line, never a traceback (a generated line is always valid)
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise fail(f"demo failed, nothing was loaded: {first}") from None
-    out = sys.stdout
-    if result is None:
-        print("the database already holds enrollments: demo data left as it is", file=out)
-    else:
-        print(
-            f"demo university: {result.lines} enrollments of {result.people} people in "
-            f"{result.sections} sections over {result.terms} terms ({result.summary()}), "
-            f"{result.seconds:.1f} s",
-            file=out,
-        )
-    print(f"service account {sub!r} has every scope; its API key (shown only now):", file=out)
-    print(f"KEY={key}", file=out)
-    print(
-        'TOKEN=$(curl -s -X POST -H "Authorization: $KEY" http://127.0.0.1:8000/api/jwt '
-        "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"jwt\"])')",
-        file=out,
+    result = None
+    if not (if_empty and await db.read(any_enrollment)):
+        records = ((n, r) for n, r in enumerate(generate(enrollments, seed), start=1))
+        result = await load_records(db, records, on_batch=on_batch, on_phase=on_phase)
+    key = await issue_service_account(
+        db,
+        settings,
+        sub=DEMO_SUB,
+        name="Registrar demo",
+        email="demo@example.edu",
+        scopes=" ".join(ALL_SCOPES),
     )
-    print(
-        'curl -s -H "Authorization: Bearer $TOKEN" '
-        "'http://127.0.0.1:8000/api/academic/enrollments?is_in_session=true&pagesize=5'",
-        file=out,
-    )
-
-
-async def _has_enrollments(runtime: Runtime) -> bool:
-    from sqlalchemy import select
-
-    from registrar.enrollments.models import Enrollment
-
-    async with runtime.db.reading() as session:
-        return await session.scalar(select(Enrollment.pk).limit(1)) is not None
+    return Demo(result, DEMO_SUB, key)

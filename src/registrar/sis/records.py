@@ -9,23 +9,31 @@ hostile line cannot break the one-line message.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
-# Column widths from the schema: PostgreSQL enforces them, SQLite would not, so check them here
-# for both, or the same extract would load on one backend and fail with a driver error on the other.
-MAX_ID = 256
-MAX_NETID = 64
-MAX_ROLE = 32
-MAX_SCHOOL = 16
-MAX_SECTION = 128
-MAX_TERM = 64
-MAX_PTRM = 16
-MAX_TERM_CODE = 16
-MAX_GRADE = 16
+from registrar.core.clock import UTC_DATETIME, parse_utc
+from registrar.core.text import show
+from registrar.db.base import width
+from registrar.enrollments.models import Enrollment, Section, Term
+from registrar.people.models import Person
+
+# Column widths from the models: PostgreSQL enforces them, SQLite would not, so check them here for
+# both, or the same extract would load on one backend and fail with a driver error on the other.
+MAX_ID = width(Enrollment.id)
+MAX_NETID = width(Person.netid)
+MAX_ROLE = width(Enrollment.role)
+MAX_SCHOOL = width(Enrollment.school_id)
+MAX_SECTION = width(Section.id)
+MAX_LMS_SECTION = width(Section.lms_section_id)
+MAX_SIS_SECTION = width(Section.sis_section_id)
+MAX_TERM = width(Term.id)
+MAX_LMS_TERM = width(Term.lms_term_id)
+MAX_PTRM = width(Term.sis_ptrm_code)
+MAX_TERM_CODE = width(Term.sis_term_code)
+MAX_GRADE = width(Enrollment.final_grade)
 
 REQUIRED = frozenset(
     {"id", "is_active", "is_in_session", "netid", "role", "school_id", "section", "term"}
@@ -38,9 +46,6 @@ SECTION_KEYS = frozenset({"id", "lms_section_id", "sis_section_id"})
 TERM_KEYS = frozenset({"id", "lms_term_id", "sis_ptrm_code", "sis_term_code"})
 ASSESSMENT_KEYS = frozenset({"submit_date", "opt_out_date"})
 
-# ISO 8601 in UTC, as the API writes it: 2020-03-05T17:53:46Z (fraction and +00:00 accepted).
-_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|\+00:00)")
-
 
 class LineError(ValueError):
     """A bad line: the load stops and writes nothing."""
@@ -51,24 +56,46 @@ class LineError(ValueError):
         self.problem = problem
 
 
+class StageRow(NamedTuple):
+    """A line as the staging table takes it (its columns, in order)."""
+
+    line: int
+    id: str
+    netid: str
+    role: str
+    school_id: str | None
+    section_id: str
+    term_id: str
+    is_active: bool
+    is_in_session: bool
+    final_grade: str | None
+    credit_hours_earned: float | None
+    course_submit_date: Any  # an aware datetime, or its SQLite text once staged there
+    course_opt_out_date: Any
+
+
+class SectionRow(NamedTuple):
+    id: str
+    lms_section_id: str | None
+    sis_section_id: str | None
+
+
+class TermRow(NamedTuple):
+    id: str
+    lms_term_id: str | None
+    sis_ptrm_code: str | None
+    sis_term_code: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
-    """A validated line. `row` is the staging row; dates are aware UTC datetimes."""
+    """A validated line: its staging row (dates as aware UTC datetimes), its section and term, and
+    whether it says the person is confidential."""
 
-    row: tuple[Any, ...]  # (line, id, netid, role, school_id, section_id, term_id, is_active,
-    #                        is_in_session, final_grade, credit_hours_earned, submit, opt_out)
-    section: tuple[str, str | None, str | None]
-    term: tuple[str, str | None, str | None, str | None]
+    row: StageRow
+    section: SectionRow
+    term: TermRow
     confidential: bool
-
-
-def show(value: Any, limit: int = 60) -> str:
-    """A short, single-line rendering of a value for an error message."""
-    try:
-        text = orjson.dumps(value).decode()
-    except TypeError:
-        text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _keys(
@@ -103,6 +130,13 @@ def _text(value: Any, line: int, name: str, limit: int, *, nullable: bool = Fals
     raise LineError(line, f"{name} must be {kind}, got {show(value)}")
 
 
+def _required(value: Any, line: int, name: str, limit: int) -> str:
+    """A string that must be there and not empty."""
+    text = _text(value, line, name, limit)
+    assert text is not None  # _text refuses None unless nullable
+    return text
+
+
 def _bool(value: Any, line: int, name: str) -> bool:
     if value is True or value is False:
         return value
@@ -112,9 +146,9 @@ def _bool(value: Any, line: int, name: str) -> bool:
 def _utc(value: Any, line: int, name: str) -> dt.datetime | None:
     if value is None:
         return None
-    if type(value) is str and _UTC.fullmatch(value):
+    if type(value) is str and UTC_DATETIME.fullmatch(value):
         try:
-            return dt.datetime.fromisoformat(value).astimezone(dt.UTC)
+            return parse_utc(value)
         except ValueError:
             pass  # the shape is right, the calendar is not (2020-02-30): same message
     raise LineError(
@@ -127,32 +161,32 @@ def _utc(value: Any, line: int, name: str) -> dt.datetime | None:
 def check(obj: Any, line: int) -> Record:
     """Validate one parsed line (or one generated record) against the extract's format."""
     _keys(obj, line, "the line", REQUIRED, ALLOWED)
-    netid = _text(obj["netid"], line, "netid", MAX_NETID)
-    role = _text(obj["role"], line, "role", MAX_ROLE)
+    netid = _required(obj["netid"], line, "netid", MAX_NETID)
+    role = _required(obj["role"], line, "role", MAX_ROLE)
     school_id = _text(obj["school_id"], line, "school_id", MAX_SCHOOL, nullable=True)
     is_active = _bool(obj["is_active"], line, "is_active")
     is_in_session = _bool(obj["is_in_session"], line, "is_in_session")
 
     section = obj["section"]
     _keys(section, line, "section", SECTION_KEYS, SECTION_KEYS)
-    section_id = _text(section["id"], line, "section.id", MAX_SECTION)
+    section_id = _required(section["id"], line, "section.id", MAX_SECTION)
     lms_section_id = _text(
-        section["lms_section_id"], line, "section.lms_section_id", MAX_SECTION, nullable=True
+        section["lms_section_id"], line, "section.lms_section_id", MAX_LMS_SECTION, nullable=True
     )
     sis_section_id = _text(
-        section["sis_section_id"], line, "section.sis_section_id", MAX_SECTION, nullable=True
+        section["sis_section_id"], line, "section.sis_section_id", MAX_SIS_SECTION, nullable=True
     )
 
     term = obj["term"]
     _keys(term, line, "term", TERM_KEYS, TERM_KEYS)
-    term_id = _text(term["id"], line, "term.id", MAX_TERM)
-    lms_term_id = _text(term["lms_term_id"], line, "term.lms_term_id", MAX_TERM, nullable=True)
+    term_id = _required(term["id"], line, "term.id", MAX_TERM)
+    lms_term_id = _text(term["lms_term_id"], line, "term.lms_term_id", MAX_LMS_TERM, nullable=True)
     ptrm = _text(term["sis_ptrm_code"], line, "term.sis_ptrm_code", MAX_PTRM, nullable=True)
     term_code = _text(
         term["sis_term_code"], line, "term.sis_term_code", MAX_TERM_CODE, nullable=True
     )
 
-    enrollment_id = _text(obj["id"], line, "id", MAX_ID)
+    enrollment_id = _required(obj["id"], line, "id", MAX_ID)
     expected = f"{section_id}-{netid}-{role}"
     if enrollment_id != expected:
         raise LineError(
@@ -191,7 +225,7 @@ def check(obj: Any, line: int) -> Record:
         raise LineError(line, f"confidential must be true or false, got {show(confidential)}")
 
     return Record(
-        row=(
+        row=StageRow(
             line,
             enrollment_id,
             netid,
@@ -206,8 +240,8 @@ def check(obj: Any, line: int) -> Record:
             submit,
             opt_out,
         ),
-        section=(section_id, lms_section_id, sis_section_id),  # type: ignore[arg-type]
-        term=(term_id, lms_term_id, ptrm, term_code),  # type: ignore[arg-type]
+        section=SectionRow(section_id, lms_section_id, sis_section_id),
+        term=TermRow(term_id, lms_term_id, ptrm, term_code),
         confidential=confidential,
     )
 

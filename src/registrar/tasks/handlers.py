@@ -1,4 +1,4 @@
-"""The handler registry: which code runs a task of a given (resource, action).
+"""What a task handler is, and what it gets and gives back (tasks/registry.py lists them all).
 
 A handler is `def handler(connection, task: ClaimedTask) -> HandlerResult`: plain (not async)
 code over a SQLAlchemy Connection, run by `Database.write` inside the worker's write transaction,
@@ -8,15 +8,15 @@ thread; on PostgreSQL the same function runs through `run_sync`.) It must be ide
 whose lease expired mid-run may be delivered again): write a marker row keyed by the task id and
 do nothing if it already exists.
 
-Raise `PermanentTaskError(message)` for a failure that retrying cannot fix (the task ends `error`,
-its `path` the URL that was called); any other exception is transient and the task is retried with
-exponential backoff until its `max_attempts`.
+Raise `PermanentTaskError(problems)` for a failure that retrying cannot fix (the task ends `error`,
+its `path` the URL that was called, its `message` the problems as `task_message` writes them); any
+other exception is transient and the task is retried with exponential backoff until its
+`max_attempts`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,12 +30,36 @@ class HandlerResult:
     message: str
 
 
-class PermanentTaskError(Exception):
-    """The task cannot succeed: finish it as `error` with this message."""
+def task_message(problems: list[str]) -> str:
+    """A failed task's `message`: its problems as seed 000 writes them, a list in Python's look,
+    `['Missing attribute: school.', 'Unknown petition_code: Q99.']`.
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    Always single quotes, whatever a problem holds: a backslash and a quote are escaped with a
+    backslash (`['Unknown netid: o\\'brien.']`) and any other unprintable character as Python's
+    repr writes it, so the look never changes with the values (`str(list)` switches to double
+    quotes for a value with a quote in it).
+    """
+    return "[" + ", ".join(f"'{_quoted(p)}'" for p in problems) + "]"
+
+
+def _quoted(text: str) -> str:
+    out = []
+    for ch in text:
+        if ch == "\\" or ch == "'":
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(repr(ch)[1:-1])
+    return "".join(out)
+
+
+class PermanentTaskError(Exception):
+    """The task cannot succeed: finish it as `error` with these problems as its message."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.message = task_message(problems)
+        super().__init__(self.message)
 
 
 @dataclass(frozen=True)
@@ -82,30 +106,6 @@ class ClaimedTask:
 
 
 Handler = Callable[[Connection, ClaimedTask], HandlerResult]
-
-_HANDLERS: dict[tuple[str, str], Handler] = {}
-
-# Modules whose import registers handlers. A worker imports them all before claiming, so a
-# `registrar worker` process knows every kind of task an API process can queue.
-HANDLER_MODULES: list[str] = ["registrar.enrollments.jobs", "registrar.petitions.jobs"]
-
-
-def register_handler(resource: str, action: str, fn: Handler) -> Handler:
-    _HANDLERS[(resource, action.upper())] = fn
-    return fn
-
-
-def get_handler(resource: str, action: str) -> Handler | None:
-    return _HANDLERS.get((resource, action.upper()))
-
-
-def known_resources() -> list[str]:
-    return sorted({resource for resource, _action in _HANDLERS})
-
-
-def load_handlers() -> None:
-    for name in HANDLER_MODULES:
-        importlib.import_module(name)
 
 
 def absolute_url(task: ClaimedTask, path: str) -> str:

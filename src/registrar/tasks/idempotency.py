@@ -14,17 +14,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from fastapi import Request
-from sqlalchemy import Connection, Table, delete, insert, select
 
-from registrar.core.clock import utcnow
 from registrar.core.problems import ProblemError, bad_request
-from registrar.tasks.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
 KEY_TTL = dt.timedelta(hours=24)
 MAX_KEY_LENGTH = 255
-KEYS: Table = IdempotencyKey.__table__  # type: ignore[assignment]
+
+
+class KeyReused(ProblemError):
+    """The same key from the same caller named another request: a client bug (422)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            422,
+            "This Idempotency-Key was already used for a different request.",
+            slug="idempotency-key-reused",
+            errors=[f"{HEADER}: reused with a different method, URL or body"],
+        )
 
 
 @dataclass(frozen=True)
@@ -53,9 +60,10 @@ IDEMPOTENCY_KEY_PARAMETER = {
 }
 
 
-def idempotency_claim(request: Request, sub: str, body: Any) -> IdempotencyClaim | None:
-    """The request's claim on a key, or None without the header; 400 for a malformed key."""
-    key = request.headers.get(HEADER)
+def idempotency_claim(
+    key: str | None, *, sub: str, method: str, path: str, body: Any
+) -> IdempotencyClaim | None:
+    """A request's claim on its `Idempotency-Key` (None without one); 400 for a malformed key."""
     if key is None:
         return None
     if not key or len(key) > MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
@@ -63,44 +71,4 @@ def idempotency_claim(request: Request, sub: str, body: Any) -> IdempotencyClaim
             "The Idempotency-Key header is not valid.",
             [f"{HEADER}: 1 to {MAX_KEY_LENGTH} printable ASCII characters"],
         )
-    return IdempotencyClaim(
-        sub=sub, key=key, fingerprint=fingerprint(request.method, request.url.path, body)
-    )
-
-
-def find_replay(connection: Connection, claim: IdempotencyClaim) -> str | None:
-    """The task id an earlier identical request queued; 422 if the key was used for another one."""
-    k = KEYS.c
-    mine = (k.sub == claim.sub) & (k.key == claim.key)
-    row = connection.execute(select(k.request_hash, k.task_id, k.created_at).where(mine)).first()
-    if row is None:
-        return None
-    if row.created_at < utcnow() - KEY_TTL:
-        # Expired but not yet pruned: forget it, so the key can name this new request.
-        connection.execute(delete(KEYS).where(mine))
-        return None
-    if row.request_hash != claim.fingerprint:
-        raise ProblemError(
-            422,
-            "This Idempotency-Key was already used for a different request.",
-            slug="idempotency-key-reused",
-            errors=[f"{HEADER}: reused with a different method, URL or body"],
-        )
-    return str(row.task_id)
-
-
-def remember(connection: Connection, claim: IdempotencyClaim, task_id: str) -> None:
-    connection.execute(
-        insert(KEYS).values(
-            sub=claim.sub,
-            key=claim.key,
-            request_hash=claim.fingerprint,
-            task_id=task_id,
-            created_at=utcnow(),
-        )
-    )
-
-
-def prune_keys(connection: Connection) -> int:
-    result = connection.execute(delete(KEYS).where(KEYS.c.created_at < utcnow() - KEY_TTL))
-    return int(getattr(result, "rowcount", 0) or 0)
+    return IdempotencyClaim(sub=sub, key=key, fingerprint=fingerprint(method, path, body))

@@ -14,17 +14,35 @@ import random
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from registrar.core.clock import utcnow
 from registrar.db.database import database_now
 from registrar.tasks.handlers import ClaimedTask
-from registrar.tasks.models import Task
+from registrar.tasks.idempotency import KEY_TTL, IdempotencyClaim, KeyReused
+from registrar.tasks.models import IdempotencyKey, Task, TaskStatus
 
 # Core statements on the Table, not the mapped class: these run once per task, and the ORM's
 # bulk-DML layer would cost more than the statement.
 TASKS = cast(Table, Task.__table__)
 T = TASKS.c
+KEYS = cast(Table, IdempotencyKey.__table__)
+# PostgreSQL: every new task is announced here when its transaction commits (workers LISTEN).
+NOTIFY_CHANNEL = "registrar_tasks"
 
 
 def _rowcount(result: Any) -> int:
@@ -50,7 +68,7 @@ def claim(
     due = (
         select(T.id)
         .where(
-            T.status == "accepted",
+            T.status == TaskStatus.ACCEPTED,
             T.run_at <= now,
             or_(T.locked_until.is_(None), T.locked_until < now),
             T.resource.in_(list(resources)),
@@ -79,7 +97,7 @@ def finish(
     task_id: str,
     *,
     worker_id: str,
-    status: str,
+    status: TaskStatus,
     path: str | None,
     message: str,
     worker_data: dict[str, Any],
@@ -108,7 +126,7 @@ _FINISH = (
     .where(
         T.id == bindparam("task_id"),
         T.locked_by == bindparam("worker_id"),
-        T.status == "accepted",
+        T.status == TaskStatus.ACCEPTED,
     )
     .values(
         status=bindparam("new_status"),
@@ -135,7 +153,7 @@ def schedule_retry(
     now = database_now(connection)
     result = connection.execute(
         update(TASKS)
-        .where(T.id == task_id, T.locked_by == worker_id, T.status == "accepted")
+        .where(T.id == task_id, T.locked_by == worker_id, T.status == TaskStatus.ACCEPTED)
         .values(
             run_at=now + dt.timedelta(seconds=delay),
             locked_by=None,
@@ -152,7 +170,7 @@ def release(connection: Connection, task_ids: Sequence[str], *, worker_id: str) 
         return 0
     result = connection.execute(
         update(TASKS)
-        .where(T.id.in_(list(task_ids)), T.locked_by == worker_id, T.status == "accepted")
+        .where(T.id.in_(list(task_ids)), T.locked_by == worker_id, T.status == TaskStatus.ACCEPTED)
         .values(
             locked_by=None,
             locked_until=None,
@@ -171,7 +189,7 @@ def heartbeat(
     now = database_now(connection)
     result = connection.execute(
         update(TASKS)
-        .where(T.id.in_(list(task_ids)), T.locked_by == worker_id, T.status == "accepted")
+        .where(T.id.in_(list(task_ids)), T.locked_by == worker_id, T.status == TaskStatus.ACCEPTED)
         .values(locked_until=now + dt.timedelta(seconds=lease_seconds))
     )
     return _rowcount(result)
@@ -180,7 +198,9 @@ def heartbeat(
 def prune_finished(connection: Connection, *, retention_days: int) -> int:
     cutoff = utcnow() - dt.timedelta(days=retention_days)
     result = connection.execute(
-        delete(TASKS).where(T.status.in_(["complete", "error"]), T.completed_date < cutoff)
+        delete(TASKS).where(
+            T.status.in_([TaskStatus.COMPLETE, TaskStatus.ERROR]), T.completed_date < cutoff
+        )
     )
     return _rowcount(result)
 
@@ -192,9 +212,9 @@ def requeue_failed(connection: Connection, task_id: str) -> str | None:
     """
     result = connection.execute(
         update(TASKS)
-        .where(T.id == task_id, T.status == "error")
+        .where(T.id == task_id, T.status == TaskStatus.ERROR)
         .values(
-            status="accepted",
+            status=TaskStatus.ACCEPTED,
             attempts=0,
             run_at=utcnow(),
             locked_by=None,
@@ -214,15 +234,17 @@ def requeue_failed(connection: Connection, task_id: str) -> str | None:
 def stats(connection: Connection) -> dict[str, Any]:
     """Counts per resource and state, and the oldest queued task's age, in one grouped query."""
     now = utcnow()
-    leased = and_(T.status == "accepted", T.locked_until.is_not(None), T.locked_until >= now)
+    leased = and_(
+        T.status == TaskStatus.ACCEPTED, T.locked_until.is_not(None), T.locked_until >= now
+    )
     rows = connection.execute(
         select(
             T.resource,
-            func.count().filter(T.status == "accepted", ~leased),
+            func.count().filter(T.status == TaskStatus.ACCEPTED, ~leased),
             func.count().filter(leased),
-            func.count().filter(T.status == "error"),
-            func.count().filter(T.status == "complete"),
-            func.min(T.request_date).filter(T.status == "accepted", ~leased),
+            func.count().filter(T.status == TaskStatus.ERROR),
+            func.count().filter(T.status == TaskStatus.COMPLETE),
+            func.min(T.request_date).filter(T.status == TaskStatus.ACCEPTED, ~leased),
         )
         .group_by(T.resource)
         .order_by(T.resource)
@@ -260,3 +282,71 @@ def status_counts(connection: Connection) -> list[tuple[str, int, dt.datetime | 
         select(T.status, func.count(), func.min(T.request_date)).group_by(T.status)
     ).all()
     return [(str(s), int(c), m) for s, c, m in rows]
+
+
+def insert_tasks(connection: Connection, tasks: list[dict[str, Any]]) -> None:
+    """Queue tasks in the caller's transaction (one statement); its commit publishes them."""
+    if connection.dialect.name == "postgresql":
+        # The database's clock, not this process's: "the newest request wins" compares
+        # request_date across API processes on different machines.
+        now = database_now(connection)
+        for task in tasks:
+            task["request_date"] = task["run_at"] = now
+    connection.execute(insert(TASKS), tasks)
+    if connection.dialect.name == "postgresql":
+        # Delivered to LISTENers only when this transaction commits, never for a rolled-back one.
+        for task in tasks:
+            connection.execute(
+                text("SELECT pg_notify(:c, :p)"), {"c": NOTIFY_CHANNEL, "p": task["id"]}
+            )
+
+
+def queue_one(
+    connection: Connection, task: dict[str, Any], idempotency: IdempotencyClaim | None
+) -> str:
+    """Queue `task` unless the Idempotency-Key names an earlier one: the task id to answer."""
+    if idempotency is not None:
+        replay = find_replay(connection, idempotency)
+        if replay is not None:
+            return replay
+    insert_tasks(connection, [task])
+    if idempotency is not None:
+        remember(connection, idempotency, task["id"])
+    return str(task["id"])
+
+
+def get_task(connection: Connection, task_id: str) -> Row[Any] | None:
+    return connection.execute(select(TASKS).where(T.id == task_id)).first()
+
+
+def find_replay(connection: Connection, claim: IdempotencyClaim) -> str | None:
+    """The task id an earlier identical request queued; 422 if the key was used for another one."""
+    k = KEYS.c
+    mine = (k.sub == claim.sub) & (k.key == claim.key)
+    row = connection.execute(select(k.request_hash, k.task_id, k.created_at).where(mine)).first()
+    if row is None:
+        return None
+    if row.created_at < utcnow() - KEY_TTL:
+        # Expired but not yet pruned: forget it, so the key can name this new request.
+        connection.execute(delete(KEYS).where(mine))
+        return None
+    if row.request_hash != claim.fingerprint:
+        raise KeyReused
+    return str(row.task_id)
+
+
+def remember(connection: Connection, claim: IdempotencyClaim, task_id: str) -> None:
+    connection.execute(
+        insert(KEYS).values(
+            sub=claim.sub,
+            key=claim.key,
+            request_hash=claim.fingerprint,
+            task_id=task_id,
+            created_at=utcnow(),
+        )
+    )
+
+
+def prune_keys(connection: Connection) -> int:
+    result = connection.execute(delete(KEYS).where(KEYS.c.created_at < utcnow() - KEY_TTL))
+    return int(getattr(result, "rowcount", 0) or 0)

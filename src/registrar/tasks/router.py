@@ -1,46 +1,23 @@
-"""GET /api/tasks/{id}: the record a client polls after a 202."""
+"""Tasks over HTTP: GET /api/tasks/{id}, the record a client polls after a 202, and how every write
+route answers that 202 (`accept_write`)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from registrar.core.problems import not_found
+from registrar.auth.client import Client
+from registrar.core.runtime import Runtime
 from registrar.http.dependencies import CurrentClient, RuntimeDep
 from registrar.http.problems import problem_responses
-from registrar.tasks.models import Task
+from registrar.tasks import service
+from registrar.tasks.idempotency import HEADER, idempotency_claim
+from registrar.tasks.models import TaskStatus
 from registrar.tasks.schemas import TaskOut
-from registrar.tasks.service import iso
 
 router = APIRouter(tags=["tasks"])
-
-_TASK_ID = re.compile(r"[0-9a-f]{24}")
-
-
-def task_representation(task: Task) -> dict[str, Any]:
-    requester = dict(task.requester or {})
-    for claim in ("exp", "iat"):  # numbers, as in the token (seed 003 printed them as strings)
-        value = requester.get(claim)
-        if isinstance(value, str) and value.isdigit():
-            requester[claim] = int(value)
-    done = task.status != "accepted"
-    return {
-        "id": task.id,
-        "resource": task.resource,
-        "action": task.action,
-        "resource_id": task.resource_id,
-        "payload": task.payload,
-        "requester": {k: requester.get(k) for k in ("sub", "name", "email", "scope", "exp", "iat")},
-        "status": task.status,
-        "request_date": iso(task.request_date),
-        "completed_date": iso(task.completed_date) if done else None,
-        "path": task.path if done else None,
-        "worker_data": task.worker_data or {},
-        "message": task.message if done else None,
-    }
 
 
 @router.get(
@@ -53,13 +30,51 @@ def task_representation(task: Task) -> dict[str, Any]:
     "`Retry-After` header suggests when to poll again.",
 )
 async def get_task(task_id: str, client: CurrentClient, runtime: RuntimeDep) -> JSONResponse:
-    if not _TASK_ID.fullmatch(task_id):
-        raise not_found("task")
-    async with runtime.db.reading() as session:
-        task = await session.get(Task, task_id)
-    if task is None or task.sub != client.sub:
-        raise not_found("task")
+    task = await service.get_task(runtime.db, task_id, client)
     headers = {}
-    if task.status == "accepted":
+    if task["status"] == TaskStatus.ACCEPTED:
         headers["Retry-After"] = str(runtime.settings.task_retry_after_seconds)
-    return JSONResponse(task_representation(task), headers=headers)
+    return JSONResponse(task, headers=headers)
+
+
+async def accept_write(
+    runtime: Runtime,
+    request: Request,
+    client: Client,
+    *,
+    resource: str,
+    action: str,
+    resource_id: str | None,
+    payload: Any,
+    idempotency_body: Any,
+) -> JSONResponse:
+    """Queue a write and answer 202 with the task's Location, once the task is committed.
+
+    `idempotency_body` is what an Idempotency-Key is checked against (the request as parsed).
+    """
+    claim = idempotency_claim(
+        request.headers.get(HEADER),
+        sub=client.sub,
+        method=request.method,
+        path=request.url.path,
+        body=idempotency_body,
+    )
+    task = service.new_task(
+        runtime.settings,
+        client,
+        base_url=str(request.base_url),
+        called_path=request.url.path,
+        resource=resource,
+        action=action,
+        resource_id=resource_id,
+        payload=payload,
+    )
+    task_id = await runtime.queue.enqueue(task, claim)
+    return JSONResponse(
+        {"status": "accepted"},
+        status_code=202,
+        headers={
+            "Location": f"/api/tasks/{task_id}",
+            "Retry-After": str(runtime.settings.task_retry_after_seconds),
+        },
+    )

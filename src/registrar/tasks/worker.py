@@ -25,6 +25,8 @@ import secrets
 import signal
 import socket
 import threading
+from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection
@@ -32,21 +34,31 @@ from sqlalchemy import Connection
 from registrar.core.clock import utcnow
 from registrar.core.runtime import Runtime
 from registrar.core.settings import Settings
+from registrar.db.engine import asyncpg_dsn
 from registrar.tasks import repository as repo
 from registrar.tasks.handlers import (
     ClaimedTask,
+    Handler,
     HandlerResult,
     PermanentTaskError,
-    get_handler,
-    known_resources,
-    load_handlers,
+    task_message,
 )
-from registrar.tasks.idempotency import prune_keys
-from registrar.tasks.service import NOTIFY_CHANNEL, add_wakeup, remove_wakeup
+from registrar.tasks.models import TaskStatus
+from registrar.tasks.registry import HANDLERS
 
 log = logging.getLogger("registrar.worker")
 
 MAINTENANCE_EVERY_SECONDS = 300.0
+
+
+class Outcome(StrEnum):
+    """How one run of a task ended, for this worker (and its tests)."""
+
+    COMPLETE = "complete"  # finished, its changes committed
+    ERROR = "error"  # finished in error (permanent, or out of attempts)
+    RETRY = "retry"  # failed; queued again after a backoff
+    LOST = "lost"  # another worker holds it now (a lease lost): this attempt rolled back
+    ABORTED = "aborted"  # the worker stopped mid-batch: rolled back, released
 
 
 class LeaseLostError(Exception):
@@ -58,7 +70,9 @@ class BatchAbortedError(Exception):
 
 
 def _maintain(connection: Connection, retention_days: int) -> tuple[int, int]:
-    return repo.prune_finished(connection, retention_days=retention_days), prune_keys(connection)
+    return repo.prune_finished(connection, retention_days=retention_days), repo.prune_keys(
+        connection
+    )
 
 
 def new_worker_id() -> str:
@@ -74,8 +88,13 @@ class Worker:
         worker_id: str | None = None,
         retry_base_seconds: float = 2.0,
         shutdown_grace_seconds: float = 10.0,
+        handlers: Mapping[tuple[str, str], Handler] = HANDLERS,
     ) -> None:
         self.runtime = runtime
+        self.handlers = {
+            (resource, action.upper()): fn for (resource, action), fn in handlers.items()
+        }
+        self.resources = sorted({resource for resource, _action in self.handlers})
         self.settings = runtime.settings
         self.concurrency = max(1, concurrency)
         self.worker_id = worker_id or new_worker_id()
@@ -88,7 +107,7 @@ class Worker:
         self.batch_size = 200 if sqlite else 1
         self.linger = self.settings.worker_batch_linger_ms / 1000 if sqlite else 0.0
         self.slots = self.batch_size if sqlite else self.concurrency
-        self._inflight: dict[str, asyncio.Task[dict[str, str]]] = {}
+        self._inflight: dict[str, asyncio.Task[dict[str, Outcome]]] = {}
         # Set when the shutdown grace period is over: running batches roll back at their next
         # check (a batch on SQLite's writer thread cannot be cancelled from here).
         self._abort = threading.Event()
@@ -101,10 +120,9 @@ class Worker:
     # --- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        load_handlers()
         self._loop = asyncio.get_running_loop()
         self._wake_event = asyncio.Event()
-        add_wakeup(self.runtime, self.wake)
+        self.runtime.queue.add_wakeup(self.wake)
         self._runner = asyncio.create_task(self._run(), name=f"worker {self.worker_id}")
         self._background = [
             asyncio.create_task(self._heartbeat_loop(), name="worker heartbeat"),
@@ -118,7 +136,7 @@ class Worker:
         if self._runner is None:
             return
         self._stopping = True
-        remove_wakeup(self.runtime, self.wake)
+        self.runtime.queue.remove_wakeup(self.wake)
         self.wake()
         with contextlib.suppress(asyncio.CancelledError):
             await self._runner
@@ -128,11 +146,13 @@ class Worker:
                 {t for _i, t in running}, timeout=self.shutdown_grace_seconds
             )
             self._abort.set()
-            outcomes: dict[str, str] = {}
+            outcomes: dict[str, Outcome] = {}
             for finished in await asyncio.gather(*pending, return_exceptions=True):
                 if isinstance(finished, dict):
                     outcomes.update(finished)
-            unfinished = [i for i, t in running if t in pending and outcomes.get(i) != "complete"]
+            unfinished = [
+                i for i, t in running if t in pending and outcomes.get(i) != Outcome.COMPLETE
+            ]
             if unfinished:
                 try:
                     await self.runtime.db.write(repo.release, unfinished, worker_id=self.worker_id)
@@ -161,7 +181,7 @@ class Worker:
     # --- claiming and running ---------------------------------------------------------------
 
     async def claim(self, limit: int) -> list[ClaimedTask]:
-        resources = known_resources()
+        resources = self.resources
         if limit <= 0 or not resources:
             return []
         return await self.runtime.db.write(
@@ -209,7 +229,7 @@ class Worker:
         for task_id in ids:
             self._inflight[task_id] = runner
 
-        def _done(_t: asyncio.Task[dict[str, str]]) -> None:
+        def _done(_t: asyncio.Task[dict[str, Outcome]]) -> None:
             for task_id in ids:
                 self._inflight.pop(task_id, None)
             if self._wake_event is not None:
@@ -217,11 +237,14 @@ class Worker:
 
         runner.add_done_callback(_done)
 
-    async def run_one(self, task: ClaimedTask) -> str:
+    def _handler(self, task: ClaimedTask) -> Handler | None:
+        return self.handlers.get((task.resource, task.action.upper()))
+
+    async def run_one(self, task: ClaimedTask) -> Outcome:
         """Run one claimed task to its end; returns complete, error, retry, lost or aborted."""
         return (await self.run_batch([task]))[task.id]
 
-    async def run_batch(self, tasks: list[ClaimedTask]) -> dict[str, str]:
+    async def run_batch(self, tasks: list[ClaimedTask]) -> dict[str, Outcome]:
         """Run claimed tasks in ONE transaction: one commit for many tasks.
 
         A task's handler writes and its completion commit together. First try: no savepoints
@@ -235,35 +258,35 @@ class Worker:
         try:
             return await db.write(self._run_plain, tasks)
         except BatchAbortedError:
-            return {t.id: "aborted" for t in tasks}
+            return {t.id: Outcome.ABORTED for t in tasks}
         except Exception as exc:
             # A task failed: run them again, isolated (handlers are idempotent).
             log.debug("batch of %d needs isolation: %s", len(tasks), type(exc).__name__)
         try:
             return await db.write(self._run_isolated, tasks)
         except BatchAbortedError:
-            return {t.id: "aborted" for t in tasks}
+            return {t.id: Outcome.ABORTED for t in tasks}
         except Exception:
             # The commit (or the database) failed: nothing of this batch happened. The leases
             # expire and the tasks run again; handlers are idempotent, so that is safe.
             log.exception("a batch of %d tasks failed to commit", len(tasks))
-            return {t.id: "retry" for t in tasks}
+            return {t.id: Outcome.RETRY for t in tasks}
 
     def _check_abort(self) -> None:
         if self._abort.is_set():
             raise BatchAbortedError
 
-    def _run_plain(self, connection: Connection, tasks: list[ClaimedTask]) -> dict[str, str]:
+    def _run_plain(self, connection: Connection, tasks: list[ClaimedTask]) -> dict[str, Outcome]:
         """The fast path: run and complete every task; raise on anything else."""
         for claimed in tasks:
             self._check_abort()
             task = dataclasses.replace(claimed, started_at=utcnow())
-            handler = get_handler(task.resource, task.action)
+            handler = self._handler(task)
             if handler is None:
-                raise PermanentTaskError("no handler")
+                raise LookupError("no handler")  # the isolated run records the error
             self._complete(connection, task, handler(connection, task))
         self._check_abort()
-        return {t.id: "complete" for t in tasks}
+        return {t.id: Outcome.COMPLETE for t in tasks}
 
     def _complete(self, connection: Connection, task: ClaimedTask, result: HandlerResult) -> None:
         """Finish the task as complete under this worker's lease; LeaseLostError if it is gone."""
@@ -271,39 +294,41 @@ class Worker:
             connection,
             task.id,
             worker_id=self.worker_id,
-            status="complete",
+            status=TaskStatus.COMPLETE,
             path=result.path,
             message=result.message,
             worker_data={"worker": self.worker_id, "attempts": task.attempts},
         ):
             raise LeaseLostError
 
-    def _run_isolated(self, connection: Connection, tasks: list[ClaimedTask]) -> dict[str, str]:
+    def _run_isolated(self, connection: Connection, tasks: list[ClaimedTask]) -> dict[str, Outcome]:
         outcomes = {t.id: self._run_in_savepoint(connection, t) for t in tasks}
         self._check_abort()
         return outcomes
 
-    def _run_in_savepoint(self, connection: Connection, claimed: ClaimedTask) -> str:
+    def _run_in_savepoint(self, connection: Connection, claimed: ClaimedTask) -> Outcome:
         self._check_abort()
         task = dataclasses.replace(claimed, started_at=utcnow())
         worker_data = {"worker": self.worker_id, "attempts": task.attempts}
-        handler = get_handler(task.resource, task.action)
+        handler = self._handler(task)
         try:
             with connection.begin_nested():
                 if handler is None:
-                    raise PermanentTaskError(f"['No handler for {task.action} {task.resource}.']")
+                    raise PermanentTaskError([f"No handler for {task.action} {task.resource}."])
                 self._complete(connection, task, handler(connection, task))
-            return "complete"
+            return Outcome.COMPLETE
         except LeaseLostError:
             log.warning("task %s: lease lost, attempt rolled back", task.id)
-            return "lost"
+            return Outcome.LOST
         except PermanentTaskError as exc:
             return self._finish_error(connection, task, exc.message, exc.message, worker_data)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:4000]
             if task.attempts >= task.max_attempts:
                 log.warning("task %s failed after %d attempts: %s", task.id, task.attempts, error)
-                message = f"['The task failed after {task.attempts} attempts; try again later.']"
+                message = task_message(
+                    [f"The task failed after {task.attempts} attempts; try again later."]
+                )
                 return self._finish_error(connection, task, message, error, worker_data)
             delay = repo.backoff_seconds(task.attempts, self.retry_base_seconds)
             log.info(
@@ -316,7 +341,7 @@ class Worker:
             repo.schedule_retry(
                 connection, task.id, worker_id=self.worker_id, delay=delay, error=error
             )
-            return "retry"
+            return Outcome.RETRY
 
     def _finish_error(
         self,
@@ -325,18 +350,18 @@ class Worker:
         message: str,
         error: str,
         worker_data: dict[str, Any],
-    ) -> str:
+    ) -> Outcome:
         ok = repo.finish(
             connection,
             task.id,
             worker_id=self.worker_id,
-            status="error",
+            status=TaskStatus.ERROR,
             path=task.called_url,
             message=message,
             worker_data=worker_data,
             last_error=error,
         )
-        return "error" if ok else "lost"
+        return Outcome.ERROR if ok else Outcome.LOST
 
     # --- background loops -------------------------------------------------------------------
 
@@ -369,16 +394,14 @@ class Worker:
 
     async def _listen_loop(self) -> None:
         import asyncpg
-        from sqlalchemy.engine import make_url
 
-        url = make_url(self.settings.database_url).set(drivername="postgresql")
-        dsn = url.render_as_string(hide_password=False)
+        dsn = asyncpg_dsn(self.settings.database_url)
         backoff = 1.0
         while True:
             conn = None
             try:
                 conn = await asyncpg.connect(dsn)
-                await conn.add_listener(NOTIFY_CHANNEL, lambda *_args: self.wake())
+                await conn.add_listener(repo.NOTIFY_CHANNEL, lambda *_args: self.wake())
                 backoff = 1.0
                 self.wake()  # catch up on anything queued while we were not listening
                 while True:
@@ -396,20 +419,9 @@ class Worker:
                         await asyncio.wait_for(conn.close(), 5)
 
 
-def run_worker_process(settings: Settings, concurrency: int) -> None:
-    """`registrar worker`: migrate, run until SIGTERM/SIGINT, then shut down cleanly."""
-    from registrar.cli.main import fail
-    from registrar.db.migrate import upgrade
-
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=settings.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        )
-    try:
-        upgrade(settings.database_url)
-    except Exception as exc:
-        raise fail(f"cannot open the database: {exc}".splitlines()[0]) from None
+def run_worker(settings: Settings, concurrency: int) -> None:
+    """A worker process's life (`registrar worker`, on a migrated database): run until SIGTERM or
+    SIGINT, then shut down cleanly."""
 
     async def _main() -> None:
         runtime = Runtime.build(settings)

@@ -28,10 +28,9 @@ import math
 import time
 from typing import Any, Protocol
 
-from sqlalchemy.engine import make_url
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registrar.db.engine import is_sqlite
+from registrar.db.engine import asyncpg_dsn, is_sqlite
 from registrar.http.middleware.caller import caller_sub
 from registrar.http.problems import problem_response
 from registrar.observability.metrics import RATE_LIMITED_TOTAL
@@ -93,8 +92,7 @@ class DatabaseCounter:
         # Batched mode: sub -> [count last seen in the table, hits not yet sent, time sent].
         self._window = -1
         self._local: dict[str, list[float]] = {}
-        url = make_url(database_url).set(drivername="postgresql")
-        self.dsn = url.render_as_string(hide_password=False)
+        self.dsn = asyncpg_dsn(database_url)
         self.pool_size = pool_size
         self._pool: Any = None
         self._pool_lock: asyncio.Lock | None = None

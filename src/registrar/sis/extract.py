@@ -1,0 +1,37 @@
+"""Reading an extract file: its lines as `(line number, parsed JSON)`, blank lines skipped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from registrar.sis.records import parse_line
+from registrar.sis.service import LoadFailed
+
+
+def open_extract(path: Path) -> IO[bytes]:
+    """The file, open for reading; LoadFailed (one line) when it cannot be read."""
+    if path.is_dir():
+        raise LoadFailed(f"cannot read {path}: it is a directory")
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise LoadFailed(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+class ExtractReader:
+    """Lines of an extract as `(line number, parsed JSON)`, skipping blank lines."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle = handle
+        self.bytes_read = 0
+
+    def __iter__(self) -> Iterator[tuple[int, Any]]:
+        for number, raw in enumerate(self.handle, start=1):
+            self.bytes_read += len(raw)
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # a UTF-8 byte order mark, as some exporters write
+            if raw.isspace() or not raw:
+                continue
+            yield number, parse_line(raw, number)
