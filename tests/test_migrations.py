@@ -18,7 +18,7 @@ from registrar.db.migrate import upgrade
 from registrar.db.tables import Base
 from registrar.enrollments.models import EnrollmentAudit
 from registrar.tasks.models import Task
-from tests.conftest import make_settings, new_database_url
+from tests.support.databases import make_settings, new_database_url
 
 T = TypeVar("T")
 

@@ -27,8 +27,8 @@ from schemathesis.checks import (
 from schemathesis.generation import GenerationConfig, HeaderConfig
 
 from registrar.auth.scopes import ALL_SCOPES
-from tests.conftest import Accounts
-from tests.test_operations import real_server
+from tests.support.accounts import Accounts
+from tests.support.servers import real_server
 
 
 def _legacy_many_shim() -> None:

@@ -18,7 +18,7 @@ from registrar.auth.scopes import (
     ENROLLMENTS_READ_SENSITIVE,
     PEOPLE_PRIVATE,
 )
-from tests.conftest import Accounts, cli
+from tests.support.accounts import Accounts, cli
 
 PROTECTED = "/api/academic/enrollments"
 
@@ -203,7 +203,7 @@ def test_missing_scope_is_403(api: TestClient, accounts: Accounts) -> None:
 
 def test_expired_token_signed_by_the_service_is_401(database_url: str, accounts: Accounts) -> None:
     from registrar.app import create_app
-    from tests.conftest import make_settings
+    from tests.support.databases import make_settings
 
     key = accounts.key("svc-short", [ENROLLMENTS_READ])
     short = make_settings(
@@ -218,7 +218,7 @@ def test_tokens_survive_restart_and_key_rotation(
     database_url: str, accounts: Accounts, api: TestClient
 ) -> None:
     from registrar.app import create_app
-    from tests.conftest import make_settings
+    from tests.support.databases import make_settings
 
     old = accounts.token("svc-rotate", [ENROLLMENTS_READ])
     code, out, _ = cli(database_url, "keys", "rotate")

@@ -10,17 +10,13 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from registrar.auth.scopes import ENROLLMENTS_WRITE as WRITE
+from registrar.auth.scopes import PEOPLE_PRIVATE as PRIVATE
 from registrar.core.settings import Settings
-from tests.conftest import Accounts
-from tests.tasks.fixtures import (
-    PRIVATE,
-    WRITE,
-    audit_count,
-    body,
-    enrollment_columns,
-    seed_enrollments,
-    wait_task,
-)
+from tests.support.accounts import Accounts
+from tests.support.seeding import audit_count, enrollment_columns, seed_enrollments
+from tests.support.tasks import patch_body as body
+from tests.support.tasks import wait_task
 
 URL = "/api/academic/enrollments/"
 GOOD = body("2020-03-05T17:53:46Z", None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -17,9 +16,9 @@ from registrar.auth.scopes import (
     PEOPLE_PRIVATE,
 )
 from registrar.core.settings import Settings
-from registrar.db.engine import create_database
 from registrar.enrollments.models import Enrollment
-from tests.conftest import Accounts
+from tests.support.accounts import Accounts
+from tests.support.databases import execute
 
 URL = "/api/academic/enrollments"
 BASE_KEYS = {
@@ -378,13 +377,7 @@ def test_found_set_excludes_records_added_after_it(
     new_row = {**section, "id": section["id"].replace("-student", "-ta"), "role": "ta"}
     new_row.pop("pk", None)
 
-    async def add() -> None:
-        db = create_database(settings)
-        async with db.writing() as session:
-            await session.execute(insert(Enrollment), [new_row])
-        await db.dispose()
-
-    asyncio.run(add())
+    execute(settings, insert(Enrollment), [new_row])
     seen: list[str] = []
     for page in range(1, total // 2 + 2):
         response = api.get(

@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 
 from registrar.auth.scopes import ENROLLMENTS_READ, ENROLLMENTS_READ_SENSITIVE, PEOPLE_PRIVATE
 from registrar.core.settings import Settings
-from tests.conftest import Accounts, backend
+from tests.support.accounts import Accounts
+from tests.support.databases import backend
 
 pytestmark = pytest.mark.skipif(backend() != "sqlite", reason="the read cache is SQLite's")
 

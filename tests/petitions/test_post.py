@@ -18,8 +18,12 @@ from registrar.petitions.models import Petition
 from registrar.tasks.handlers import ClaimedTask
 from registrar.tasks.models import Task
 from registrar.tasks.repository import TASKS
-from tests.conftest import Accounts
-from tests.petitions.conftest import CONFIDENTIAL, KEYS, run_db, wait_task
+from tests.support.accounts import Accounts
+from tests.support.databases import execute, read
+from tests.support.databases import with_runtime as run_db
+from tests.support.seeding import CONFIDENTIAL_PETITIONER as CONFIDENTIAL
+from tests.support.seeding import PETITION_KEYS as KEYS
+from tests.support.tasks import wait_task
 
 URL = "/api/academic/petitions"
 JSON = {"Content-Type": "application/json"}
@@ -276,6 +280,12 @@ def test_all_problems_are_named_at_once(api: TestClient, writer: dict[str, str])
     assert message.startswith("['") and message.endswith("']")  # seed 000's failed sample
 
 
+def test_a_value_with_a_quote_keeps_seed_000s_look(api: TestClient, writer: dict[str, str]) -> None:
+    """Python's str(list) would switch to double quotes here; the message keeps single ones."""
+    message = problems(submit(api, writer, petition(netid="o'brien", user_netid="back\\slash")))
+    assert message == "['Unknown netid: o\\'brien.', 'Unknown user_netid: back\\\\slash.']"
+
+
 def test_a_confidential_student_is_unknown_without_the_private_scope(
     api: TestClient, writer: dict[str, str], private_writer: dict[str, str]
 ) -> None:
@@ -302,12 +312,8 @@ def test_idempotency_key_answers_the_same_task(api: TestClient, writer: dict[str
 
 
 def _count_for(settings: Settings, task_id: str) -> int:
-    async def count(runtime: Runtime) -> int:
-        async with runtime.db.reading() as session:
-            stmt = select(func.count()).where(Petition.created_by_task == task_id)
-            return int(await session.scalar(stmt) or 0)
-
-    return run_db(settings, count)
+    stmt = select(func.count()).where(Petition.created_by_task == task_id)
+    return read(settings, lambda connection: int(connection.scalar(stmt) or 0))
 
 
 def test_a_redelivered_task_creates_one_petition(
@@ -331,22 +337,19 @@ def test_a_redelivered_task_creates_one_petition(
     assert _count_for(settings, task_id) == 1
 
     # And through the worker: the task queued again (say, a restored backup) completes the same.
-    async def requeue(runtime: Runtime) -> None:
-        async with runtime.db.writing() as session:
-            await session.execute(
-                update(Task)
-                .where(Task.id == task_id)
-                .values(
-                    status="accepted",
-                    completed_date=None,
-                    path=None,
-                    message=None,
-                    locked_by=None,
-                    locked_until=None,
-                )
-            )
-
-    run_db(settings, requeue)
+    execute(
+        settings,
+        update(Task)
+        .where(Task.id == task_id)
+        .values(
+            status="accepted",
+            completed_date=None,
+            path=None,
+            message=None,
+            locked_by=None,
+            locked_until=None,
+        ),
+    )
     again = wait_task(api, location, writer)
     assert again["status"] == "complete"
     assert again["path"] == done["path"]

@@ -9,8 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from registrar.auth.scopes import PEOPLE_PRIVATE, PETITIONS_READ, PETITIONS_WRITE
-from tests.conftest import Accounts
-from tests.petitions.conftest import CONFIDENTIAL, KEYS
+from tests.support.accounts import Accounts
+from tests.support.seeding import CONFIDENTIAL_PETITIONER as CONFIDENTIAL
+from tests.support.seeding import PETITION_KEYS as KEYS
 
 URL = "/api/academic/petitions"
 

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from registrar.reference.service import ReferenceLineError, default_codes, parse_lines
-from tests.conftest import Accounts, cli
+from tests.support.accounts import Accounts, cli
 
 DATE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from registrar.auth.scopes import ALL_SCOPES
 from registrar.sis.demo import calendar, generate
 from registrar.sis.records import check
-from tests.conftest import cli
-from tests.sis.conftest import snapshot
+from tests.support.accounts import cli
+from tests.support.extracts import snapshot
 
 NETID = re.compile(r"f\d{3}[a-z0-9]{3}")
 TODAY = dt.date(2024, 5, 1)  # spring 2024 is in session

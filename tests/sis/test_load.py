@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from registrar.sis.demo import generate
-from tests.conftest import cli
-from tests.sis.conftest import SECTION, enrollments, execute, line, snapshot, write_extract
+from tests.support.accounts import cli
+from tests.support.extracts import SECTION, enrollments, execute, line, snapshot, write_extract
 
 OTHER_SECTION = {
     "id": "COSC.001.01-202001-U-10201",

@@ -8,87 +8,20 @@ exactly one audit row.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
-from tests.conftest import backend, cli, make_settings
-from tests.tasks.fixtures import WRITE, audit_count, body, seed_enrollments
-
-BIN = Path(sys.executable).parent / "registrar"
-
-
-def command(*args: str) -> list[str]:
-    if BIN.exists():
-        return [str(BIN), *args]
-    return [sys.executable, "-m", "registrar", *args]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Proc:
-    def __init__(self, database_url: str, *args: str, **env: str) -> None:
-        full_env = {
-            **os.environ,
-            "REGISTRAR_DATABASE_URL": database_url,
-            "REGISTRAR_TASK_LEASE_SECONDS": "2",  # reclaim a killed worker's tasks quickly
-            "REGISTRAR_WORKER_POLL_SECONDS": "0.2",
-            "REGISTRAR_LOG_JSON": "false",
-            "REGISTRAR_LOG_LEVEL": "WARNING",
-            **env,
-        }
-        self.proc = subprocess.Popen(
-            command(*args), env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def terminate(self, *, uvicorn: bool = True) -> int:
-        """SIGTERM; the exit status, with uvicorn's re-raised SIGTERM after a clean exit as 0."""
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise
-        stderr = self.proc.stderr.read().decode() if self.proc.stderr else ""
-        assert "Traceback" not in stderr, stderr
-        # uvicorn >= 0.29 shuts down gracefully, then re-raises the signal it caught.
-        return 0 if uvicorn and code == -signal.SIGTERM else code
-
-    def ensure_dead(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
-def serve(database_url: str, port: int, *extra: str, **env: str) -> Proc:
-    p = Proc(database_url, "serve", "--port", str(port), *extra, **env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert p.proc.poll() is None, p.proc.stderr.read().decode() if p.proc.stderr else ""
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return p
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    p.ensure_dead()
-    raise AssertionError("server did not start")
+from registrar.auth.scopes import ENROLLMENTS_WRITE as WRITE
+from registrar.tasks.models import Task, TaskStatus
+from tests.support.accounts import cli
+from tests.support.databases import backend, make_settings, read
+from tests.support.seeding import audit_count, seed_enrollments
+from tests.support.servers import Proc, free_port, login, serve
+from tests.support.tasks import patch_body as body
 
 
 @pytest.fixture(scope="module")
@@ -111,12 +44,6 @@ def prepared(database_url: str) -> Iterator[tuple[str, list[str]]]:
     assert code == 0, err
     ids = seed_enrollments(make_settings(database_url), 120)
     yield out.strip().splitlines()[-1], ids
-
-
-def login(base: str, key: str) -> dict[str, str]:
-    r = httpx.post(f"{base}/api/jwt", headers={"Authorization": key}, timeout=10)
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['jwt']}"}
 
 
 def send_patches(base: str, headers: dict[str, str], ids: list[str]) -> list[str]:
@@ -157,19 +84,9 @@ def patches_then_kill(
 
 
 def pending(database_url: str, locations: list[str]) -> int:
-    from sqlalchemy import func, select
-
-    from registrar.tasks.models import Task
-    from tests.tasks.fixtures import run_db
-
     ids = [loc.rsplit("/", 1)[1] for loc in locations]
-
-    async def _count(runtime):  # type: ignore[no-untyped-def]
-        async with runtime.db.reading() as session:
-            stmt = select(func.count()).where(Task.id.in_(ids), Task.status == "accepted")
-            return int(await session.scalar(stmt) or 0)
-
-    return run_db(make_settings(database_url), _count)
+    stmt = select(func.count()).where(Task.id.in_(ids), Task.status == TaskStatus.ACCEPTED)
+    return read(make_settings(database_url), lambda connection: int(connection.scalar(stmt) or 0))
 
 
 def wait_all(

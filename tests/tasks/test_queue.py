@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, delete, text, update
+from sqlalchemy import Connection, Executable, delete, insert, text, update
 
+from registrar.auth.scopes import ENROLLMENTS_WRITE as WRITE
 from registrar.core.clock import utcnow
 from registrar.core.runtime import Runtime
 from registrar.core.settings import Settings
@@ -29,16 +30,12 @@ from registrar.tasks.models import IdempotencyKey, Task
 from registrar.tasks.repository import prune_keys
 from registrar.tasks.service import new_task_id
 from registrar.tasks.worker import Worker
-from tests.conftest import Accounts, cli, make_settings
-from tests.tasks.fixtures import (
-    WRITE,
-    audit_count,
-    body,
-    enrollment_columns,
-    get_task_row,
-    run_db,
-    seed_enrollments,
-)
+from tests.support.accounts import Accounts, cli
+from tests.support.databases import make_settings
+from tests.support.databases import with_runtime as run_db
+from tests.support.seeding import audit_count, enrollment_columns, seed_enrollments
+from tests.support.seeding import task_row as get_task_row
+from tests.support.tasks import patch_body as body
 
 URL = "/api/academic/enrollments/"
 
@@ -72,36 +69,48 @@ async def insert_task(
     status: str = "accepted",
     completed: dt.datetime | None = None,
 ) -> str:
-    task = Task(
-        id=new_task_id(),
-        resource=resource,
-        action="POST",
-        resource_id=None,
-        payload={},
-        requester={"sub": "svc-test"},
-        sub="svc-test",
-        status=status,
-        request_date=utcnow(),
-        worker_data={},
-        base_url="http://example.test",
-        called_url="http://example.test/api/x",
-        attempts=0,
-        max_attempts=max_attempts,
-        run_at=utcnow(),
-        completed_date=completed,
+    task_id = new_task_id()
+    await run(
+        runtime,
+        insert(Task).values(
+            id=task_id,
+            resource=resource,
+            action="POST",
+            resource_id=None,
+            payload={},
+            requester={"sub": "svc-test"},
+            sub="svc-test",
+            status=status,
+            request_date=utcnow(),
+            worker_data={},
+            base_url="http://example.test",
+            called_url="http://example.test/api/x",
+            attempts=0,
+            max_attempts=max_attempts,
+            run_at=utcnow(),
+            completed_date=completed,
+        ),
     )
-    async with runtime.db.writing() as session:
-        session.add(task)
-    return task.id
+    return task_id
+
+
+async def run(runtime: Runtime, *statements: Executable) -> None:
+    """Statements in one transaction, from inside a scenario that holds a runtime."""
+
+    def execute(connection: Connection) -> None:
+        for statement in statements:
+            connection.execute(statement)
+
+    await runtime.db.write(execute)
 
 
 async def expire_lease(runtime: Runtime, task_id: str) -> None:
-    async with runtime.db.writing() as session:
-        await session.execute(
-            update(Task)
-            .where(Task.id == task_id)
-            .values(locked_until=utcnow() - dt.timedelta(seconds=1))
-        )
+    await run(
+        runtime,
+        update(Task)
+        .where(Task.id == task_id)
+        .values(locked_until=utcnow() - dt.timedelta(seconds=1)),
+    )
 
 
 def test_accepted_task_shows_nulls_and_retry_after(
@@ -146,15 +155,13 @@ def test_a_task_delivered_twice_changes_the_record_once(
 
     # Redelivered even after completing (say, a restored backup): the audit row stops a rerun.
     async def redeliver(runtime: Runtime) -> str:
-        async with runtime.db.writing() as session:
-            await session.execute(
-                update(Task)
-                .where(Task.id == task_id)
-                .values(status="accepted", completed_date=None, locked_by=None, locked_until=None)
-            )
-            await session.execute(
-                update(Enrollment).where(Enrollment.id == eid).values(course_opt_out_date=None)
-            )
+        await run(
+            runtime,
+            update(Task)
+            .where(Task.id == task_id)
+            .values(status="accepted", completed_date=None, locked_by=None, locked_until=None),
+            update(Enrollment).where(Enrollment.id == eid).values(course_opt_out_date=None),
+        )
         c = Worker(runtime, handlers=HANDLERS, worker_id="worker-c")
         [again] = [t for t in await c.claim(50) if t.id == task_id]
         return await c.run_one(again)
@@ -238,8 +245,7 @@ def test_enrollment_gone_before_the_worker_runs_is_an_error(
     task_id = queue_patch(api, eid, writer, body("2020-03-05T17:53:46Z"))
 
     async def scenario(runtime: Runtime) -> list[str]:
-        async with runtime.db.writing() as session:
-            await session.execute(delete(Enrollment).where(Enrollment.id == eid))
+        await run(runtime, delete(Enrollment).where(Enrollment.id == eid))
         return await drain(Worker(runtime, handlers=HANDLERS), task_id)
 
     assert run_db(settings, scenario) == ["error"]
@@ -274,16 +280,16 @@ def test_prune_removes_old_finished_tasks_and_keys(api: TestClient, settings: Se
             runtime, "test.old", status="complete", completed=utcnow() - dt.timedelta(days=40)
         )
         recent = await insert_task(runtime, "test.old", status="complete", completed=utcnow())
-        async with runtime.db.writing() as session:
-            session.add(
-                IdempotencyKey(
-                    sub="s",
-                    key="old",
-                    request_hash="h",
-                    task_id=old,
-                    created_at=utcnow() - dt.timedelta(hours=25),
-                )
-            )
+        await run(
+            runtime,
+            insert(IdempotencyKey).values(
+                sub="s",
+                key="old",
+                request_hash="h",
+                task_id=old,
+                created_at=utcnow() - dt.timedelta(hours=25),
+            ),
+        )
         tasks = await runtime.db.write(repo.prune_finished, retention_days=30)
         keys = await runtime.db.write(prune_keys)
         return old, recent, tasks, keys
@@ -335,19 +341,18 @@ def test_stop_releases_in_flight_tasks(api: TestClient, settings: Settings) -> N
 
 
 async def _delete_task(runtime: Runtime, task_id: str) -> None:
-    async with runtime.db.writing() as session:
-        await session.execute(delete(Task).where(Task.id == task_id))
+    await run(runtime, delete(Task).where(Task.id == task_id))
 
 
 def test_heartbeat_extends_only_own_leases(api: TestClient, settings: Settings) -> None:
     async def scenario(runtime: Runtime) -> tuple[int, int]:
         task_id = await insert_task(runtime, "test.hb")
-        async with runtime.db.writing() as session:
-            await session.execute(
-                update(Task)
-                .where(Task.id == task_id)
-                .values(locked_by="me", locked_until=utcnow() + dt.timedelta(seconds=1))
-            )
+        await run(
+            runtime,
+            update(Task)
+            .where(Task.id == task_id)
+            .values(locked_by="me", locked_until=utcnow() + dt.timedelta(seconds=1)),
+        )
         mine = await runtime.db.write(repo.heartbeat, [task_id], worker_id="me", lease_seconds=60)
         theirs = await runtime.db.write(
             repo.heartbeat, [task_id], worker_id="other", lease_seconds=60

@@ -34,9 +34,10 @@ import httpx
 import pytest
 
 from registrar.auth.scopes import ENROLLMENTS_READ, ENROLLMENTS_READ_SENSITIVE, ENROLLMENTS_WRITE
-from tests.conftest import POSTGRES_ADMIN_URL, cli, make_settings, new_database_url
-from tests.tasks.fixtures import seed_enrollments
-from tests.tasks.test_durability import command, free_port, login
+from tests.support.accounts import cli
+from tests.support.databases import POSTGRES_ADMIN_URL, make_settings, new_database_url
+from tests.support.seeding import seed_enrollments
+from tests.support.servers import command, free_port, login
 
 pytestmark = pytest.mark.skipif(
     not POSTGRES_ADMIN_URL, reason="needs REGISTRAR_TEST_POSTGRES_URL (PostgreSQL only)"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Concatenate, ParamSpec, TypeVar, cast
 
 from sqlalchemy import Connection, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from registrar.core.clock import utcnow
 from registrar.db.read_cache import MISSING, ReadCache
@@ -42,12 +42,11 @@ def ping(connection: Connection) -> None:
 
 @dataclass
 class Database:
-    """The engine plus the two kinds of session the service uses, and the hot-path reader."""
+    """How the process reaches its database: `read`, `read_cached` and `write` run plain functions
+    over a Connection (the rule in db/__init__.py); `bulk` is the SIS load's way."""
 
     engine: AsyncEngine
     writer_engine: AsyncEngine
-    read_sessions: async_sessionmaker[AsyncSession]
-    write_sessions: async_sessionmaker[AsyncSession]
     reader_engine: AsyncEngine
     # SQLite only: plain (sync) connections on threads of their own. See `read` and `write`.
     sqlite_readers: ConnectionThreads | None = None
@@ -131,17 +130,6 @@ class Database:
         if it raises): for the SIS load alone, which streams batches (see sis/repository.py)."""
         async with self.writer_engine.begin() as connection:
             yield connection
-
-    @asynccontextmanager
-    async def reading(self) -> AsyncIterator[AsyncSession]:
-        async with self.read_sessions() as session:
-            yield session
-
-    @asynccontextmanager
-    async def writing(self) -> AsyncIterator[AsyncSession]:
-        """A session whose transaction commits on success and rolls back on any error."""
-        async with self.write_sessions() as session, session.begin():
-            yield session
 
     async def dispose(self) -> None:
         await self.engine.dispose()

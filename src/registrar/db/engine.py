@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from registrar.core.settings import Settings
 from registrar.db.database import Database
@@ -126,8 +126,6 @@ def create_database(settings: Settings) -> Database:
     return Database(
         engine=engine,
         writer_engine=writer_engine,
-        read_sessions=async_sessionmaker(reader_engine, expire_on_commit=False),
-        write_sessions=async_sessionmaker(writer_engine, expire_on_commit=False),
         reader_engine=reader_engine,
         sqlite_readers=sqlite_readers,
         sqlite_writer=sqlite_writer,

@@ -15,9 +15,11 @@ import httpx
 import pytest
 
 from registrar.auth.scopes import ENROLLMENTS_READ, ENROLLMENTS_READ_SENSITIVE, ENROLLMENTS_WRITE
-from tests.conftest import backend, cli, make_settings
-from tests.tasks.fixtures import body, seed_enrollments
-from tests.tasks.test_durability import free_port, login, serve
+from tests.support.accounts import cli
+from tests.support.databases import backend, make_settings
+from tests.support.seeding import seed_enrollments
+from tests.support.servers import free_port, login, serve
+from tests.support.tasks import patch_body as body
 
 pytestmark = pytest.mark.skipif(backend() != "sqlite", reason="the read cache is SQLite's")
 
