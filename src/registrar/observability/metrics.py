@@ -104,7 +104,7 @@ def exposition(read_cache: ReadCache | None, task_figures: TaskFigures | None) -
         from prometheus_client import multiprocess
 
         request_registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(request_registry)
+        multiprocess.MultiProcessCollector(request_registry)  # type: ignore[no-untyped-call]
         parts = [generate_latest(request_registry)]
     else:
         parts = [generate_latest(REQUEST_REGISTRY)]

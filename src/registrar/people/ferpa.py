@@ -44,7 +44,8 @@ def hidden_from(client: Client, netid: Any) -> ColumnElement[bool] | None:
     """
     if client.sees_private:
         return None
-    return netid.in_(_CONFIDENTIAL_NETIDS)
+    hidden: ColumnElement[bool] = netid.in_(_CONFIDENTIAL_NETIDS)
+    return hidden
 
 
 def person_visible(sees_private: bool) -> list[ColumnElement[bool]]:
