@@ -1,11 +1,18 @@
-"""Shared benchmark plumbing: free ports, servers as subprocesses, wrk runs and their figures."""
+"""Everything the benches share: free ports, fresh databases, `registrar` as a command and as a
+server, service accounts and tokens, seeded enrollments, wrk runs, CPU time and percentiles.
+
+Every bench imports its plumbing from here (and nothing from tests/).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import math
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -13,7 +20,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,22 +54,53 @@ def server(args: list[str], env: dict[str, str], health: str) -> Iterator[subpro
         wait_http(health)
         yield proc
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
+
+
+def command(*args: str) -> list[str]:
+    """The `registrar` command line (the installed script, else `python -m registrar`)."""
+    script = BIN / "registrar"
+    return [str(script), *args] if script.exists() else [sys.executable, "-m", "registrar", *args]
 
 
 def registrar(*args: str, env: dict[str, str]) -> str:
+    """Run `registrar ARGS`; its stdout (its stderr's end, and exit 1, if it fails)."""
     out = subprocess.run(
-        [str(BIN / "registrar"), *args],
-        env={**os.environ, **env},
-        check=True,
-        capture_output=True,
-        text=True,
+        command(*args), env={**os.environ, **env}, capture_output=True, text=True, check=False
     )
+    if out.returncode != 0:
+        raise SystemExit(f"registrar {' '.join(args)} failed: {out.stderr.strip()[-500:]}")
     return out.stdout
+
+
+@contextlib.contextmanager
+def serve(
+    env: dict[str, str], *extra: str, cwd: Path | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`registrar serve` on a free port, until the block ends (SIGTERM): the process, its base
+    URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        command("serve", "--port", str(port), *extra),
+        env={**os.environ, **env},
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_http(f"{base}/health")
+        yield proc, base
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def service_account(env: dict[str, str], sub: str, scopes: str) -> str:
@@ -120,6 +158,7 @@ def wrk(
     *,
     seconds: float,
     connections: int,
+    threads: int = 1,
     script: str = LUA_PATHS,
 ) -> dict[str, float]:
     """Run wrk over `paths` round-robin (GETs, or what `script` makes of each line); requests/s,
@@ -132,7 +171,7 @@ def wrk(
         out = subprocess.run(
             [
                 "wrk",
-                "-t1",
+                f"-t{threads}",
                 f"-c{connections}",
                 f"-d{seconds}s",
                 "--latency",
@@ -188,5 +227,112 @@ def timed_get(url: str, token: str, n: int) -> list[float]:
 
 
 def pct(values: list[float], q: float) -> float:
+    """The q-th percentile, nearest rank: the smallest value with at least q% of them at or below
+    it (so p50 of 1..4 is 2, p99 of 300 samples the 297th)."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def cpu_seconds(*pids: int) -> float:
+    """User + system CPU time of processes so far, all their threads (Linux /proc); a process
+    that is gone counts 0. The figure that load elsewhere on the machine does not skew."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+# --- databases -------------------------------------------------------------------------------
+
+
+async def pg_execute(admin_url: str, sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def pg_scalar(url: str, sql: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval(sql))
+    finally:
+        await conn.close()
+
+
+def fresh_database(tmp: Path, postgres_admin: str | None = None) -> tuple[str, Callable[[], None]]:
+    """A new, empty database: a SQLite file in `tmp`, or a database of its own on the PostgreSQL
+    server `postgres_admin` names; and the function that drops it."""
+    if not postgres_admin:
+        return f"sqlite:///{tmp / f'bench-{secrets.token_hex(3)}.db'}", lambda: None
+    from sqlalchemy.engine import make_url
+
+    name = f"registrar_bench_{secrets.token_hex(4)}"
+    asyncio.run(pg_execute(postgres_admin, f'CREATE DATABASE "{name}"'))
+    url = make_url(postgres_admin).set(database=name).render_as_string(hide_password=False)
+
+    def drop() -> None:
+        asyncio.run(pg_execute(postgres_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    return url, drop
+
+
+def seed_enrollments(database_url: str, n: int) -> list[str]:
+    """n enrollments (one section, n students) straight into a migrated database; their ids."""
+    import datetime as dt
+
+    from sqlalchemy import Connection, insert
+
+    from registrar.core.settings import Settings
+    from registrar.db.engine import create_database
+    from registrar.enrollments.models import Enrollment, Section, Term
+    from registrar.people.models import Person
+
+    tag = secrets.token_hex(3)
+    section, term = f"BENCH.001.01-202001-U-{tag}", f"202001-{tag}"
+    netids = [f"b{tag}{i:06d}" for i in range(n)]
+    ids = [f"{section}-{netid}-student" for netid in netids]
+    now = dt.datetime.now(dt.UTC)
+
+    def seed(connection: Connection) -> None:
+        connection.execute(insert(Term).values(id=term, sis_term_code="202001"))
+        connection.execute(insert(Section).values(id=section))
+        connection.execute(
+            insert(Person), [{"netid": x, "confidential": False, "updated_at": now} for x in netids]
+        )
+        connection.execute(
+            insert(Enrollment),
+            [
+                {
+                    "id": eid,
+                    "netid": netid,
+                    "role": "student",
+                    "school_id": "UG",
+                    "section_id": section,
+                    "term_id": term,
+                    "is_active": True,
+                    "is_in_session": True,
+                    "cache_date": now,
+                }
+                for eid, netid in zip(ids, netids, strict=True)
+            ],
+        )
+
+    async def run() -> None:
+        db = create_database(Settings(database_url=database_url))
+        try:
+            await db.write(seed)
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+    return ids

@@ -11,10 +11,8 @@ finds everything unchanged. Prints seconds, lines per second and the child's pea
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import resource
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -22,6 +20,9 @@ import time
 from pathlib import Path
 
 import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import command, fresh_database
 
 from registrar.sis.demo import generate
 
@@ -40,20 +41,16 @@ def write_extract(path: Path, lines: int, seed: int) -> float:
     return time.perf_counter() - started
 
 
-def registrar() -> list[str]:
-    return [sys.executable, "-m", "registrar"]
-
-
 def timed_load(database_url: str, extract: Path, lines: int, label: str) -> None:
     env = {**os.environ, "REGISTRAR_DATABASE_URL": database_url}
     # Migrate first so the figure is the load alone.
-    subprocess.run([*registrar(), "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run([*command(), "migrate"], env=env, check=True, capture_output=True)
     for attempt in ("first load (inserts)", "second load (unchanged)"):
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
         started = time.perf_counter()
         proc = subprocess.run(
-            [*registrar(), "load", str(extract)], env=env, capture_output=True, text=True
+            [*command(), "load", str(extract)], env=env, capture_output=True, text=True
         )
         seconds = time.perf_counter() - started
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -69,16 +66,6 @@ def timed_load(database_url: str, extract: Path, lines: int, label: str) -> None
             f"CPU {cpu:.1f} s, peak RSS {rss}, load average {os.getloadavg()[0]:.1f}"
         )
         print("    " + proc.stdout.strip().replace("\n", "\n    "))
-
-
-async def _pg_admin(admin_url: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 def main() -> None:
@@ -107,15 +94,11 @@ def main() -> None:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{db}{suffix}").unlink(missing_ok=True)
     if args.postgres:
-        from sqlalchemy.engine import make_url
-
-        name = f"registrar_bench_{secrets.token_hex(4)}"
-        asyncio.run(_pg_admin(args.postgres, f'CREATE DATABASE "{name}"'))
+        url, drop = fresh_database(workdir, args.postgres)
         try:
-            url = make_url(args.postgres).set(database=name).render_as_string(hide_password=False)
             timed_load(url, extract, args.lines, "PostgreSQL")
         finally:
-            asyncio.run(_pg_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            drop()
     if not args.keep:
         extract.unlink()
         workdir.rmdir()

@@ -21,20 +21,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import secrets
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-WRK = "/usr/bin/wrk"
-BIN = Path(sys.executable).parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import cpu_seconds, fresh_database, registrar, serve, service_account, token, wrk
 
 CONFIGS: dict[str, dict[str, str]] = {
     "baseline": {
@@ -56,91 +51,21 @@ CONFIGS: dict[str, dict[str, str]] = {
     },
 }
 
-LUA = """
-local ids = {%s}
-local i = 0
-wrk.headers["Authorization"] = "Bearer %s"
-request = function()
-  i = (i %% #ids) + 1
-  return wrk.format("GET", "/api/academic/enrollments/" .. ids[i])
-end
-"""
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def registrar(*args: str, env: dict[str, str]) -> str:
-    proc = subprocess.run(
-        [str(BIN / "registrar"), *args], env=env, capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"registrar {' '.join(args)} failed: {proc.stderr.strip()[-500:]}")
-    return proc.stdout
-
-
-def http(url: str, *, method: str = "GET", headers: dict[str, str] | None = None) -> bytes:
-    request = urllib.request.Request(url, method=method, headers=headers or {})
+def get_json(url: str, jwt: str) -> object:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {jwt}"})
     with urllib.request.urlopen(request, timeout=10) as response:
-        return bytes(response.read())
+        return json.load(response)
 
 
-class Server:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [str(BIN / "registrar"), "serve", "--no-worker", "--port", str(self.port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.time() + 60
-        while True:
-            try:
-                http(f"{self.base}/health")
-                return
-            except Exception:
-                if time.time() > deadline or self.proc.poll() is not None:
-                    self.stop()
-                    raise SystemExit("server did not start") from None
-                time.sleep(0.2)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads: aiosqlite's included)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wrk(url: str, script: Path, seconds: int, connections: int, threads: int) -> tuple[float, int]:
-    """Requests/s and the number of requests wrk completed."""
-    out = subprocess.run(
-        [WRK, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    if "Non-2xx" in out:
-        raise SystemExit(f"wrk saw errors:\n{out}")
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    count = re.search(r"(\d+) requests in", out)
-    if not match or not count:
-        raise SystemExit(f"cannot read wrk output:\n{out}")
-    return float(match.group(1)), int(count.group(1))
+def measure(base: str, paths: list[str], jwt: str, args: argparse.Namespace) -> dict[str, float]:
+    """wrk over `paths` (every answer must be 2xx): requests/s and requests sent."""
+    figures = wrk(
+        base, paths, jwt, seconds=args.seconds, connections=args.connections, threads=args.threads
+    )
+    if figures["non2xx"]:
+        raise SystemExit(f"wrk saw {figures['non2xx']:.0f} answers that were not 2xx")
+    return figures
 
 
 def middleware_micro(iterations: int = 20_000) -> dict[str, float]:
@@ -251,25 +176,46 @@ def shared_counter_micro(url: str, iterations: int = 3000) -> dict[int, tuple[fl
     return {batch: asyncio.run(run(batch)) for batch in (1, 20)}
 
 
-def fresh_database(tmp: Path, postgres: str | None) -> str:
-    if not postgres:
-        return f"sqlite:///{tmp / 'bench.db'}"
-    import asyncio
+def rounds(
+    args: argparse.Namespace, url: str
+) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[int, tuple[float, float]]]:
+    """Fill `url`, then the wrk rounds: req/s and server CPU per request, per configuration."""
+    env = {**os.environ, "REGISTRAR_DATABASE_URL": url, "REGISTRAR_RUN_WORKER": "false"}
+    registrar("demo", "--enrollments", str(args.enrollments), env=env)
+    counter_cost: dict[int, tuple[float, float]] = {}
+    if args.postgres:
+        print("PostgreSQL shared rate-limit counter, per request:")
+        counter_cost = shared_counter_micro(url)
+        for batch, (wall, cpu_us) in counter_cost.items():
+            mode = "exact (every request)" if batch == 1 else f"batched (every {batch})"
+            print(f"  {mode:28s} {wall:8.1f} us wall {cpu_us:8.1f} us client CPU")
+    key = service_account(env, "bench-overhead", "api:academic:enrollments:read")
+    with serve({**env, **CONFIGS["baseline"]}, "--no-worker") as (_proc, base):
+        jwt = token(base, key)
+        page = get_json(f"{base}/api/academic/enrollments?pagesize=50", jwt)
+    assert isinstance(page, list)
+    paths = [f"/api/academic/enrollments/{row['id']}" for row in page]
+    if not paths:
+        raise SystemExit("no enrollments to read")
 
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    name = f"registrar_overhead_{secrets.token_hex(4)}"
-
-    async def create() -> None:
-        conn = await asyncpg.connect(postgres)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    return make_url(postgres).set(database=name).render_as_string(hide_password=False)
+    figures: dict[str, list[float]] = {name: [] for name in CONFIGS}
+    cpu: dict[str, list[float]] = {name: [] for name in CONFIGS}
+    for round_no in range(1, args.rounds + 1):
+        for name, overrides in CONFIGS.items():
+            with serve({**env, **overrides}, "--no-worker") as (proc, base):
+                # Warm up: connections, prepared statements, the token cache.
+                wrk(base, paths, jwt, seconds=2, connections=args.connections)
+                before = cpu_seconds(proc.pid)
+                run = measure(base, paths, jwt, args)
+                per_request = (cpu_seconds(proc.pid) - before) / run["requests"] * 1e6
+            figures[name].append(run["rps"])
+            cpu[name].append(per_request)
+            print(
+                f"round {round_no}: {name:28s} {run['rps']:10.1f} req/s "
+                f"{per_request:8.1f} CPU us/request",
+                flush=True,
+            )
+    return figures, cpu, counter_cost
 
 
 def main() -> None:
@@ -291,77 +237,11 @@ def main() -> None:
         return
 
     with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        url = fresh_database(tmp, args.postgres)
-        env = {**os.environ, "REGISTRAR_DATABASE_URL": url, "REGISTRAR_RUN_WORKER": "false"}
-        registrar("demo", "--enrollments", str(args.enrollments), env=env)
-        counter_cost: dict[int, tuple[float, float]] = {}
-        if args.postgres:
-            print("PostgreSQL shared rate-limit counter, per request:")
-            counter_cost = shared_counter_micro(url)
-            for batch, (wall, cpu_us) in counter_cost.items():
-                mode = "exact (every request)" if batch == 1 else f"batched (every {batch})"
-                print(f"  {mode:28s} {wall:8.1f} us wall {cpu_us:8.1f} us client CPU")
-        key = (
-            registrar(
-                "clients",
-                "create",
-                "--sub",
-                "bench-overhead",
-                "--name",
-                "bench",
-                "--email",
-                "bench@example.edu",
-                "--scopes",
-                "api:academic:enrollments:read",
-                env=env,
-            )
-            .strip()
-            .splitlines()[-1]
-        )
-
-        server = Server({**env, **CONFIGS["baseline"]})
+        url, drop = fresh_database(Path(tmp_name), args.postgres)
         try:
-            token = json.loads(
-                http(f"{server.base}/api/jwt", method="POST", headers={"Authorization": key})
-            )["jwt"]
-            page = json.loads(
-                http(
-                    f"{server.base}/api/academic/enrollments?pagesize=50",
-                    headers={"Authorization": f"Bearer {token}"},
-                )
-            )
+            figures, cpu, counter_cost = rounds(args, url)
         finally:
-            server.stop()
-        ids = [row["id"] for row in page]
-        if not ids:
-            raise SystemExit("no enrollments to read")
-        script = tmp / "get_by_id.lua"
-        script.write_text(LUA % (", ".join(json.dumps(i) for i in ids), token))
-
-        figures: dict[str, list[float]] = {name: [] for name in CONFIGS}
-        cpu: dict[str, list[float]] = {name: [] for name in CONFIGS}
-        for round_no in range(1, args.rounds + 1):
-            for name, overrides in CONFIGS.items():
-                server = Server({**env, **overrides})
-                try:
-                    # Warm up: connections, prepared statements, the token cache.
-                    wrk(server.base, script, 2, args.connections, args.threads)
-                    before = cpu_seconds(server.proc.pid)
-                    rps, count = wrk(
-                        server.base, script, args.seconds, args.connections, args.threads
-                    )
-                    per_request = (cpu_seconds(server.proc.pid) - before) / count * 1e6
-                finally:
-                    server.stop()
-                figures[name].append(rps)
-                cpu[name].append(per_request)
-                print(
-                    f"round {round_no}: {name:28s} {rps:10.1f} req/s "
-                    f"{per_request:8.1f} CPU us/request",
-                    flush=True,
-                )
-
+            drop()
     backend = "PostgreSQL" if args.postgres else "SQLite"
     base = statistics.median(figures["baseline"])
     base_cpu = statistics.median(cpu["baseline"])

@@ -36,37 +36,37 @@ from common import (
 
 
 async def sample(url: str, n: int) -> dict[str, list[str]]:
-    from sqlalchemy import func, select
+    from sqlalchemy import Connection, func, select
 
     from registrar.core.settings import Settings
     from registrar.db.engine import create_database
     from registrar.enrollments.models import Enrollment, Term
     from registrar.people.models import Person
 
+    def read(connection: Connection) -> dict[str, list[str]]:
+        count = connection.scalar(select(func.count()).select_from(Enrollment)) or 0
+        rows = connection.execute(
+            select(Enrollment.id, Enrollment.netid, Enrollment.section_id)
+            # Records the bench's token may see (it has no private scope).
+            .join(Person, Person.netid == Enrollment.netid)
+            .where(Person.confidential.is_(False))
+            .order_by(func.random())
+            .limit(n)
+        ).all()
+        codes = sorted(connection.scalars(select(Term.sis_term_code).distinct()).all())
+        return {
+            "count": [str(count)],
+            "ids": [r[0] for r in rows],
+            "netids": [r[1] for r in rows],
+            "sections": [r[2] for r in rows],
+            "codes": [c for c in codes if c],
+        }
+
     db = create_database(Settings(database_url=url))
     try:
-        async with db.reading() as s:
-            count = await s.scalar(select(func.count()).select_from(Enrollment)) or 0
-            rows = (
-                await s.execute(
-                    select(Enrollment.id, Enrollment.netid, Enrollment.section_id)
-                    # Records the bench's token may see (it has no private scope).
-                    .join(Person, Person.netid == Enrollment.netid)
-                    .where(Person.confidential.is_(False))
-                    .order_by(func.random())
-                    .limit(n)
-                )
-            ).all()
-            codes = sorted((await s.scalars(select(Term.sis_term_code).distinct())).all())
+        return await db.read(read)
     finally:
         await db.dispose()
-    return {
-        "count": [str(count)],
-        "ids": [r[0] for r in rows],
-        "netids": [r[1] for r in rows],
-        "sections": [r[2] for r in rows],
-        "codes": [c for c in codes if c],
-    }
 
 
 def measure(base: str, paths: list[str], jwt: str, args: argparse.Namespace) -> dict[str, float]:

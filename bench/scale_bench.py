@@ -21,15 +21,18 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from common import (
     BIN,
-    ROOT,
+    cpu_seconds,
     free_port,
+    fresh_database,
+    pg_execute,
+    pg_scalar,
     registrar,
+    seed_enrollments,
     server,
     service_account,
     token,
@@ -37,21 +40,7 @@ from common import (
     wrk,
 )
 
-sys.path.insert(0, str(ROOT))  # the tests' seeding helper: enrollments straight into the database
-
-CLK = os.sysconf("SC_CLK_TCK")
 SCOPES = "api:academic:enrollments:write api:academic:enrollments:read"
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / CLK  # utime, stime
-    return total
 
 
 def postgres_pids() -> list[int]:
@@ -66,26 +55,6 @@ def children(pid: int) -> list[int]:
     for child in out.split():
         pids += children(int(child))
     return pids
-
-
-async def admin(url: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-async def scalar(url: str, sql: str) -> int:
-    import asyncpg
-
-    conn = await asyncpg.connect(url)
-    try:
-        return int(await conn.fetchval(sql))
-    finally:
-        await conn.close()
 
 
 async def enqueue(base: str, jwt: str, ids: list[str], n: int) -> float:
@@ -159,7 +128,7 @@ def task_round(
     workers: int,
     tmp: Path,
 ) -> dict[str, float]:
-    asyncio.run(admin(db_url, "TRUNCATE tasks, enrollment_audit, idempotency_keys"))
+    asyncio.run(pg_execute(db_url, "TRUNCATE tasks, enrollment_audit, idempotency_keys"))
     logs = [tmp / f"worker-{workers}-{i}.log" for i in range(workers)]
     procs = [start_worker(env, log) for log in logs]
     try:
@@ -170,14 +139,16 @@ def task_round(
         enqueue_rate = asyncio.run(enqueue(base, jwt, ids, n))
         pids = [p.pid for p in procs]
         pg = postgres_pids()
-        cpu0 = (cpu_seconds(pids), cpu_seconds(children(api_pid)), cpu_seconds(pg))
+        cpu0 = (cpu_seconds(*pids), cpu_seconds(*children(api_pid)), cpu_seconds(*pg))
         started = time.perf_counter()
         for proc in procs:
             proc.send_signal(signal.SIGCONT)
-        while asyncio.run(scalar(db_url, "SELECT count(*) FROM tasks WHERE status <> 'complete'")):
+        while asyncio.run(
+            pg_scalar(db_url, "SELECT count(*) FROM tasks WHERE status <> 'complete'")
+        ):
             time.sleep(0.05)
         seconds = time.perf_counter() - started
-        cpu1 = (cpu_seconds(pids), cpu_seconds(children(api_pid)), cpu_seconds(pg))
+        cpu1 = (cpu_seconds(*pids), cpu_seconds(*children(api_pid)), cpu_seconds(*pg))
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGCONT)
@@ -209,26 +180,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per GET round")
     args = parser.parse_args()
 
-    from sqlalchemy.engine import make_url
-    from tests.tasks.fixtures import seed_enrollments
-
-    from registrar.core.settings import Settings
-
-    name = f"registrar_bench_{secrets.token_hex(4)}"
-    db_url = make_url(args.admin_url).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(admin(args.admin_url, f'CREATE DATABASE "{name}"'))
+    tmp = Path(f"/tmp/registrar-scale-{secrets.token_hex(4)}")
+    tmp.mkdir()
+    db_url, drop = fresh_database(tmp, args.admin_url)
     env = {
         "REGISTRAR_DATABASE_URL": db_url,
         "REGISTRAR_LOG_JSON": "false",
         "REGISTRAR_LOG_LEVEL": "WARNING",
         "REGISTRAR_RATE_LIMIT_PER_MINUTE": "0",
     }
-    tmp = Path(f"/tmp/{name}")
-    tmp.mkdir()
     try:
         registrar("migrate", env=env)
         key = service_account(env, "bench", SCOPES)
-        ids = seed_enrollments(Settings(database_url=db_url), 1000)
+        ids = seed_enrollments(db_url, 1000)
 
         rows = []
         port = free_port()
@@ -259,11 +223,11 @@ def main() -> None:
                 jwt = token(base, key)
                 wrk(base, paths, jwt, seconds=2, connections=32)  # warm every process's pool
                 pg = postgres_pids()
-                c0 = (cpu_seconds(children(api.pid)), cpu_seconds(pg))
+                c0 = (cpu_seconds(*children(api.pid)), cpu_seconds(*pg))
                 t0 = time.perf_counter()
                 fig = wrk(base, paths, jwt, seconds=args.seconds, connections=32)
                 dt_ = time.perf_counter() - t0
-                c1 = (cpu_seconds(children(api.pid)), cpu_seconds(pg))
+                c1 = (cpu_seconds(*children(api.pid)), cpu_seconds(*pg))
                 fig.update(
                     processes=processes,
                     cpu_api=(c1[0] - c0[0]) / dt_,
@@ -296,7 +260,7 @@ def main() -> None:
                 f"{g['cpu_postgres']:.2f} |"
             )
     finally:
-        asyncio.run(admin(args.admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop()
 
 
 if __name__ == "__main__":

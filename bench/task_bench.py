@@ -17,8 +17,6 @@ import asyncio
 import datetime as dt
 import os
 import shutil
-import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -30,49 +28,25 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import LUA_PATCH, service_account, wrk
+from common import (
+    LUA_PATCH,
+    ROOT,
+    command,
+    cpu_seconds,
+    pct,
+    registrar,
+    seed_enrollments,
+    serve,
+    service_account,
+    stop,
+    wrk,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent / "registrar"
 WRITE = "api:academic:enrollments:write"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def seed(db_path: Path, n: int) -> list[str]:
-    """Enrollments straight into the (migrated) SQLite file: one section, n students."""
-    con = sqlite3.connect(db_path)
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(" ")
-    section = "BENCH.001.01-202001-U-1"
-    con.execute("INSERT INTO terms (id, sis_term_code) VALUES ('202001', '202001')")
-    con.execute("INSERT INTO sections (id) VALUES (?)", (section,))
-    netids = [f"b{i:06d}" for i in range(n)]
-    con.executemany(
-        "INSERT INTO people (netid, confidential, updated_at) VALUES (?, 0, ?)",
-        [(x, now) for x in netids],
-    )
-    ids = [f"{section}-{x}-student" for x in netids]
-    con.executemany(
-        "INSERT INTO enrollments (id, netid, role, school_id, section_id, term_id, is_active,"
-        " is_in_session, cache_date) VALUES (?, ?, 'student', 'UG', ?, '202001', 1, 1, ?)",
-        [(eid, x, section, now) for eid, x in zip(ids, netids, strict=True)],
-    )
-    con.commit()
-    con.close()
-    return ids
 
 
 def parse(ts: str) -> dt.datetime:
     return dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def body(i: int) -> dict[str, object]:
@@ -95,12 +69,6 @@ async def wait_done(client: httpx.AsyncClient, locations: list[str]) -> list[dic
                     done[loc] = task
         await asyncio.sleep(0.05)
     return [done[loc] for loc in locations]
-
-
-def cpu_seconds(pid: int) -> float:
-    """The server's user+system CPU time so far (Linux): load on a shared box skews wall time."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def queued(db_path: Path, status: str = "accepted") -> int:
@@ -274,50 +242,25 @@ def main() -> None:
         "REGISTRAR_WORKER_CONCURRENCY": str(args.concurrency),
         "REGISTRAR_RATE_LIMIT_PER_MINUTE": "0",
     }
-    cmd = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "registrar"]
-    subprocess.run([*cmd, "migrate"], env=env, check=True, capture_output=True)
+    registrar("migrate", env=env)
     key = service_account(env, "bench", WRITE)
-    ids = seed(db, 5000)
+    ids = seed_enrollments(env["REGISTRAR_DATABASE_URL"], 5000)
 
-    def start(*extra: str, **more_env: str) -> tuple[subprocess.Popen[bytes], str]:
-        port = free_port()
-        server = subprocess.Popen(
-            [*cmd, "serve", "--port", str(port), *extra], env={**env, **more_env}, cwd=ROOT
-        )
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        return server, base
-
-    def stop(proc: subprocess.Popen[bytes]) -> None:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-
-    server, base = start()
-    try:
+    with serve(env, cwd=ROOT) as (server, base):
         print(f"registrar serve on SQLite ({db}), in-process worker concurrency {args.concurrency}")
         print(f"server pid {server.pid}")
         asyncio.run(run(args, base, key, ids, db, server.pid))
-    finally:
-        stop(server)
     if not args.split:
         return
 
     # 3. The two halves apart: PATCHes into a server without a worker, then a worker process
     #    drains that backlog alone. Shows what each side costs and can do by itself.
-    server, base = start("--no-worker")
-    try:
+    with serve(env, "--no-worker", cwd=ROOT) as (server, base):
         args.wait = False
         print("split: PATCH only (serve --no-worker):")
         asyncio.run(run(args, base, key, ids, db, server.pid, light=False))
-    finally:
-        stop(server)
     backlog = queued(db)
-    worker = subprocess.Popen([*cmd, "worker", "--concurrency", str(args.concurrency)], env=env)
+    worker = subprocess.Popen(command("worker", "--concurrency", str(args.concurrency)), env=env)
     try:
         t0 = time.perf_counter()
         cpu0 = 0.0

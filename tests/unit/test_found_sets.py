@@ -18,7 +18,7 @@ FOUND = FoundSet(
     filters=[("netid", "f001abc"), ("term.sis_term_code", "<202001")],
     snapshot=12345,
     total=17,
-    expires=int(time.time()) + 60,
+    expires=int(time.time()) + 24 * 3600,  # a suite takes minutes; a found set lives a day
 )
 
 
