@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 import typer
@@ -46,10 +47,7 @@ def demo(
         )
 
     try:
-        if bar is not None:
-            with bar:
-                done = run_with_db(s, _demo)
-        else:
+        with bar if bar is not None else contextlib.nullcontext():
             done = run_with_db(s, _demo)
     except typer.Exit:
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -46,10 +47,7 @@ def load(
             )
 
         try:
-            if bar is not None:
-                with bar:
-                    result = run_with_db(s, _load)
-            else:
+            with bar if bar is not None else contextlib.nullcontext():
                 result = run_with_db(s, _load)
         except (LineError, LoadFailed) as exc:
             raise fail(f"{exc}; nothing was loaded") from None

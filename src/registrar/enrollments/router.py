@@ -28,8 +28,8 @@ from registrar.enrollments import service
 from registrar.enrollments.filters import FIELDS
 from registrar.enrollments.schemas import PATCH_BODY_SCHEMA, EnrollmentRepresentation
 from registrar.http.bodies import read_json_body
-from registrar.http.dependencies import FoundSetSecret, RuntimeDep, require_scopes
-from registrar.http.openapi import COLLECTION_HEADERS, collection_parameters
+from registrar.http.dependencies import PageQueryDep, RuntimeDep, require_scopes
+from registrar.http.openapi import collection_route
 from registrar.http.problems import problem_responses
 from registrar.http.responses import FastJSON, page_headers
 from registrar.tasks.idempotency import IDEMPOTENCY_KEY_PARAMETER
@@ -52,25 +52,12 @@ SCOPES_NOTE = (
     summary="List enrollments (filtered, paged)",
     description=SCOPES_NOTE + " The body is a bare JSON array; see the headers for paging.",
     response_model=list[EnrollmentRepresentation],
-    responses={
-        200: {"headers": COLLECTION_HEADERS},
-        **problem_responses(400, 401, 403),
-    },
-    openapi_extra={"parameters": collection_parameters(FIELDS, get_settings())},
+    **collection_route(FIELDS, get_settings()),
 )
 async def list_enrollments(
-    request: Request,
-    client: Reader,
-    runtime: RuntimeDep,
-    secret: FoundSetSecret,
+    request: Request, client: Reader, runtime: RuntimeDep, query: PageQueryDep
 ) -> Any:
-    body, page = await service.list_enrollments(
-        runtime.db,
-        client,
-        list(request.query_params.multi_items()),
-        settings=runtime.settings,
-        secret=secret,
-    )
+    body, page = await service.list_enrollments(runtime.db, client, query)
     return FastJSON(body, headers=page_headers(page, request.url))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Row
@@ -12,12 +11,11 @@ from registrar.auth.client import Client
 from registrar.auth.scopes import ENROLLMENTS_READ_SENSITIVE
 from registrar.core.clock import UTC_DATETIME, iso_z, iso_z_precise, parse_utc
 from registrar.core.problems import not_found
-from registrar.core.settings import Settings
 from registrar.core.text import shorten
 from registrar.db.database import Database
 from registrar.enrollments import repository
 from registrar.enrollments.schemas import ASSESSMENT_KEYS
-from registrar.paging.pages import Page, find_page
+from registrar.paging.pages import Page, PageQuery, find_page
 
 # The task that applies a PATCH (enrollments/jobs.py): its resource, its answer.
 RESOURCE = "academic.enrollments"
@@ -80,22 +78,10 @@ async def get_enrollment(db: Database, enrollment_id: str, client: Client) -> di
 
 
 async def list_enrollments(
-    db: Database,
-    client: Client,
-    params: Sequence[tuple[str, str]],
-    *,
-    settings: Settings,
-    secret: bytes,
+    db: Database, client: Client, query: PageQuery
 ) -> tuple[list[dict[str, Any]], Page]:
-    page = await find_page(
-        db,
-        repository.collection_spec(),
-        client,
-        params,
-        rows=repository.enrollment_rows(),
-        settings=settings,
-        secret=secret,
-    )
+    rows = repository.enrollment_rows()
+    page = await find_page(db, repository.collection_spec(), client, query, rows=rows)
     sensitive = client.has(ENROLLMENTS_READ_SENSITIVE)
     return [represent(r, sensitive=sensitive) for r in page.rows], page
 

@@ -15,6 +15,7 @@ from registrar.auth.tokens import verify_token
 from registrar.core.problems import forbidden, unauthorized
 from registrar.core.runtime import Runtime
 from registrar.paging import found_sets
+from registrar.paging.pages import PageQuery
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -61,3 +62,13 @@ async def get_found_set_secret(runtime: RuntimeDep) -> bytes:
 
 
 FoundSetSecret = Annotated[bytes, Depends(get_found_set_secret)]
+
+
+async def get_page_query(
+    request: Request, runtime: RuntimeDep, secret: FoundSetSecret
+) -> PageQuery:
+    """A collection route's request, as paging takes it (read after the caller's checks)."""
+    return PageQuery(list(request.query_params.multi_items()), runtime.settings, secret)
+
+
+PageQueryDep = Annotated[PageQuery, Depends(get_page_query)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from registrar.core.settings import Settings
+from registrar.http.problems import problem_responses
 from registrar.paging.filters import Field
 from registrar.paging.pages import MAX_OFFSET
 
@@ -88,3 +89,13 @@ COLLECTION_HEADERS: dict[str, Any] = {
         "schema": {"type": "string"},
     },
 }
+
+
+def collection_route(fields: dict[str, Field], settings: Settings) -> dict[str, Any]:
+    """What every collection route documents beyond its own words: the paging and filter
+    parameters, the headers of a page, and the problems it may answer. Spread into the route's
+    decorator (`@router.get(path, ..., **collection_route(FIELDS, get_settings()))`)."""
+    return {
+        "responses": {200: {"headers": COLLECTION_HEADERS}, **problem_responses(400, 401, 403)},
+        "openapi_extra": {"parameters": collection_parameters(fields, settings)},
+    }

@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from registrar.core.problems import ProblemError, default_slug
+from registrar.core.problems import ProblemError, bad_request
 
 log = logging.getLogger("registrar.errors")
 
@@ -33,32 +33,32 @@ class Problem(BaseModel):
     errors: list[str] = []
 
 
-def problem_response(
-    status: int,
-    detail: str,
-    *,
-    slug: str | None = None,
-    errors: list[str] | None = None,
-    headers: dict[str, str] | None = None,
-    title: str | None = None,
-) -> JSONResponse:
-    phrase = HTTPStatus(status).phrase
+def problem_response(problem: ProblemError) -> JSONResponse:
+    """The problem as the client gets it: application/problem+json, its headers, its status."""
     body = {
-        "type": TYPE_BASE + (slug or default_slug(status)),
-        "title": title or phrase,
-        "status": status,
-        "detail": detail,
-        "errors": errors or [],
+        "type": TYPE_BASE + problem.slug,
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+        "errors": problem.errors,
     }
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+    return JSONResponse(
+        body, status_code=problem.status, headers=problem.headers, media_type=PROBLEM_JSON
+    )
+
+
+def internal_error() -> JSONResponse:
+    return problem_response(ProblemError(500, "Internal error.", slug="internal-error"))
 
 
 def database_unavailable(retry_after: int = 5) -> JSONResponse:
     return problem_response(
-        503,
-        "The database is unavailable; try again shortly.",
-        slug="database-unavailable",
-        headers={"Retry-After": str(retry_after)},
+        ProblemError(
+            503,
+            "The database is unavailable; try again shortly.",
+            slug="database-unavailable",
+            headers={"Retry-After": str(retry_after)},
+        )
     )
 
 
@@ -104,28 +104,18 @@ def _describe_validation(exc: RequestValidationError) -> list[str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(_request: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(
-            exc.status,
-            exc.detail,
-            slug=exc.slug,
-            errors=exc.errors,
-            headers=exc.headers,
-            title=exc.title,
-        )
+        return problem_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return problem_response(
-            400,
-            "The request is not valid.",
-            slug="invalid-request",
-            errors=_describe_validation(exc),
-        )
+        return problem_response(bad_request("The request is not valid.", _describe_validation(exc)))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-        return problem_response(exc.status_code, detail, headers=dict(exc.headers or {}))
+        return problem_response(
+            ProblemError(exc.status_code, detail, headers=dict(exc.headers or {}))
+        )
 
     async def _database_down(request: Request, exc: Exception) -> JSONResponse:
         # The type only: a driver's message may quote the connection URL (and its password).
@@ -149,12 +139,12 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.connection_invalidated or isinstance(exc, InterfaceError) or _lost_connection(exc):
             return await _database_down(request, exc)
         log.exception("database error")
-        return problem_response(500, "Internal error.", slug="internal-error")
+        return internal_error()
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
-        return problem_response(500, "Internal error.", slug="internal-error")
+        return internal_error()
 
 
 # The responses every protected operation documents in the OpenAPI document.

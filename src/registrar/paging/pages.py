@@ -76,15 +76,23 @@ def _one_str(params: Sequence[tuple[str, str]], name: str) -> str | None:
     return values[0] if values else None
 
 
+@dataclass(frozen=True)
+class PageQuery:
+    """A request for a page of a collection: its query string's parameters, the paging settings,
+    and the key found sets are signed with."""
+
+    params: Sequence[tuple[str, str]]
+    settings: Settings
+    secret: bytes
+
+
 async def find_page(
     db: Database,
     spec: CollectionSpec,
     client: Client,
-    params: Sequence[tuple[str, str]],
+    query: PageQuery,
     *,
     rows: Select[Any],
-    settings: Settings,
-    secret: bytes,
     fixed_filters: Sequence[tuple[str, str]] = (),
 ) -> Page:
     """One page of the caller's view of a collection.
@@ -92,6 +100,7 @@ async def find_page(
     `rows` selects what the representation needs (joins included); conditions are added here.
     `fixed_filters` are part of the route (e.g. a student's petitions) and of the found set.
     """
+    params, settings, secret = query.params, query.settings, query.secret
     pagesize = _one_int(params, "pagesize", settings.page_size_default, 1, settings.page_size_max)
     page = _one_int(params, "page", 1, 1, MAX_OFFSET)
     if (page - 1) * pagesize > MAX_OFFSET:

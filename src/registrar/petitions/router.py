@@ -19,8 +19,8 @@ from registrar.auth.scopes import PEOPLE_PRIVATE, PETITIONS_READ, PETITIONS_WRIT
 from registrar.core.problems import bad_request
 from registrar.core.settings import get_settings
 from registrar.http.bodies import read_json_body
-from registrar.http.dependencies import FoundSetSecret, RuntimeDep, require_scopes
-from registrar.http.openapi import COLLECTION_HEADERS, collection_parameters
+from registrar.http.dependencies import PageQueryDep, RuntimeDep, require_scopes
+from registrar.http.openapi import collection_route
 from registrar.http.problems import problem_responses
 from registrar.http.responses import FastJSON, page_headers
 from registrar.petitions import service
@@ -86,19 +86,12 @@ async def post_petition(request: Request, runtime: RuntimeDep, client: Writer) -
     summary="List petitions (filtered, paged)",
     description=READ_NOTE + " The body is a bare JSON array; see the headers for paging.",
     response_model=list[PetitionOut],
-    responses={200: {"headers": COLLECTION_HEADERS}, **problem_responses(400, 401, 403)},
-    openapi_extra={"parameters": collection_parameters(FIELDS, get_settings())},
+    **collection_route(FIELDS, get_settings()),
 )
 async def list_petitions(
-    request: Request, client: Reader, runtime: RuntimeDep, secret: FoundSetSecret
+    request: Request, client: Reader, runtime: RuntimeDep, query: PageQueryDep
 ) -> Any:
-    body, page = await service.list_petitions(
-        runtime.db,
-        client,
-        list(request.query_params.multi_items()),
-        settings=runtime.settings,
-        secret=secret,
-    )
+    body, page = await service.list_petitions(runtime.db, client, query)
     return FastJSON(body, headers=page_headers(page, request.url))
 
 
@@ -120,22 +113,11 @@ async def get_petition(petition_id: str, client: Reader, runtime: RuntimeDep) ->
     + " The same collection as GET /api/academic/petitions with `netid` fixed (case-insensitive)."
     " An unknown (or hidden) student has no petitions: an empty array.",
     response_model=list[PetitionOut],
-    responses={200: {"headers": COLLECTION_HEADERS}, **problem_responses(400, 401, 403)},
-    openapi_extra={"parameters": collection_parameters(FIELDS, get_settings())},
+    **collection_route(FIELDS, get_settings()),
 )
 async def list_student_petitions(
-    netid: str,
-    request: Request,
-    client: Reader,
-    runtime: RuntimeDep,
-    secret: FoundSetSecret,
+    netid: str, request: Request, client: Reader, runtime: RuntimeDep, query: PageQueryDep
 ) -> Any:
-    body, page = await service.list_petitions(
-        runtime.db,
-        client,
-        list(request.query_params.multi_items()),
-        settings=runtime.settings,
-        secret=secret,
-        fixed_filters=[service.student_filter(netid)],
-    )
+    fixed = [service.student_filter(netid)]
+    body, page = await service.list_petitions(runtime.db, client, query, fixed_filters=fixed)
     return FastJSON(body, headers=page_headers(page, request.url))

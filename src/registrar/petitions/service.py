@@ -31,12 +31,11 @@ from sqlalchemy import Connection, Row
 from registrar.auth.client import Client
 from registrar.core.clock import iso_z
 from registrar.core.problems import not_found
-from registrar.core.settings import Settings
 from registrar.core.text import shorten
 from registrar.db.base import width
 from registrar.db.database import Database
 from registrar.paging.filters import literal
-from registrar.paging.pages import Page, find_page
+from registrar.paging.pages import Page, PageQuery, find_page
 from registrar.people.models import Person
 from registrar.people.repository import canonical_netids
 from registrar.petitions import repository
@@ -112,22 +111,12 @@ def student_filter(netid: str) -> tuple[str, str]:
 async def list_petitions(
     db: Database,
     client: Client,
-    params: Sequence[tuple[str, str]],
+    query: PageQuery,
     *,
-    settings: Settings,
-    secret: bytes,
     fixed_filters: Sequence[tuple[str, str]] = (),
 ) -> tuple[list[dict[str, Any]], Page]:
-    page = await find_page(
-        db,
-        repository.collection_spec(),
-        client,
-        params,
-        rows=repository.petition_rows(),
-        settings=settings,
-        secret=secret,
-        fixed_filters=fixed_filters,
-    )
+    spec, rows = repository.collection_spec(), repository.petition_rows()
+    page = await find_page(db, spec, client, query, rows=rows, fixed_filters=fixed_filters)
     return [represent(r) for r in page.rows], page
 
 

@@ -27,57 +27,35 @@ SQLITE_TEMP_CACHE_KIB = 64 * 1024
 # of maintaining them row by row.
 BULK_REBUILD_MIN = 50_000
 
-STAGE_COLUMNS = (
-    "line",
-    "id",
-    "netid",
-    "role",
-    "school_id",
-    "section_id",
-    "term_id",
-    "is_active",
-    "is_in_session",
-    "final_grade",
-    "credit_hours_earned",
-    "course_submit_date",
-    "course_opt_out_date",
-)
-# The enrollment columns a line carries; "unchanged" means none of these differs.
-DATA_COLUMNS = STAGE_COLUMNS[2:]
-
-_SQLITE_STAGE = """
-CREATE TEMP TABLE sis_stage (
-    line INTEGER NOT NULL, id TEXT NOT NULL, netid TEXT NOT NULL, role TEXT NOT NULL,
-    school_id TEXT, section_id TEXT NOT NULL, term_id TEXT NOT NULL, is_active INTEGER NOT NULL,
-    is_in_session INTEGER NOT NULL, final_grade TEXT, credit_hours_earned REAL,
-    course_submit_date TEXT, course_opt_out_date TEXT
-)"""
-_PG_STAGE = """
-CREATE TEMP TABLE sis_stage (
-    line bigint NOT NULL, id text NOT NULL, netid text NOT NULL, role text NOT NULL,
-    school_id text, section_id text NOT NULL, term_id text NOT NULL, is_active boolean NOT NULL,
-    is_in_session boolean NOT NULL, final_grade text, credit_hours_earned double precision,
-    course_submit_date timestamptz, course_opt_out_date timestamptz
-) ON COMMIT DROP"""
-
+# The staging table: a line's columns (sis.records.StageRow, in order) and their types per dialect.
+_STAGE_TYPES = {
+    "line": ("INTEGER NOT NULL", "bigint NOT NULL"),
+    "id": ("TEXT NOT NULL", "text NOT NULL"),
+    "netid": ("TEXT NOT NULL", "text NOT NULL"),
+    "role": ("TEXT NOT NULL", "text NOT NULL"),
+    "school_id": ("TEXT", "text"),
+    "section_id": ("TEXT NOT NULL", "text NOT NULL"),
+    "term_id": ("TEXT NOT NULL", "text NOT NULL"),
+    "is_active": ("INTEGER NOT NULL", "boolean NOT NULL"),
+    "is_in_session": ("INTEGER NOT NULL", "boolean NOT NULL"),
+    "final_grade": ("TEXT", "text"),
+    "credit_hours_earned": ("REAL", "double precision"),
+    "course_submit_date": ("TEXT", "timestamptz"),
+    "course_opt_out_date": ("TEXT", "timestamptz"),
+}
 STAGE_COLUMNS = StageRow._fields
+assert tuple(_STAGE_TYPES) == STAGE_COLUMNS
 # The enrollment columns a line carries; "unchanged" means none of these differs.
 DATA_COLUMNS = STAGE_COLUMNS[2:]
 
-_SQLITE_STAGE = """
-CREATE TEMP TABLE sis_stage (
-    line INTEGER NOT NULL, id TEXT NOT NULL, netid TEXT NOT NULL, role TEXT NOT NULL,
-    school_id TEXT, section_id TEXT NOT NULL, term_id TEXT NOT NULL, is_active INTEGER NOT NULL,
-    is_in_session INTEGER NOT NULL, final_grade TEXT, credit_hours_earned REAL,
-    course_submit_date TEXT, course_opt_out_date TEXT
-)"""
-_PG_STAGE = """
-CREATE TEMP TABLE sis_stage (
-    line bigint NOT NULL, id text NOT NULL, netid text NOT NULL, role text NOT NULL,
-    school_id text, section_id text NOT NULL, term_id text NOT NULL, is_active boolean NOT NULL,
-    is_in_session boolean NOT NULL, final_grade text, credit_hours_earned double precision,
-    course_submit_date timestamptz, course_opt_out_date timestamptz
-) ON COMMIT DROP"""
+
+def _stage_ddl(dialect: int, suffix: str = "") -> str:
+    columns = ", ".join(f"{name} {types[dialect]}" for name, types in _STAGE_TYPES.items())
+    return f"CREATE TEMP TABLE sis_stage ({columns}){suffix}"
+
+
+_SQLITE_STAGE = _stage_ddl(0)
+_PG_STAGE = _stage_ddl(1, " ON COMMIT DROP")
 
 
 class Stage:

@@ -58,6 +58,17 @@ class LoadResult:
         )
 
 
+def _once(seen: dict[str, Any], described: SectionRow | TermRow, line: int, what: str) -> None:
+    """Remember a section or term by id; one described two ways in an extract is refused."""
+    first = seen.get(described.id)
+    if first is None:
+        seen[described.id] = (described, line)
+    elif first[0] != described:
+        raise LineError(
+            line, f"{what} {described.id!r} differs from its description on line {first[1]}"
+        )
+
+
 class Collector:
     """Validated lines in, staging batches out; remembers people, sections and terms."""
 
@@ -89,22 +100,8 @@ class Collector:
         netid = record.row.netid
         if record.confidential or netid not in self.people:
             self.people[netid] = record.confidential or self.people.get(netid, False)
-        section = record.section
-        seen = self.sections.get(section.id)
-        if seen is None:
-            self.sections[section.id] = (section, line)
-        elif seen[0] != section:
-            raise LineError(
-                line, f"section {section.id!r} differs from its description on line {seen[1]}"
-            )
-        term = record.term
-        seen_term = self.terms.get(term.id)
-        if seen_term is None:
-            self.terms[term.id] = (term, line)
-        elif seen_term[0] != term:
-            raise LineError(
-                line, f"term {term.id!r} differs from its description on line {seen_term[1]}"
-            )
+        _once(self.sections, record.section, line, "section")
+        _once(self.terms, record.term, line, "term")
 
     def take(self) -> list[StageRow]:
         batch, self.batch = self.batch, []

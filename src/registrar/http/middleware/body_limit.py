@@ -13,6 +13,7 @@ import asyncio
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from registrar.core.problems import ProblemError
 from registrar.http.problems import problem_response
 
 
@@ -63,10 +64,12 @@ class BodySizeLimit:
                 self._too_large()
                 if status == 413
                 else problem_response(
-                    408,
-                    f"The request body did not arrive within {self.body_timeout:g} s.",
-                    slug="body-timeout",
-                    headers={"Connection": "close"},
+                    ProblemError(
+                        408,
+                        f"The request body did not arrive within {self.body_timeout:g} s.",
+                        slug="body-timeout",
+                        headers={"Connection": "close"},
+                    )
                 )
             )
             await response(scope, receive, send)
@@ -106,9 +109,11 @@ class BodySizeLimit:
 
     def _too_large(self) -> ASGIApp:
         return problem_response(
-            413,
-            f"The request body is larger than {self.max_bytes} bytes.",
-            slug="body-too-large",
-            # The rest of the body is never read: the connection cannot carry another request.
-            headers={"Connection": "close"},
+            ProblemError(
+                413,
+                f"The request body is larger than {self.max_bytes} bytes.",
+                slug="body-too-large",
+                # The rest of the body is never read: the connection cannot carry another request.
+                headers={"Connection": "close"},
+            )
         )

@@ -8,7 +8,7 @@ import logging
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registrar.http.problems import problem_response
+from registrar.http.problems import internal_error
 
 log = logging.getLogger("registrar.errors")
 
@@ -47,6 +47,4 @@ class UnhandledErrors:
             if started:
                 raise
             log.exception("unhandled error")
-            await problem_response(500, "Internal error.", slug="internal-error")(
-                scope, receive, send
-            )
+            await internal_error()(scope, receive, send)

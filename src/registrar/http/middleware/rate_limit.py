@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from registrar.core.problems import ProblemError
 from registrar.db.engine import asyncpg_dsn, is_sqlite
 from registrar.http.middleware.caller import caller_sub
 from registrar.http.problems import problem_response
@@ -205,10 +206,12 @@ class RateLimit:
         if count > self.limit:
             RATE_LIMITED_TOTAL.inc()
             response = problem_response(
-                429,
-                f"Over {self.limit} requests this minute for this account; retry in {reset} s.",
-                slug="rate-limited",
-                headers={"Retry-After": str(reset)},
+                ProblemError(
+                    429,
+                    f"Over {self.limit} requests this minute for this account; retry in {reset} s.",
+                    slug="rate-limited",
+                    headers={"Retry-After": str(reset)},
+                )
             )
             response.raw_headers.extend(headers)
             await response(scope, receive, send)
