@@ -1,4 +1,4 @@
-"""The read cache (read_cache.py): repeated lookups skip the database, and any commit from any
+"""The read cache (db/read_cache.py): repeated lookups skip the database, and any commit from any
 connection is seen by the very next request, FERPA changes included."""
 
 from __future__ import annotations

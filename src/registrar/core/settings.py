@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REGISTRAR_", extra="ignore")
 
-    # Operators write plain URLs; db.py picks the async driver.
+    # Operators write plain URLs; db/engine.py picks the drivers.
     database_url: str = Field(default_factory=lambda: f"sqlite:///{Path.cwd() / 'registrar.db'}")
     # Base of the absolute URLs put in task `path`; else the creating request's base URL.
     public_url: str | None = None
@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     found_set_ttl_seconds: int = 24 * 3600
 
     # SQLite: point reads (an enrollment or petition by id) remembered until the database
-    # changes, at most this many (read_cache.py); 0 turns it off.
+    # changes, at most this many (db/read_cache.py); 0 turns it off.
     read_cache_entries: int = 10_000
 
     # Task queue

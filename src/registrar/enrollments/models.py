@@ -50,7 +50,7 @@ class Enrollment(Base):
     cache_date: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
 
     __table_args__ = (
-        # Serves `netid=` filters, and covers the FERPA count of a term range (common/ferpa.py
+        # Serves `netid=` filters, and covers the FERPA count of a term range (people/ferpa.py
         # counts the confidential people's enrollments in the range without reading rows).
         Index("ix_enrollments_netid_term_id", "netid", "term_id"),
     )

@@ -1,4 +1,4 @@
-"""Enrollment queries. Every read applies the FERPA rule (common/ferpa.py) through `visible_to`."""
+"""Enrollment queries. Every read applies the FERPA rule (people/ferpa.py) through `visible_to`."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from registrar.people import ferpa
 
 
 def visible_to(client: Client) -> list[ColumnElement[bool]]:
-    """Conditions that hide enrollments of confidential people (the FERPA rule, common/ferpa.py)."""
+    """Conditions that hide enrollments of confidential people (the FERPA rule, people/ferpa.py)."""
     return ferpa.visible_to(client, Enrollment.netid)
 
 

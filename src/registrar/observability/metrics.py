@@ -79,7 +79,7 @@ def _task_figures_registry(rows: TaskFigures) -> CollectorRegistry:
 
 
 def _read_cache_registry(cache: ReadCache | None) -> CollectorRegistry:
-    """This process's read cache (read_cache.py): absent figures mean it is off."""
+    """This process's read cache (db/read_cache.py): absent figures mean it is off."""
     registry = CollectorRegistry(auto_describe=True)
     if cache is None:
         return registry

@@ -133,7 +133,7 @@ async def find_page(
     hidden = None
     if found is None:
         # The snapshot and the count of matching rows in one statement: the same moment. The
-        # visible count is "matching" minus "matching and hidden" (see common/ferpa.py for why);
+        # visible count is "matching" minus "matching and hidden" (see people/ferpa.py for why);
         # the second count runs at the same time on another connection (a wide filter's counts
         # are most of its cost), bounded by a snapshot of its own that must agree.
         hidden = spec.hidden(client)

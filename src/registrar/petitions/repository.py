@@ -1,4 +1,4 @@
-"""Petition queries. Every read applies the FERPA rule (common/ferpa.py) through `visible_to`."""
+"""Petition queries. Every read applies the FERPA rule (people/ferpa.py) through `visible_to`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ PETITIONS = cast(Table, Petition.__table__)
 
 
 def visible_to(client: Client) -> list[ColumnElement[bool]]:
-    """Conditions that hide petitions of confidential people (the FERPA rule, common/ferpa.py)."""
+    """Conditions that hide petitions of confidential people (the FERPA rule, people/ferpa.py)."""
     return ferpa.visible_to(client, Petition.netid)
 
 

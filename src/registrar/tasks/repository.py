@@ -1,4 +1,5 @@
-"""Queue statements: claim with a lease, finish under the lease, retry, release, heartbeat, prune.
+"""Every statement on the task queue: queue new tasks (and their Idempotency-Keys), claim with a
+lease, finish under the lease, retry, release, heartbeat, prune, read a task and the figures.
 
 Each is plain code over a Connection, for `Database.write` (or `read`): the worker runs a claim,
 or a whole batch of tasks and their finishes, in one hop. Every statement that changes a claimed
