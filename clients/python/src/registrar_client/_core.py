@@ -443,7 +443,8 @@ class Core:
         delay = poll_interval
         while True:
             remaining = LONG_POLL_MAX_TASK if deadline is None else deadline - time.monotonic()
-            hold = int(min(LONG_POLL_MAX_TASK, max(0.0, remaining)))
+            # Whole seconds, never past the deadline by more than a blink.
+            hold = int(min(LONG_POLL_MAX_TASK, max(0.0, remaining + 0.05)))
             params = [("wait", str(hold))] if hold > 0 else None
             asked = time.monotonic()
             response = yield from self.call("GET", url, params=params, extra_timeout=hold)
