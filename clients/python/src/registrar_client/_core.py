@@ -148,7 +148,7 @@ class Token:
     """A JWT from the login service and when to renew it (monotonic clock).
 
     The lifetime is the server's own `exp - iat`, counted from when the answer arrived here, so
-    a client whose wall clock is off still renews in time.
+    a client whose wall clock is off still renews in time (a 401 is renewed once anyway).
     """
 
     jwt: str
@@ -165,7 +165,8 @@ class Token:
         claims = body.get("payload")
         claims = claims if isinstance(claims, dict) else {}
         try:
-            lifetime = float(claims["exp"]) - float(claims["iat"])
+            # `iat` is whole seconds, up to one before the token was made: count from there.
+            lifetime = float(claims["exp"]) - float(claims["iat"]) - 1.0
         except (KeyError, TypeError, ValueError):
             lifetime = 300.0  # unknown: renew often rather than late
         lifetime = max(lifetime, 0.0)
