@@ -3,13 +3,15 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+CLIENT_VENV ?= /tmp/registrar-client-venv
 
-.PHONY: run test lint postgres-test bench clean
+.PHONY: run test lint postgres-test bench clean client-install-check
 
-$(STAMP): pyproject.toml
+# The server and, beside it, the Python client (clients/python) with its test extras.
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' -e './clients/python[test]'
 	touch $(STAMP)
 
 ## Install, fill the embedded SQLite database with demo data (once), and serve on :8000.
@@ -22,9 +24,16 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench clients
+	$(BIN)/ruff format --check src tests bench clients
 	$(BIN)/mypy
+	cd clients/python && $(abspath $(BIN))/mypy
+
+## The client installs alone: a fresh venv, no server dependencies, and it imports and works.
+client-install-check:
+	rm -rf $(CLIENT_VENV) && $(PYTHON) -m venv $(CLIENT_VENV)
+	$(CLIENT_VENV)/bin/pip install -q ./clients/python
+	$(CLIENT_VENV)/bin/python clients/python/install_check.py
 
 ## The same suite on PostgreSQL (needs a server; CI starts one).
 postgres-test: $(STAMP)
