@@ -48,7 +48,10 @@ class AsyncRegistrar:
             base_url, api_key, scopes, timeout=timeout, retry=retry, user_agent=user_agent
         )
         self._owns_http = http_client is None
-        self._http = http_client if http_client is not None else httpx.AsyncClient()
+        if http_client is None:
+            http_client = httpx.AsyncClient(headers=self._core.headers)
+            self._core.request_headers = {}
+        self._http = http_client
         # Made on first use, inside the loop (an asyncio.Lock made outside one binds to the
         # wrong loop on Python 3.9, and costs nothing).
         self._lock: asyncio.Lock | None = None

@@ -246,6 +246,9 @@ class Core:
             or f"registrar-client/{__version__} httpx/{httpx.__version__} "
             f"python/{platform.python_version()}",
         }
+        # Sent with every request, unless the httpx client already sends them (ours does:
+        # overriding a client's default header costs httpx a scan and a copy per request).
+        self.request_headers: dict[str, str] = dict(self.headers)
         # Replaced whole (one reference swap), so it is safe to read without the lock.
         self.token: Token | None = None
 
@@ -314,7 +317,7 @@ class Core:
         started = time.monotonic()
         query = tuple(params) if params else None
         content: bytes | None = None
-        sent_headers = {**self.headers, **(headers or {})}
+        sent_headers = {**self.request_headers, **(headers or {})}
         if body is not None:
             # Encoded once: every retry sends the same bytes as the first try.
             content = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()

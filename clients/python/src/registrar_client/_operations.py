@@ -48,8 +48,8 @@ class RegistrarWarning(UserWarning):
 
 
 def get_record(core: Core, path: str, model: type[R], what: str) -> Op[R]:
-    data = yield from core.get(path)
-    return model(expect_object(data, what))
+    response = yield from core.call("GET", core.url(path))
+    return model(expect_object(decode(response), what))
 
 
 def enrollment(core: Core, enrollment_id: str) -> Op[Enrollment]:
@@ -137,7 +137,7 @@ class PagerState(Generic[R]):
 
     def _take(self, data: PageData) -> Page[R]:
         model = self._listing.model
-        page: Page[R] = Page(model(x) if isinstance(x, dict) else x for x in data.items)
+        page: Page[R] = Page([model(x) if type(x) is dict else x for x in data.items])
         page.total = data.total
         page.continuation_key = data.continuation_key
         page.next_url = data.next_url

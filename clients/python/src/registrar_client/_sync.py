@@ -51,7 +51,10 @@ class Registrar:
             base_url, api_key, scopes, timeout=timeout, retry=retry, user_agent=user_agent
         )
         self._owns_http = http_client is None
-        self._http = http_client if http_client is not None else httpx.Client()
+        if http_client is None:
+            http_client = httpx.Client(headers=self._core.headers)
+            self._core.request_headers = {}
+        self._http = http_client
         self._lock = threading.Lock()
         self.enrollments = Enrollments(self)
         self.petitions = Petitions(self)
@@ -207,12 +210,17 @@ class Paginator(ops.PagerState[R], Iterator[R]):
             yield self._take(self._client._run(self._client._core.page(url, params)))
 
     def __next__(self) -> R:
+        return next(self._stream())
+
+    def __iter__(self) -> Iterator[R]:
+        # The records' own generator: a for loop then runs without a Python-level __next__ per
+        # record. next() and for loops share it, so either continues where the other stopped.
+        return self._stream()
+
+    def _stream(self) -> Iterator[R]:
         if self._records is None:
             self._records = (record for page in self.pages() for record in page)
-        return next(self._records)
-
-    def __iter__(self) -> Paginator[R]:
-        return self
+        return self._records
 
 
 class EventStream(ops.EventState, Iterator[Event]):

@@ -14,6 +14,7 @@ null. Use `record.get("final_grade")` or `"final_grade" in record` where a key m
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -32,6 +33,29 @@ __all__ = [
 ]
 
 
+class _Key:
+    """The attribute of a declared key: one dictionary lookup, no failed lookup first (a
+    declared key read through __getattr__ costs a failed attribute search and an exception;
+    this is about three times faster, which a 100,000-record walk notices)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, record: Record | None, owner: type[Record]) -> Any:
+        if record is None:
+            return self
+        try:
+            value = record._data[self.name]
+        except KeyError:
+            raise AttributeError(self.name) from None  # __getattr__ then says it properly
+        kind = type(value)
+        if kind is dict or kind is list:
+            return record._wrap(self.name, value)
+        return value
+
+
 class Record(Mapping[str, Any]):
     """A read-only view of one JSON object: `record.key`, `record["key"]`, `record.raw`."""
 
@@ -40,6 +64,12 @@ class Record(Mapping[str, Any]):
     _nested: ClassVar[dict[str, type[Record]]] = {}
 
     _data: dict[str, Any]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in inspect.get_annotations(cls):  # this class's own, unevaluated
+            if not name.startswith("_") and name not in cls.__dict__:
+                setattr(cls, name, _Key(name))
 
     def __init__(self, data: Mapping[str, Any]) -> None:
         self._data = data if isinstance(data, dict) else dict(data)
@@ -64,7 +94,7 @@ class Record(Mapping[str, Any]):
     def __getattr__(self, name: str) -> Any:
         # Only reached when normal lookup fails. Private and dunder names are never keys (copy,
         # pickle and friends probe for them before _data exists).
-        if name.startswith("_"):
+        if name[:1] == "_":
             raise AttributeError(name)
         try:
             value = self._data[name]
@@ -73,7 +103,10 @@ class Record(Mapping[str, Any]):
                 f"{type(self).__name__} has no key {name!r} (absent in this answer: "
                 f"use .get({name!r}) where a key may be left out)"
             ) from None
-        return self._wrap(name, value)
+        kind = type(value)
+        if kind is dict or kind is list:
+            return self._wrap(name, value)
+        return value  # the common case, kept short: paging reads millions of these
 
     def __getitem__(self, key: str) -> Any:
         return self._wrap(key, self._data[key])
