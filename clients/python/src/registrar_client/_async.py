@@ -205,7 +205,7 @@ class AsyncPaginator(ops.PagerState[R], AsyncIterator[R]):
             if self._next is None:
                 raise StopAsyncIteration
             url, params = self._next
-            self._page = []  # let the last page go before the next is decoded (see _sync.py)
+            self._page = []  # let it go before the next is fetched: one page held, not two
             self._page = self._take(await self._client._run(self._client._core.page(url, params)))
             self._index = 0
         record = self._page[self._index]

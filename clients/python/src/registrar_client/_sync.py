@@ -225,10 +225,7 @@ class Paginator(ops.PagerState[R], Iterator[R]):
     def _each(self) -> Iterator[R]:
         for page in self.pages():
             yield from page
-            # Let the page go before the next one is fetched and decoded: a walk then reuses
-            # the memory it just freed (measured: json decoding into fresh memory instead cost
-            # 60% more CPU on 1000-record pages).
-            del page
+            del page  # let it go before the next is fetched: a walk holds one page, not two
 
 
 class EventStream(ops.EventState, Iterator[Event]):
