@@ -235,6 +235,19 @@ async def test_an_expired_cursor_is_gone(flavor: str, mock: Mock) -> None:
     assert "30 days" in caught.value.detail
 
 
+async def test_events_without_a_next_cursor_stop_instead_of_repeating(
+    flavor: str, mock: Mock
+) -> None:
+    mock.routes["/api/events"] = lambda r: httpx.Response(200, json=[event(1)])
+    c = mock.client(flavor)
+    try:
+        with pytest.raises(RegistrarError, match="next cursor"):
+            await collect(c.events.list(), limit=10)
+    finally:
+        await close(c)
+    assert len(mock.to("/api/events")) == 1
+
+
 def test_event_stream_arguments_are_checked(mock: Mock) -> None:
     c = mock.client("sync")
     with pytest.raises(ValueError):

@@ -105,8 +105,6 @@ class RetryPolicy:
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-NO_RETRY = RetryPolicy(attempts=1)
-
 # Transport errors after which the request surely never reached the server: safe to retry even
 # a request that is not idempotent.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -500,7 +498,15 @@ class Core:
             items = decode(response)
             if not isinstance(items, list):
                 raise RegistrarError("The events feed answered something other than an array.")
-            cursor = next_events_cursor(response) or cursor
+            after = next_events_cursor(response)
+            if items and after is None:
+                # Asking again from the same place would hand out the same events forever.
+                raise RegistrarError(
+                    "The events feed answered events without a next cursor "
+                    "(X-Next-Cursor or Link).",
+                    title="Bad page",
+                )
+            cursor = after or cursor
             if items or not follow:
                 return EventsPage(items, cursor)
             if hold and time.monotonic() - asked >= hold * 0.8:

@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 import httpx
 
 from ._core import (
+    LONG_POLL_MAX_EVENTS,
     Core,
     DateValue,
     EventsPage,
@@ -178,8 +179,10 @@ class EventState:
     ) -> None:
         if pagesize is not None and (not isinstance(pagesize, int) or pagesize < 1):
             raise ValueError("pagesize must be a positive integer")
-        if not 0 <= wait <= 30:
-            raise ValueError("wait must be 0 to 30 seconds (the server holds at most 30)")
+        if not 0 <= wait <= LONG_POLL_MAX_EVENTS:
+            raise ValueError(
+                f"wait must be 0 to {LONG_POLL_MAX_EVENTS} seconds (what the server holds at most)"
+            )
         self.cursor = after
         self._types = event_types(types)
         self._pagesize = pagesize
