@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.client.support import ALL_SCOPES, PETITIONS_READ, READ, LiveServer, extract, live_server
+from tests.support.client import ALL_SCOPES, PETITIONS_READ, READ, LiveServer, extract, live_server
 
 
 @pytest.fixture(scope="session")

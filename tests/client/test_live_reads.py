@@ -21,7 +21,7 @@ from registrar_client import (
     Unauthorized,
 )
 
-from tests.client.support import (
+from tests.support.client import (
     CONFIDENTIAL,
     READ,
     LiveServer,

@@ -19,7 +19,7 @@ from registrar_client import (
 )
 from registrar_client._core import Token
 
-from tests.client.support import (
+from tests.support.client import (
     ALL_SCOPES,
     PETITIONS_WRITE,
     READ,

@@ -21,7 +21,7 @@ from registrar_client import (
     Unprocessable,
 )
 
-from tests.client.support import (
+from tests.support.client import (
     ALL_SCOPES,
     CuttingProxy,
     LiveServer,

@@ -44,7 +44,7 @@ from registrar_client import (
 from registrar_client._core import filter_params
 from registrar_client.errors import error_for, task_messages
 
-from tests.client.support import close, collect, next_item, resolve
+from tests.support.client import close, collect, next_item, resolve
 
 BASE = "http://registrar.test"
 Handler = Callable[[httpx.Request], httpx.Response]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.client.support import live_server
+from tests.support.client import live_server
 
 QUICKSTART = Path(__file__).parents[2] / "clients" / "python" / "examples" / "quickstart.py"
 

@@ -19,7 +19,7 @@ from registrar_client import (
 )
 from registrar_client._core import parse_retry_after
 
-from tests.client.support import (
+from tests.support.client import (
     Answer,
     ScriptedServer,
     close,

@@ -1,13 +1,8 @@
-"""Helpers for the client's tests: a live `registrar serve`, a scripted HTTP server, a proxy
-that cuts connections, and one way to drive the sync and the async client alike.
-
-Self-contained on purpose (subprocesses and sockets only, nothing imported from the server), so
-it can move into tests/support/ as it is.
-"""
+"""Helpers for the Python client's tests: a live `registrar serve`, a scripted HTTP server, a
+proxy that cuts connections, and one way to drive the sync and the async client alike."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import inspect
@@ -21,53 +16,34 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from registrar.auth import scopes
+from registrar.auth.scopes import (
+    ENROLLMENTS_READ,
+    ENROLLMENTS_READ_SENSITIVE,
+    ENROLLMENTS_WRITE,
+    PEOPLE_PRIVATE,
+)
+from tests.support.databases import new_database_url
+from tests.support.servers import free_port
+
 BIN = Path(sys.executable).parent
-POSTGRES_ADMIN_URL = os.environ.get("REGISTRAR_TEST_POSTGRES_URL")
 
-READ = "api:academic:enrollments:read"
-SENSITIVE = "api:academic:enrollments:read.sensitive"
-WRITE = "api:academic:enrollments:write"
-PETITIONS_READ = "api:academic:petitions:read"
-PETITIONS_WRITE = "api:academic:petitions:write"
-PRIVATE = "urn:dartmouth:people:private"
-ALL_SCOPES = (READ, SENSITIVE, WRITE, PETITIONS_READ, PETITIONS_WRITE, PRIVATE)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+READ = ENROLLMENTS_READ
+SENSITIVE = ENROLLMENTS_READ_SENSITIVE
+WRITE = ENROLLMENTS_WRITE
+PRIVATE = PEOPLE_PRIVATE
+ALL_SCOPES = scopes.ALL_SCOPES
+PETITIONS_READ = scopes.PETITIONS_READ
+PETITIONS_WRITE = scopes.PETITIONS_WRITE
 
 
 # --- a live server -------------------------------------------------------------------------
-
-
-def new_database(tmp: Path) -> tuple[str, Callable[[], None]]:
-    """An empty database (SQLite file, or a fresh PostgreSQL database when
-    REGISTRAR_TEST_POSTGRES_URL is set) and the function that drops it."""
-    if not POSTGRES_ADMIN_URL:
-        return f"sqlite:///{tmp / f'client-{secrets.token_hex(4)}.db'}", lambda: None
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    name = f"registrar_client_{secrets.token_hex(6)}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(POSTGRES_ADMIN_URL)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    return url, lambda: asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @dataclass
@@ -123,7 +99,7 @@ def live_server(
     tmp: Path, settings: dict[str, str] | None = None, *, worker: bool = True
 ) -> Iterator[LiveServer]:
     """`registrar serve` on a free port over a new database, stopped (SIGTERM) afterwards."""
-    database_url, drop = new_database(tmp)
+    database_url, drop = new_database_url(tmp)
     port = free_port()
     env = {
         "REGISTRAR_DATABASE_URL": database_url,
