@@ -44,6 +44,8 @@ class Task(Base):
     # Where the absolute `path` URLs point, captured from the request (a worker has none).
     base_url: Mapped[str] = mapped_column(Text, nullable=False)
     called_url: Mapped[str] = mapped_column(Text, nullable=False)
+    # The X-Correlation-ID of the request that queued it: the worker logs the task under it.
+    correlation_id: Mapped[str | None] = mapped_column(String(128))
 
     # Queue bookkeeping.
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
