@@ -23,3 +23,13 @@ def show(value: Any) -> str:
     except TypeError:
         text = repr(value)
     return shorten(text)
+
+
+def usable_id(text: str, max_length: int) -> bool:
+    """Whether an id from a URL can name a record at all: 1 to `max_length` printable characters.
+
+    Every route that takes an id asks this before the id reaches the database, so that a NUL, a
+    control character or a megabyte of text is simply an unknown id (404, or an empty collection)
+    on both databases, instead of a driver error on one of them (PostgreSQL refuses NUL in text).
+    """
+    return 0 < len(text) <= max_length and text.isprintable()

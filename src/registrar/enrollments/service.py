@@ -9,11 +9,13 @@ from sqlalchemy import Row
 
 from registrar.auth.client import Client
 from registrar.auth.scopes import ENROLLMENTS_READ_SENSITIVE
-from registrar.core.clock import UTC_DATETIME, iso_z, iso_z_precise, parse_utc
+from registrar.core.clock import UTC_DATETIME, iso_z, parse_utc
 from registrar.core.problems import not_found
-from registrar.core.text import shorten
+from registrar.core.text import shorten, usable_id
+from registrar.db.base import width
 from registrar.db.database import Database
 from registrar.enrollments import repository
+from registrar.enrollments.models import Enrollment
 from registrar.enrollments.schemas import ASSESSMENT_KEYS
 from registrar.paging.pages import Page, PageQuery, find_page
 
@@ -21,7 +23,7 @@ from registrar.paging.pages import Page, PageQuery, find_page
 RESOURCE = "academic.enrollments"
 SUCCESS_MESSAGE = "Enrollment updated successfully."
 MAX_ERRORS = 20
-MAX_ID_LENGTH = 256
+MAX_ID_LENGTH = width(Enrollment.id)
 
 
 def number(value: float | None) -> float | int | None:
@@ -67,14 +69,17 @@ def represent(row: Row[Any], *, sensitive: bool) -> dict[str, Any]:
 
 
 async def get_enrollment(db: Database, enrollment_id: str, client: Client) -> dict[str, Any]:
-    found = None
-    if len(enrollment_id) <= MAX_ID_LENGTH and "\x00" not in enrollment_id:
-        found = await db.read_cached(
-            repository.visible_enrollment, enrollment_id, client.sees_private
-        )
+    found = await _visible(db, enrollment_id, client)
     if found is None:
         raise not_found("enrollment")
     return represent(found, sensitive=client.has(ENROLLMENTS_READ_SENSITIVE))
+
+
+async def _visible(db: Database, enrollment_id: str, client: Client) -> Row[Any] | None:
+    """The enrollment if this caller may see it (GET and PATCH ask the same question)."""
+    if not usable_id(enrollment_id, MAX_ID_LENGTH):
+        return None
+    return await db.read_cached(repository.visible_enrollment, enrollment_id, client.sees_private)
 
 
 async def list_enrollments(
@@ -88,10 +93,7 @@ async def list_enrollments(
 
 async def check_visible(db: Database, enrollment_id: str, client: Client) -> None:
     """404 unless the enrollment exists for this caller (a PATCH's first check)."""
-    if (
-        await db.read_cached(repository.visible_enrollment, enrollment_id, client.sees_private)
-        is None
-    ):
+    if await _visible(db, enrollment_id, client) is None:
         raise not_found("enrollment")
 
 
@@ -134,7 +136,8 @@ def validate_payload(body: Any) -> tuple[dict[str, Any], list[str]]:
     dates = {k: _parse_date(k, ca.get(k), errors) for k in ASSESSMENT_KEYS}
     if ca.get("submit_date") is not None and ca.get("opt_out_date") is not None:
         errors.append("Payload is invalid, contains values for both submit_date and opt_out_date.")
-    normalized = {"course_assessment": {k: iso_z_precise(v) for k, v in dates.items()}}
+    # To the second, in the seed's form: what the task payload shows is what is stored and read.
+    normalized = {"course_assessment": {k: iso_z(v) for k, v in dates.items()}}
     return normalized, errors[:MAX_ERRORS]
 
 
@@ -143,6 +146,6 @@ def assessment(submit: dt.datetime | None, opt_out: dt.datetime | None) -> dict[
     if submit is None and opt_out is None:
         return None
     return {
-        "submit_date": iso_z_precise(submit),
-        "opt_out_date": iso_z_precise(opt_out),
+        "submit_date": iso_z(submit),
+        "opt_out_date": iso_z(opt_out),
     }

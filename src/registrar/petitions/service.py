@@ -31,7 +31,7 @@ from sqlalchemy import Connection, Row
 from registrar.auth.client import Client
 from registrar.core.clock import iso_z
 from registrar.core.problems import not_found
-from registrar.core.text import shorten
+from registrar.core.text import shorten, usable_id
 from registrar.db.base import width
 from registrar.db.database import Database
 from registrar.paging.filters import literal
@@ -95,7 +95,7 @@ def represent(p: Row[Any]) -> dict[str, Any]:
 
 async def get_petition(db: Database, petition_id: str, client: Client) -> dict[str, Any]:
     found = None
-    if PETITION_ID.fullmatch(petition_id):
+    if usable_id(petition_id, width(Petition.id)) and PETITION_ID.fullmatch(petition_id):
         found = await db.read_cached(repository.visible_petition, petition_id, client.sees_private)
     if found is None:
         raise not_found("petition")
@@ -103,9 +103,26 @@ async def get_petition(db: Database, petition_id: str, client: Client) -> dict[s
 
 
 def student_filter(netid: str) -> tuple[str, str]:
-    """GET /api/students/{netid}/petitions: netids are matched as given or lower-cased."""
+    """GET /api/students/{netid}/petitions: netids are matched as given or lower-cased. A netid
+    no person can have (NUL, control characters, too long) is a student without petitions: the
+    filter `netid=null` matches nothing (every petition has a netid), so the answer is an empty
+    collection like any unknown student's, never a 400 about the filter grammar."""
+    if not usable_id(netid, width(Person.netid)):
+        return ("netid", "null")
     spellings = dict.fromkeys([netid, netid.lower()])
     return ("netid", ",".join(literal(n) for n in spellings))
+
+
+async def list_student_petitions(
+    db: Database, client: Client, query: PageQuery, netid: str
+) -> tuple[list[dict[str, Any]], Page]:
+    """A student's petitions: the collection with `netid` fixed by the path. A `netid` on the
+    query string cannot change that: it is ignored and named as ignored, as any other would be."""
+    own = PageQuery([p for p in query.params if p[0] != "netid"], query.settings, query.secret)
+    body, page = await list_petitions(db, client, own, fixed_filters=[student_filter(netid)])
+    if len(own.params) != len(query.params) and "netid" not in page.ignored:
+        page.ignored.insert(0, "netid")
+    return body, page
 
 
 async def list_petitions(
