@@ -9,9 +9,11 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Connection, Row, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, Connection, Row, Select, Table, func, insert, select, update
 
+from registrar.auth.client import Client
+from registrar.paging.pages import CollectionSpec
+from registrar.reference.filters import FIELDS
 from registrar.reference.models import Origin, PetitionType, School
 
 CodeModel = type[PetitionType] | type[Origin] | type[School]
@@ -37,13 +39,31 @@ TABLES: dict[str, CodeModel] = {
 }
 
 
-def codes(connection: Connection, model: CodeModel, active: bool | None) -> list[Row[Any]]:
-    """A whole table, ordered by id; only active (or inactive) codes when `active` says so."""
-    table = cast(Table, model.__table__)
-    query = select(table).order_by(table.c.id)
-    if active is not None:
-        query = query.where(table.c.is_active.is_(active))
-    return list(connection.execute(query).all())
+def _everyone(_client: Client) -> list[ColumnElement[bool]]:
+    """Reference codes are the vocabulary of petitions, about no one: every token sees them all."""
+    return []
+
+
+def _no_one(_client: Client) -> ColumnElement[bool] | None:
+    return None
+
+
+def collection_spec(name: str) -> CollectionSpec:
+    """A reference table as a collection: filters on every attribute, paged like the others."""
+    table = cast(Table, TABLES[name].__table__)
+    return CollectionSpec(
+        resource=name,
+        key=table.c.pk,
+        table=table,
+        fields=FIELDS[name],
+        visibility=_everyone,
+        hidden=_no_one,
+    )
+
+
+def code_rows(name: str) -> Select[Any]:
+    table = cast(Table, TABLES[name].__table__)
+    return select(table.c.pk, table.c.id, table.c.name, table.c.is_active, table.c.cache_date)
 
 
 def code(connection: Connection, model: CodeModel, code_id: str) -> Row[Any] | None:
@@ -62,31 +82,28 @@ def upsert_codes(
     connection: Connection, codes: Sequence[CodeRow], now: dt.datetime
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Insert or update by id, table by table (a handful of rows: plain statements suffice).
+    New codes go to the end of their collection's order; a code keeps its place for good.
     Returns (inserted, updated) per table."""
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
     inserted = dict.fromkeys(TABLES, 0)
     updated = dict.fromkeys(TABLES, 0)
     for name, model in TABLES.items():
         table = cast(Table, model.__table__)
-        rows = [
-            {"id": c.id, "name": c.name, "is_active": c.is_active, "cache_date": now}
-            for c in codes
-            if c.table == name
-        ]
-        if not rows:
+        given = [c for c in codes if c.table == name]
+        if not given:
             continue
-        ids = [r["id"] for r in rows]
+        ids = [c.id for c in given]
         existing = set(connection.scalars(select(table.c.id).where(table.c.id.in_(ids))))
-        stmt = insert(table).values(rows)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.id],
-            set_={
-                "name": stmt.excluded.name,
-                "is_active": stmt.excluded.is_active,
-                "cache_date": stmt.excluded.cache_date,
-            },
-        )
-        connection.execute(stmt)
-        inserted[name] = len(ids) - len(existing)
-        updated[name] = len(existing)
+        last = int(connection.scalar(select(func.max(table.c.pk))) or 0)
+        new_rows = []
+        for c in given:
+            values = {"name": c.name, "is_active": c.is_active, "cache_date": now}
+            if c.id in existing:
+                connection.execute(update(table).where(table.c.id == c.id).values(**values))
+            else:
+                last += 1
+                new_rows.append({"id": c.id, "pk": last, **values})
+        if new_rows:
+            connection.execute(insert(table), new_rows)
+        inserted[name] = len(new_rows)
+        updated[name] = len(given) - len(new_rows)
     return inserted, updated

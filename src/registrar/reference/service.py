@@ -27,11 +27,15 @@ from typing import Any
 import orjson
 from sqlalchemy import Row
 
-from registrar.core.clock import iso_z, utcnow
-from registrar.core.problems import bad_request, not_found
-from registrar.core.text import show
+from registrar.auth.client import Client
+from registrar.core.clock import iso_z, utcnow, whole_second
+from registrar.core.problems import not_found
+from registrar.core.text import show, usable_id
+from registrar.db.base import width
 from registrar.db.database import Database
+from registrar.paging.pages import Page, PageQuery, find_page
 from registrar.reference import repository
+from registrar.reference.models import PetitionType
 
 MODELS = repository.TABLES
 TABLES = tuple(MODELS)
@@ -155,11 +159,11 @@ def default_codes() -> list[Code]:
 
 async def load_codes(db: Database, codes: list[Code]) -> LoadResult:
     """Upsert checked codes in one transaction (all or nothing); what was inserted and updated."""
-    inserted, updated = await db.write(repository.upsert_codes, codes, utcnow())
+    inserted, updated = await db.write(repository.upsert_codes, codes, whole_second(utcnow()))
     return LoadResult(inserted=inserted, updated=updated)
 
 
-MAX_ID_LENGTH = 16
+MAX_ID_LENGTH = width(PetitionType.id)
 WHAT = {"petition_types": "petition type", "origins": "origin", "schools": "school"}
 
 
@@ -172,24 +176,21 @@ def represent(code: Row[Any]) -> dict[str, Any]:
     }
 
 
-def _active_filter(raw: str | None) -> bool | None:
-    if raw is None:
-        return None
-    lowered = raw.lower()
-    if lowered not in ("true", "false"):
-        raise bad_request("A filter value is not valid.", ["is_active: expected true or false"])
-    return lowered == "true"
-
-
-async def list_codes(db: Database, table: str, is_active: str | None) -> list[dict[str, Any]]:
-    active = _active_filter(is_active)
-    return [represent(c) for c in await db.read(repository.codes, MODELS[table], active)]
+async def list_codes(
+    db: Database, client: Client, table: str, query: PageQuery
+) -> tuple[list[dict[str, Any]], Page]:
+    """A reference table as a collection: filters, paging and found sets as for every other."""
+    spec, rows = repository.collection_spec(table), repository.code_rows(table)
+    page = await find_page(db, spec, client, query, rows=rows)
+    return [represent(c) for c in page.rows], page
 
 
 async def get_code(db: Database, table: str, code_id: str) -> dict[str, Any]:
+    """One code, matched case-insensitively (codes are stored upper-case), as petitions match
+    them: `/api/petition_types/q14` is Q14."""
     found = None
-    if len(code_id) <= MAX_ID_LENGTH and code_id.isprintable():
-        found = await db.read(repository.code, MODELS[table], code_id)
+    if usable_id(code_id, MAX_ID_LENGTH):
+        found = await db.read(repository.code, MODELS[table], code_id.upper())
     if found is None:
         raise not_found(WHAT[table])
     return represent(found)
