@@ -7,7 +7,7 @@ import secrets
 
 from sqlalchemy import Connection
 
-from registrar.core.clock import utcnow
+from registrar.core.clock import utcnow, whole_second
 from registrar.petitions import repository, service
 from registrar.tasks.handlers import ClaimedTask, HandlerResult, PermanentTaskError, absolute_url
 
@@ -27,7 +27,7 @@ def create_petition(connection: Connection, task: ClaimedTask) -> HandlerResult:
     )
     if errors:
         raise PermanentTaskError(errors[: service.MAX_ERRORS])
-    now = utcnow()
+    now = whole_second(utcnow())  # shown to the second, so kept to the second (core/clock.py)
     petition_id = secrets.token_hex(12)
     # A concurrent run of the same task fails here on the unique created_by_task; the worker
     # retries it as transient, and the retry finds this petition above.

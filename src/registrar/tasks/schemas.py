@@ -14,8 +14,16 @@ class Requester(BaseModel):
     name: str | None
     email: str | None
     scope: str | None = Field(description="Granted scopes, comma separated, as in the token")
-    exp: int | None
-    iat: int | None
+    exp: str | None = Field(
+        description="The token's expiry, Unix seconds as a decimal string (as seed 003)",
+        pattern=r"^[0-9]+$",
+        examples=["1732141853"],
+    )
+    iat: str | None = Field(
+        description="When the token was issued, Unix seconds as a decimal string",
+        pattern=r"^[0-9]+$",
+        examples=["1732131053"],
+    )
 
 
 class TaskOut(BaseModel):
@@ -28,8 +36,17 @@ class TaskOut(BaseModel):
     payload: Any
     requester: Requester
     status: Literal["accepted", "complete", "error"]
-    request_date: str = Field(description="ISO 8601, UTC (Z)")
-    completed_date: str | None = Field(description="ISO 8601, UTC (Z); null while accepted")
+    request_date: str = Field(
+        description="When the request was accepted: YYYY-MM-DDTHH:MM:SSZ",
+        pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$",
+        examples=["2024-11-20T20:54:26Z"],
+    )
+    completed_date: str | None = Field(
+        description="When it ended, always with six fractional digits: "
+        "YYYY-MM-DDTHH:MM:SS.ffffffZ; null while accepted",
+        pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$",
+        examples=["2024-11-20T20:54:27.328833Z"],
+    )
     path: str | None = Field(
         description="Absolute URL of the resource changed (complete) or called (error); "
         "null while accepted"
@@ -53,3 +70,7 @@ ACCEPTED_RESPONSE: dict[str, Any] = {
         },
     },
 }
+
+# The problems every write can answer besides 401/403 (which follow from its security): a bad
+# payload, a body that stalls or is too large, not JSON, an Idempotency-Key reused for another body.
+WRITE_PROBLEMS = (400, 408, 413, 415, 422)

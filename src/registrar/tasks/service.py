@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 
 from sqlalchemy import Row
 
 from registrar.auth.client import Client
-from registrar.core.clock import iso_z_precise, utcnow
+from registrar.core.clock import iso_z, iso_z_micro, utcnow
 from registrar.core.problems import not_found
 from registrar.core.settings import Settings
+from registrar.core.text import usable_id
 from registrar.db.database import Database
 from registrar.tasks import repository
 from registrar.tasks.models import TaskStatus
 
 TASK_ID_LENGTH = 24
+TASK_ID = re.compile(r"[0-9a-f]{24}")
 
 
 def new_task_id() -> str:
@@ -32,11 +35,13 @@ def new_task(
     action: str,
     resource_id: str | None,
     payload: Any,
+    correlation_id: str | None = None,
 ) -> dict[str, Any]:
     """The new task's row (column values), as `repository.insert_tasks` writes it.
 
     `base_url` is where the absolute `path` URLs will point (REGISTRAR_PUBLIC_URL, else the
-    request's base: a worker has no request), `called_path` the path the client called.
+    request's base: a worker has no request), `called_path` the path the client called,
+    `correlation_id` the request's X-Correlation-ID (the worker logs the task under it).
     """
     now = utcnow()
     base = (settings.public_url or base_url).rstrip("/")
@@ -57,16 +62,17 @@ def new_task(
         "attempts": 0,
         "max_attempts": settings.task_max_attempts,
         "run_at": now,
+        "correlation_id": correlation_id,
     }
 
 
 def represent(task: Row[Any]) -> dict[str, Any]:
     """Seeds 000 and 003's task record."""
     requester = dict(task.requester or {})
-    for claim in ("exp", "iat"):  # numbers, as in the token (seed 003 printed them as strings)
+    for claim in ("exp", "iat"):  # decimal strings, exactly as seed 003 prints them (spec 1)
         value = requester.get(claim)
-        if isinstance(value, str) and value.isdigit():
-            requester[claim] = int(value)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            requester[claim] = str(int(value))
     done = task.status != TaskStatus.ACCEPTED
     return {
         "id": task.id,
@@ -76,8 +82,8 @@ def represent(task: Row[Any]) -> dict[str, Any]:
         "payload": task.payload,
         "requester": {k: requester.get(k) for k in ("sub", "name", "email", "scope", "exp", "iat")},
         "status": task.status,
-        "request_date": iso_z_precise(task.request_date),
-        "completed_date": iso_z_precise(task.completed_date) if done else None,
+        "request_date": iso_z(task.request_date),
+        "completed_date": iso_z_micro(task.completed_date) if done else None,
         "path": task.path if done else None,
         "worker_data": task.worker_data or {},
         "message": task.message if done else None,
@@ -85,7 +91,7 @@ def represent(task: Row[Any]) -> dict[str, Any]:
 
 
 def _is_task_id(text: str) -> bool:
-    return len(text) == TASK_ID_LENGTH and all(c in "0123456789abcdef" for c in text)
+    return usable_id(text, TASK_ID_LENGTH) and TASK_ID.fullmatch(text) is not None
 
 
 async def get_task(db: Database, task_id: str, client: Client) -> dict[str, Any]:
