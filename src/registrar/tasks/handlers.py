@@ -82,6 +82,8 @@ class ClaimedTask:
     run_at: dt.datetime
     worker_id: str = ""
     started_at: dt.datetime | None = None
+    # The X-Correlation-ID of the request that queued it (None for tasks queued otherwise).
+    correlation_id: str | None = None
 
     @classmethod
     def from_row(cls, row: Row[Any], worker_id: str = "") -> ClaimedTask:
@@ -102,6 +104,7 @@ class ClaimedTask:
             max_attempts=m["max_attempts"],
             run_at=m["run_at"],
             worker_id=worker_id,
+            correlation_id=m.get("correlation_id"),
         )
 
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from registrar.auth.client import Client
 from registrar.core.runtime import Runtime
 from registrar.http.dependencies import CurrentClient, RuntimeDep
+from registrar.http.openapi import path_example
 from registrar.http.problems import problem_responses
 from registrar.tasks import service
 from registrar.tasks.idempotency import HEADER, idempotency_claim
@@ -19,12 +20,20 @@ from registrar.tasks.schemas import TaskOut
 
 router = APIRouter(tags=["tasks"])
 
+# The task id of seeds 000 and 003's sample Location (the demo account owns it in the demo data).
+SAMPLE_TASK = "5cddb466b68a450c3b102bfd"
+
 
 @router.get(
     "/api/tasks/{task_id}",
     summary="Poll a task until it is complete or error",
     response_model=TaskOut,
-    responses=problem_responses(401, 404),
+    responses=problem_responses(404),
+    openapi_extra={
+        "parameters": [
+            path_example("task_id", SAMPLE_TASK, "24 lowercase hex characters (the Location)")
+        ]
+    },
     description="Any valid token may poll, but a task is visible only to the `sub` that created "
     "it (others get 404). While the task is `accepted`, `path` and `message` are null and a "
     "`Retry-After` header suggests when to poll again.",
@@ -68,6 +77,7 @@ async def accept_write(
         action=action,
         resource_id=resource_id,
         payload=payload,
+        correlation_id=getattr(request.state, "correlation_id", None),
     )
     task_id = await runtime.queue.enqueue(task, claim)
     return JSONResponse(

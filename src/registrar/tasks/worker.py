@@ -75,6 +75,31 @@ def _maintain(connection: Connection, retention_days: int) -> tuple[int, int]:
     )
 
 
+def _about(task: ClaimedTask) -> dict[str, Any]:
+    """What a log line about a task carries: the correlation id of the request that queued it
+    (as `request_id`, the key the API's lines use), so one id finds the request and its task."""
+    return {"request_id": task.correlation_id, "task_id": task.id}
+
+
+def _log_outcome(task: ClaimedTask, outcome: Outcome, worker_id: str) -> None:
+    """One line per task run, as the API writes one per request."""
+    log.info(
+        "task %s %s %s: %s",
+        task.id,
+        task.action,
+        task.resource,
+        outcome.value,
+        extra={
+            **_about(task),
+            "resource": task.resource,
+            "action": task.action,
+            "outcome": outcome.value,
+            "attempt": task.attempts,
+            "worker": worker_id,
+        },
+    )
+
+
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
@@ -254,6 +279,13 @@ class Worker:
         One commit per batch is what makes SQLite fast (one writer, and a commit costs more
         than the work); on PostgreSQL batches hold one task and workers run in parallel.
         """
+        outcomes = await self._run_batch(tasks)
+        if log.isEnabledFor(logging.INFO):
+            for task in tasks:
+                _log_outcome(task, outcomes[task.id], self.worker_id)
+        return outcomes
+
+    async def _run_batch(self, tasks: list[ClaimedTask]) -> dict[str, Outcome]:
         db = self.runtime.db
         try:
             return await db.write(self._run_plain, tasks)
@@ -318,14 +350,20 @@ class Worker:
                 self._complete(connection, task, handler(connection, task))
             return Outcome.COMPLETE
         except LeaseLostError:
-            log.warning("task %s: lease lost, attempt rolled back", task.id)
+            log.warning("task %s: lease lost, attempt rolled back", task.id, extra=_about(task))
             return Outcome.LOST
         except PermanentTaskError as exc:
             return self._finish_error(connection, task, exc.message, exc.message, worker_data)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:4000]
             if task.attempts >= task.max_attempts:
-                log.warning("task %s failed after %d attempts: %s", task.id, task.attempts, error)
+                log.warning(
+                    "task %s failed after %d attempts: %s",
+                    task.id,
+                    task.attempts,
+                    error,
+                    extra=_about(task),
+                )
                 message = task_message(
                     [f"The task failed after {task.attempts} attempts; try again later."]
                 )
@@ -337,6 +375,7 @@ class Worker:
                 task.attempts,
                 error,
                 delay,
+                extra=_about(task),
             )
             repo.schedule_retry(
                 connection, task.id, worker_id=self.worker_id, delay=delay, error=error
