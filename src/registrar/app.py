@@ -8,8 +8,10 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from registrar import __version__
@@ -19,12 +21,14 @@ from registrar.core.runtime import Runtime
 from registrar.core.settings import Settings, get_settings
 from registrar.db.migrate import upgrade
 from registrar.enrollments.router import router as enrollments_router
+from registrar.http.docs import install_docs
 from registrar.http.middleware.body_limit import BodySizeLimit
 from registrar.http.middleware.cors import install_cors
 from registrar.http.middleware.errors import UnhandledErrors
 from registrar.http.middleware.observability import RequestObservability
 from registrar.http.middleware.rate_limit import RateLimit, rate_limit_options
 from registrar.http.middleware.security_headers import SecurityHeaders
+from registrar.http.openapi import finish_document
 from registrar.http.problems import install_error_handlers
 from registrar.observability.logs import configure_logging
 from registrar.observability.router import metrics_endpoint
@@ -40,12 +44,14 @@ DESCRIPTION = """
 One safe, fast API over the university's student records: enrollments (with grades and course
 assessments), student petitions, and the asynchronous tasks that change them.
 
-**Authentication.** Exchange a service account's API key for a JWT at `POST /api/jwt`, then send
-`Authorization: Bearer <jwt>`. Each operation names the scopes it needs.
+**Authentication.** Exchange a service account's API key for a JWT at `POST /api/jwt` (the raw key
+in `Authorization`), then send `Authorization: Bearer <jwt>`. Each operation names the scopes it
+needs. Here: *Authorize* with the API key (`apiKey`), call `POST /api/jwt`, and its JWT authorizes
+every other operation (`bearer`).
 
-**Errors** are RFC 9457 `application/problem+json`.
+**Errors** are RFC 9457 `application/problem+json`. A request body over the size cap gets `413`.
 
-**Collections** filter on any attribute (`?netid=f001abc`, `?term.sis_term_code=<202001`,
+**Collections** filter on any attribute (`?netid=f001nkx`, `?term.sis_term_code=<202001`,
 `?section.id=AAAS.*`, `?role=student,instructor`), page with `page`/`pagesize`, and name their
 found set in `X-Request-ID`: pass it back as `continuation_key` to page the same set.
 
@@ -129,8 +135,29 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         version=__version__,
         description=DESCRIPTION + SCOPES_TABLE,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        # One URL per resource. Starlette would answer `/api/academic/enrollments/` with a 307 to
+        # an absolute URL built from the request's own scheme and host, which behind a TLS proxy
+        # sends the client to plain http: an unknown path is a 404 problem instead.
+        redirect_slashes=False,
     )
     install_error_handlers(app)
+    install_docs(app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            finish_document(doc, app.routes, settings)
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     # Added innermost first. Outer to inner: observability (sees every answer, even a 413 or 429)
     # -> security headers -> last-resort 500 -> CORS -> body cap/timeout -> rate limit -> routes.
     if limiter is not None:

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Security
 from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
 
 from registrar.auth.schemas import JWKS, LoginResponse
 from registrar.auth.service import login
 from registrar.core.problems import unauthorized
 from registrar.http.dependencies import RuntimeDep
-from registrar.http.problems import problem_responses
+from registrar.http.openapi import API_KEY_SCHEME
 
 router = APIRouter(tags=["login service"])
+
+# The login service's credential: the raw API key in `Authorization` (no "Bearer"), declared as
+# an apiKey security scheme so that /docs' Authorize button sends it (a header *parameter* named
+# Authorization is one OpenAPI tools must ignore).
+_api_key = APIKeyHeader(
+    name="Authorization",
+    scheme_name=API_KEY_SCHEME,
+    auto_error=False,
+    description="A service account's API key, as `registrar clients create` (or `make run`) "
+    "printed it: the raw key, no `Bearer`. Used by `POST /api/jwt` only.",
+)
 
 
 @router.post(
@@ -26,14 +38,20 @@ router = APIRouter(tags=["login service"])
         "scopes not granted are left out of `accepted_scopes`. Without it the token carries every "
         "granted scope."
     ),
-    responses=problem_responses(400, 401),
 )
 async def post_jwt(
-    request: Request,
     runtime: RuntimeDep,
-    authorization: Annotated[str | None, Header(description="The raw API key")] = None,
+    authorization: Annotated[str | None, Security(_api_key)] = None,
     scope: Annotated[
-        str | None, Query(description="Scopes wanted, space or comma separated")
+        str | None,
+        Query(
+            description="Scopes wanted, space or comma separated (URL-encode the spaces)",
+            openapi_examples={
+                "two scopes": {
+                    "value": "api:academic:enrollments:read urn:dartmouth:people:private"
+                }
+            },
+        ),
     ] = None,
 ) -> LoginResponse:
     key = (authorization or "").strip()

@@ -29,12 +29,12 @@ from registrar.enrollments.filters import FIELDS
 from registrar.enrollments.schemas import PATCH_BODY_SCHEMA, EnrollmentRepresentation
 from registrar.http.bodies import read_json_body
 from registrar.http.dependencies import PageQueryDep, RuntimeDep, require_scopes
-from registrar.http.openapi import collection_route
+from registrar.http.openapi import collection_route, path_example
 from registrar.http.problems import problem_responses
 from registrar.http.responses import FastJSON, page_headers
 from registrar.tasks.idempotency import IDEMPOTENCY_KEY_PARAMETER
 from registrar.tasks.router import accept_write
-from registrar.tasks.schemas import ACCEPTED_RESPONSE, Accepted
+from registrar.tasks.schemas import ACCEPTED_RESPONSE, WRITE_PROBLEMS, Accepted
 
 router = APIRouter(tags=["enrollments"])
 
@@ -45,6 +45,12 @@ SCOPES_NOTE = (
     "`final_grade`, `credit_hours_earned` and `course_assessment` (absent, not null, without it). "
     f"Enrollments of FERPA-protected people exist only for tokens with `{PEOPLE_PRIVATE}`."
 )
+
+
+# The ids of seed 002's and seed 000's sample requests (the demo data has both).
+SAMPLE_READ = "AAAS.010.01-202001-U-10188-f002nkd-instructor"
+SAMPLE_WRITE = "AAAS.010.01-202001-U-10188-f002qt1-student"
+ID_NOTE = "`{section.id}-{netid}-{role}`"
 
 
 @router.get(
@@ -66,7 +72,8 @@ async def list_enrollments(
     summary="Get one enrollment",
     description=SCOPES_NOTE + " `{id}` is `{section.id}-{netid}-{role}`.",
     response_model=EnrollmentRepresentation,
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(404),
+    openapi_extra={"parameters": [path_example("enrollment_id", SAMPLE_READ, ID_NOTE)]},
 )
 async def get_enrollment(enrollment_id: str, client: Reader, runtime: RuntimeDep) -> Any:
     return FastJSON(await service.get_enrollment(runtime.db, enrollment_id, client))
@@ -75,11 +82,19 @@ async def get_enrollment(enrollment_id: str, client: Reader, runtime: RuntimeDep
 @router.patch(
     "/api/academic/enrollments/{enrollment_id}",
     summary="Update an enrollment's course_assessment (queued)",
+    description=(
+        "Sets `course_assessment` through the task queue (seed 000): the body holds both "
+        "`submit_date` and `opt_out_date`, at most one of them non-null (both null clears it). "
+        "Dates are ISO 8601 UTC, kept to the second: fractional seconds are truncated. "
+        "Answers 202 with `Location: /api/tasks/{id}`; the task ends `complete` with `path` = "
+        "the enrollment's URL, or `error`. Without "
+        f"`{PEOPLE_PRIVATE}`, an enrollment of a FERPA-protected person is a 404 here too."
+    ),
     status_code=202,
     response_model=Accepted,
     responses={
         202: ACCEPTED_RESPONSE,
-        **problem_responses(400, 401, 403, 404, 413, 415, 422),
+        **problem_responses(*WRITE_PROBLEMS, 404),
     },
     openapi_extra={
         "requestBody": {
@@ -96,7 +111,10 @@ async def get_enrollment(enrollment_id: str, client: Reader, runtime: RuntimeDep
                 }
             },
         },
-        "parameters": [IDEMPOTENCY_KEY_PARAMETER],
+        "parameters": [
+            path_example("enrollment_id", SAMPLE_WRITE, ID_NOTE),
+            IDEMPOTENCY_KEY_PARAMETER,
+        ],
     },
 )
 async def patch_enrollment(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from registrar.auth.client import Client
@@ -14,6 +14,7 @@ from registrar.auth.service import shared_secret
 from registrar.auth.tokens import verify_token
 from registrar.core.problems import forbidden, unauthorized
 from registrar.core.runtime import Runtime
+from registrar.http.openapi import BEARER_SCHEME
 from registrar.paging import found_sets
 from registrar.paging.pages import PageQuery
 
@@ -26,7 +27,12 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-_bearer = HTTPBearer(auto_error=False, description="A JWT from POST /api/jwt")
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name=BEARER_SCHEME,
+    bearerFormat="JWT",
+    description="A JWT from `POST /api/jwt`: in /docs, log in there with the API key first.",
+)
 
 
 async def get_current_client(
@@ -42,9 +48,15 @@ CurrentClient = Annotated[Client, Depends(get_current_client)]
 
 
 def require_scopes(*scopes: str) -> Callable[[Client], Awaitable[Client]]:
-    """A dependency that answers 403 unless the caller's token carries every scope named."""
+    """A dependency that answers 403 unless the caller's token carries every scope named. The
+    scopes are declared through `Security`, so the OpenAPI document's security requirement for
+    the operation lists them (http/openapi.py names them in its description too)."""
 
-    async def _check(client: CurrentClient) -> Client:
+    # A default, not an Annotated hint: with postponed annotations the hint would be a string
+    # naming this closure's `scopes`, which FastAPI cannot resolve.
+    verified = Security(get_current_client, scopes=list(scopes))
+
+    async def _check(client: Client = verified) -> Client:
         missing = [s for s in scopes if s not in client.scopes]
         if missing:
             raise forbidden(missing)

@@ -1,11 +1,18 @@
-"""OpenAPI pieces shared by collection routes: the filter and paging parameters, the headers."""
+"""The OpenAPI document: what collection routes share (the filter and paging parameters, the
+headers), and the finishing pass that makes the document say exactly what the service does
+(`finish_document`): the problems every operation can answer, the scopes it needs, no 422 that
+cannot happen, and the examples exactly as written."""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterable
 from typing import Any
 
+from fastapi.routing import APIRoute
+
 from registrar.core.settings import Settings
-from registrar.http.problems import problem_responses
+from registrar.http.problems import PROBLEM_JSON, Problem, problem_responses
 from registrar.paging.filters import Field
 from registrar.paging.pages import MAX_OFFSET
 
@@ -93,9 +100,146 @@ COLLECTION_HEADERS: dict[str, Any] = {
 
 def collection_route(fields: dict[str, Field], settings: Settings) -> dict[str, Any]:
     """What every collection route documents beyond its own words: the paging and filter
-    parameters, the headers of a page, and the problems it may answer. Spread into the route's
-    decorator (`@router.get(path, ..., **collection_route(FIELDS, get_settings()))`)."""
+    parameters, the headers of a page, and the 400 of a bad filter or page (401, 403 and the rest
+    follow from its security: see `finish_document`). Spread into the route's decorator
+    (`@router.get(path, ..., **collection_route(FIELDS, get_settings()))`)."""
     return {
-        "responses": {200: {"headers": COLLECTION_HEADERS}, **problem_responses(400, 401, 403)},
+        "responses": {200: {"headers": COLLECTION_HEADERS}, **problem_responses(400)},
         "openapi_extra": {"parameters": collection_parameters(fields, settings)},
     }
+
+
+def path_example(name: str, example: str, description: str) -> dict[str, Any]:
+    """A path parameter with the example /docs fills in (one that works on the demo data)."""
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": description,
+        "example": example,
+    }
+
+
+# The security schemes (the dependencies in http/dependencies.py and auth/router.py declare them):
+API_KEY_SCHEME = "apiKey"  # the raw API key in `Authorization`, for POST /api/jwt only
+BEARER_SCHEME = "bearer"  # the JWT it returns, for everything else
+
+_HEADERS = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "`Bearer`, with the reason",
+            "schema": {"type": "string"},
+        }
+    },
+    429: {
+        "Retry-After": {
+            "description": "Seconds until the window resets",
+            "schema": {"type": "integer"},
+        },
+        "RateLimit-Limit": {"schema": {"type": "integer"}},
+        "RateLimit-Remaining": {"schema": {"type": "integer"}},
+        "RateLimit-Reset": {"schema": {"type": "integer"}},
+    },
+    503: {
+        "Retry-After": {
+            "description": "Seconds before trying again",
+            "schema": {"type": "integer"},
+        }
+    },
+}
+_WHY = {
+    401: "No token, or one that is malformed, expired, badly signed or revoked.",
+    -401: "No API key, or one that is unknown or revoked.",
+    403: "The token lacks a scope this operation needs (named in `errors`).",
+    429: "Too many requests from this service account this minute.",
+    503: "The database cannot be reached; try again after `Retry-After`.",
+}
+
+
+def _problem(code: int, why: str | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": why or _WHY[code],
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    if code in _HEADERS:
+        response["headers"] = copy.deepcopy(_HEADERS[code])
+    return response
+
+
+def _operations(doc: dict[str, Any]) -> Iterable[tuple[str, str, dict[str, Any]]]:
+    for path, item in doc.get("paths", {}).items():
+        for method, operation in item.items():
+            if isinstance(operation, dict) and "responses" in operation:
+                yield path, method, operation
+
+
+def finish_document(doc: dict[str, Any], routes: Iterable[Any], settings: Settings) -> None:
+    """Make the generated document tell the truth, in place:
+
+    - FastAPI's 422 `HTTPValidationError` is gone: a parameter that does not validate is a 400
+      problem here (http/problems.py), and the only 422 is an Idempotency-Key reused, which the
+      writes document themselves;
+    - every operation documents what its security makes possible: 401 for a missing or bad
+      credential, 403 when it needs scopes, 429 when rate limiting is on (only tokens are
+      counted), and every `/api` operation 503 when the database is down;
+    - each operation's description names the scopes its security requirement lists;
+    - request bodies' examples are put back exactly as the routes wrote them: FastAPI drops every
+      null from the document, and the PATCH example's `"opt_out_date": null` is required.
+    """
+    for _path, _method, operation in _operations(doc):
+        responses = operation["responses"]
+        invalid = responses.get("422", {})
+        if "HTTPValidationError" in str(invalid.get("content", {})):
+            del responses["422"]
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    schemas["Problem"] = Problem.model_json_schema()
+
+    for path, _method, operation in _operations(doc):
+        # A parameter a route describes in openapi_extra (an example, say) and FastAPI's own
+        # for the same name: one parameter, the route's words last.
+        merged: dict[tuple[str, str], dict[str, Any]] = {}
+        for parameter in operation.get("parameters", []):
+            key = (parameter["name"], parameter["in"])
+            merged[key] = {**merged.get(key, {}), **parameter}
+        if merged:
+            operation["parameters"] = list(merged.values())
+        responses = operation["responses"]
+        schemes = {
+            name: scopes for req in operation.get("security", []) for name, scopes in req.items()
+        }
+        needed: list[str] = schemes.get(BEARER_SCHEME, [])
+        wanted: list[int] = []
+        if schemes:
+            wanted.append(401)
+        if needed:
+            wanted.append(403)
+        if BEARER_SCHEME in schemes and settings.rate_limit_per_minute > 0:
+            wanted.append(429)
+        if path.startswith("/api/"):
+            wanted.append(503)
+        for code in wanted:
+            why = _WHY[-401] if code == 401 and BEARER_SCHEME not in schemes else None
+            responses.setdefault(str(code), _problem(code, why))
+        if needed:
+            listed = ", ".join(f"`{s}`" for s in needed)
+            operation["description"] = (
+                operation.get("description", "") + f"\n\n**Scopes:** {listed}."
+            ).strip()
+        elif BEARER_SCHEME in schemes:
+            operation["description"] = (
+                operation.get("description", "") + "\n\n**Scopes:** none (any valid token)."
+            ).strip()
+        # Keys in a stable, readable order: 2xx first, then the problems by code.
+        operation["responses"] = dict(sorted(responses.items()))
+
+    for route in routes:
+        body = (getattr(route, "openapi_extra", None) or {}).get("requestBody")
+        if not isinstance(route, APIRoute) or body is None:
+            continue
+        for method in route.methods or ():
+            operation = doc["paths"][route.path_format].get(method.lower())
+            if operation is not None:
+                operation["requestBody"] = copy.deepcopy(body)

@@ -147,11 +147,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return internal_error()
 
 
-# The responses every protected operation documents in the OpenAPI document.
+# Problems an operation documents itself in the OpenAPI document (401, 403, 429 and 503 follow
+# from its security: http/openapi.py). Only application/problem+json: that is what is sent.
 def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {
         code: {
-            "model": Problem,
             "description": HTTPStatus(code).phrase,
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }

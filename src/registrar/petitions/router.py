@@ -20,7 +20,7 @@ from registrar.core.problems import bad_request
 from registrar.core.settings import get_settings
 from registrar.http.bodies import read_json_body
 from registrar.http.dependencies import PageQueryDep, RuntimeDep, require_scopes
-from registrar.http.openapi import collection_route
+from registrar.http.openapi import collection_route, path_example
 from registrar.http.problems import problem_responses
 from registrar.http.responses import FastJSON, page_headers
 from registrar.petitions import service
@@ -28,12 +28,16 @@ from registrar.petitions.filters import FIELDS
 from registrar.petitions.schemas import POST_BODY_SCHEMA, POST_EXAMPLE, PetitionOut
 from registrar.tasks.idempotency import IDEMPOTENCY_KEY_PARAMETER
 from registrar.tasks.router import accept_write
-from registrar.tasks.schemas import ACCEPTED_RESPONSE, Accepted
+from registrar.tasks.schemas import ACCEPTED_RESPONSE, WRITE_PROBLEMS, Accepted
 
 router = APIRouter(tags=["petitions"])
 
 Reader = Annotated[Client, Depends(require_scopes(PETITIONS_READ))]
 Writer = Annotated[Client, Depends(require_scopes(PETITIONS_WRITE))]
+
+# The petition seed 003's successful task created (the demo data has it), and its student.
+SAMPLE_PETITION = "673e4c83255f18cce280f5d7"
+SAMPLE_STUDENT = "f006s0b"
 
 READ_NOTE = (
     f"Needs `{PETITIONS_READ}`. Petitions of FERPA-protected people exist only for tokens with "
@@ -54,7 +58,7 @@ READ_NOTE = (
     response_model=Accepted,
     responses={
         202: ACCEPTED_RESPONSE,
-        **problem_responses(400, 401, 403, 413, 415, 422),
+        **problem_responses(*WRITE_PROBLEMS),
     },
     openapi_extra={
         "requestBody": {
@@ -100,10 +104,19 @@ async def list_petitions(
     summary="Get one petition",
     description=READ_NOTE + " `{id}` is 24 lowercase hex characters.",
     response_model=PetitionOut,
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(404),
+    openapi_extra={
+        "parameters": [path_example("petition_id", SAMPLE_PETITION, "24 lowercase hex characters")]
+    },
 )
 async def get_petition(petition_id: str, client: Reader, runtime: RuntimeDep) -> Any:
     return FastJSON(await service.get_petition(runtime.db, petition_id, client))
+
+
+student_collection = collection_route(FIELDS, get_settings())
+student_collection["openapi_extra"]["parameters"].insert(
+    0, path_example("netid", SAMPLE_STUDENT, "The student's netid (case-insensitive)")
+)
 
 
 @router.get(
@@ -113,11 +126,10 @@ async def get_petition(petition_id: str, client: Reader, runtime: RuntimeDep) ->
     + " The same collection as GET /api/academic/petitions with `netid` fixed (case-insensitive)."
     " An unknown (or hidden) student has no petitions: an empty array.",
     response_model=list[PetitionOut],
-    **collection_route(FIELDS, get_settings()),
+    **student_collection,
 )
 async def list_student_petitions(
     netid: str, request: Request, client: Reader, runtime: RuntimeDep, query: PageQueryDep
 ) -> Any:
-    fixed = [service.student_filter(netid)]
-    body, page = await service.list_petitions(runtime.db, client, query, fixed_filters=fixed)
+    body, page = await service.list_student_petitions(runtime.db, client, query, netid)
     return FastJSON(body, headers=page_headers(page, request.url))

@@ -3,8 +3,8 @@
 Every response says nosniff, no referrer, no framing; API answers are `no-store` (records
 of students must not sit in shared caches) unless a route chose its own Cache-Control (the public
 JWKS does); everything but the interactive docs gets a CSP that allows nothing, since the API serves
-only JSON. /docs and /redoc load Swagger UI / ReDoc from a CDN with inline script, so they get a
-CSP limited to that CDN instead.
+only JSON. /docs and /redoc load Swagger UI / ReDoc from this origin, with no inline script
+(http/docs.py), so their CSP allows scripts, styles and fetches from 'self' only.
 """
 
 from __future__ import annotations
@@ -13,13 +13,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 API_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 DOCS_CSP = (
-    b"default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    b"font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
-    b"https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; frame-ancestors 'none'; "
+    b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    b"font-src 'self'; connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; "
     b"base-uri 'none'; form-action 'none'"
 )
-DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+DOCS_PATHS = frozenset({"/docs", "/redoc"})
 
 _COMMON = [
     (b"x-content-type-options", b"nosniff"),
