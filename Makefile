@@ -4,6 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CLIENT_VENV ?= /tmp/registrar-client-venv
+PORT   ?= 8000
+# The demo account's key, kept between runs of `make run` (git ignores it).
+DEMO_KEY_FILE := .registrar-demo-key
 
 .PHONY: run test lint postgres-test bench clean client-install-check
 
@@ -14,10 +17,13 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]' -e './clients/python[test]'
 	touch $(STAMP)
 
-## Install, fill the embedded SQLite database with demo data (once), and serve on :8000.
+## Install, fill the embedded SQLite database with demo data (once), and serve on :$(PORT)
+## (`make run PORT=8001` for another port). A rerun keeps the demo key it printed before.
 run: $(STAMP)
-	$(BIN)/registrar demo --if-empty
-	$(BIN)/registrar serve
+	@$(BIN)/python -c 'import socket; socket.create_server(("127.0.0.1", $(PORT))).close()' 2>/dev/null \
+	  || { echo "error: port $(PORT) is in use; try: make run PORT=8001" >&2; exit 1; }
+	$(BIN)/registrar demo --if-empty --url http://127.0.0.1:$(PORT) --key-file $(DEMO_KEY_FILE)
+	$(BIN)/registrar serve --port $(PORT)
 
 ## Install and run the whole test suite (SQLite).
 test: $(STAMP)

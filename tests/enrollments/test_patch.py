@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -175,9 +176,16 @@ def test_202_then_task_completes(
     assert task["resource_id"] == eid
     assert task["payload"] == GOOD
     assert task["requester"]["sub"] == "svc-writer"
-    assert isinstance(task["requester"]["exp"], int) and isinstance(task["requester"]["iat"], int)
-    assert set(task["requester"]) == {"sub", "name", "email", "scope", "exp", "iat"}
-    assert task["request_date"].endswith("Z") and task["completed_date"].endswith("Z")
+    # Spec section 1: exp and iat as decimal strings, request_date to the second, completed_date
+    # always with six fractional digits.
+    requester = task["requester"]
+    assert re.fullmatch(r"[0-9]{10}", requester["exp"]) and re.fullmatch(
+        r"[0-9]{10}", requester["iat"]
+    )
+    assert int(requester["exp"]) > int(requester["iat"])
+    assert set(requester) == {"sub", "name", "email", "scope", "exp", "iat"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", task["request_date"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", task["completed_date"])
     assert task["worker_data"]["attempts"] == 1
     submit, opt_out = enrollment_columns(settings, eid)
     assert submit == dt.datetime(2020, 3, 5, 17, 53, 46, tzinfo=dt.UTC) and opt_out is None
@@ -194,7 +202,9 @@ def test_json_variants_are_accepted(
         assert r.status_code == 202, r.text
         task = wait_task(api, r.headers["location"], writer)
         assert task["status"] == "complete"
-        assert task["payload"] == body(None, "2021-01-01T00:00:00.500000Z")
+        # Fractional seconds are truncated (spec section 2), the same in the task's payload,
+        # in storage and in reads.
+        assert task["payload"] == body(None, "2021-01-01T00:00:00Z")
 
 
 def test_both_null_clears(

@@ -68,10 +68,45 @@ def test_by_id(api: TestClient, anyone: dict[str, str]) -> None:
     assert api.get("/api/origins/UREG", headers=anyone).json()["name"] == "UG - Registrar"
     assert api.get("/api/schools/UG", headers=anyone).status_code == 200
     assert api.get("/api/petition_types/R10", headers=anyone).json()["is_active"] is False
-    for bad in ("Q99", "q14", "x" * 500, "%00"):
+    # Codes match case-insensitively, as petitions match them.
+    assert api.get("/api/petition_types/q14", headers=anyone).json()["id"] == "Q14"
+    assert api.get("/api/origins/ureg", headers=anyone).json()["id"] == "UREG"
+    assert api.get("/api/schools/Ug", headers=anyone).json()["id"] == "UG"
+    for bad in ("Q99", "x" * 500, "%00", "Q1%0A4"):
         r = api.get(f"/api/petition_types/{bad}", headers=anyone)
         assert r.status_code == 404, bad
         assert r.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("path", ["/api/petition_types", "/api/origins", "/api/schools"])
+def test_lists_page_like_every_collection(
+    api: TestClient, anyone: dict[str, str], path: str
+) -> None:
+    whole = api.get(path, headers=anyone)
+    total = int(whole.headers["x-total-count"])
+    assert total == len(whole.json()) >= 3
+    first = api.get(path, params={"pagesize": 2, "color": "blue"}, headers=anyone)
+    assert first.status_code == 200
+    assert len(first.json()) == 2
+    assert first.headers["x-total-count"] == str(total)
+    assert first.headers["x-ignored-parameters"] == "color"
+    assert 'rel="next"' in first.headers["link"]
+    # The found set pages on: every code once, in the whole list's order.
+    seen = list(first.json())
+    key = first.headers["x-request-id"]
+    page = 2
+    while len(seen) < total:
+        more = api.get(
+            path, params={"continuation_key": key, "page": page, "pagesize": 2}, headers=anyone
+        )
+        assert more.status_code == 200 and more.json()
+        seen += more.json()
+        page += 1
+    assert seen == whole.json()
+    assert api.get(path, params={"pagesize": 0}, headers=anyone).status_code == 400
+    # Filters as everywhere: on any attribute, with the grammar's operators.
+    named = api.get(path, params={"id": whole.json()[0]["id"]}, headers=anyone).json()
+    assert named == [whole.json()[0]]
 
 
 def test_cli_load_upserts(

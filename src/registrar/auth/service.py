@@ -64,23 +64,40 @@ async def create_service_account(
 
 
 async def issue_service_account(
-    db: Database, settings: Settings, *, sub: str, name: str, email: str, scopes: str
-) -> str:
-    """Like `create_service_account`, but an account that exists gets a new key (the old one
-    stops working), these scopes, and is usable again if it was revoked. Its name and email stay."""
+    db: Database,
+    settings: Settings,
+    *,
+    sub: str,
+    name: str,
+    email: str,
+    scopes: str,
+    keep: str | None = None,
+) -> tuple[str, bool]:
+    """Like `create_service_account`, but an account that exists gets these scopes and is usable
+    again if it was revoked; it keeps its key if that key is `keep`, else gets a new one (the old
+    one stops working). Its name and email stay. Returns (the key that works, whether it was kept).
+    """
     granted = _granted(sub, scopes)
-    key = _new_key(settings)
+    new = _new_key(settings)
+    kept_hash = hash_api_key(keep, settings.key_encryption_secret) if keep else None
 
-    def issue(connection: Connection) -> None:
-        if repository.account_by_sub(connection, sub) is None:
-            repository.insert_account(connection, _account_values(sub, name, email, granted, key))
-        else:
-            repository.set_account_key(
-                connection, sub, key_prefix=key.prefix, key_hash=key.hash, scopes=" ".join(granted)
-            )
+    def issue(connection: Connection) -> bool:
+        account = repository.account_by_sub(connection, sub)
+        if account is None:
+            repository.insert_account(connection, _account_values(sub, name, email, granted, new))
+            return False
+        keeps = kept_hash is not None and same_hash(account.key_hash, kept_hash)
+        repository.set_account_key(
+            connection,
+            sub,
+            key_prefix=account.key_prefix if keeps else new.prefix,
+            key_hash=account.key_hash if keeps else new.hash,
+            scopes=" ".join(granted),
+        )
+        return keeps
 
-    await db.write(issue)
-    return key.key
+    kept = await db.write(issue)
+    return (keep if kept and keep else new.key), kept
 
 
 def _account_values(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from typing import Annotated
 
 import typer
@@ -26,6 +27,7 @@ def serve(
     s = settings()
     if processes < 1:
         raise fail("--processes must be at least 1")
+    _check_port(host, port)
     migrate_or_fail(s)
     if no_worker:
         os.environ["REGISTRAR_RUN_WORKER"] = "false"
@@ -44,3 +46,14 @@ def serve(
         timeout_keep_alive=65,
         timeout_graceful_shutdown=20,
     )
+
+
+def _check_port(host: str, port: int) -> None:
+    """One clear line for a port already in use, before anything starts (uvicorn would end in
+    a traceback-like `[Errno 98]` after start-up)."""
+    try:
+        socket.create_server((host, port)).close()
+    except OSError as exc:
+        raise fail(
+            f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port"
+        ) from None

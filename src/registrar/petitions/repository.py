@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, Row, Select, Table, bindparam, insert, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 
 from registrar.auth.client import Client
 from registrar.paging.pages import CollectionSpec
@@ -92,3 +103,17 @@ def collection_spec() -> CollectionSpec:
 
 def insert_petition(connection: Connection, values: dict[str, Any]) -> None:
     connection.execute(insert(PETITIONS).values(**values))
+
+
+def add_petitions(connection: Connection, rows: list[dict[str, Any]]) -> int:
+    """Insert petitions whose id is new (`registrar demo`); those already there stay as they are.
+    Returns how many were added."""
+    if not rows:
+        return 0
+    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    before = connection.scalar(select(func.count()).select_from(PETITIONS)) or 0
+    connection.execute(
+        dialect_insert(PETITIONS).on_conflict_do_nothing(index_elements=["id"]), rows
+    )
+    after = connection.scalar(select(func.count()).select_from(PETITIONS)) or 0
+    return int(after) - int(before)

@@ -3,7 +3,17 @@
 The generator builds enrollments in the extract's representation (the same dicts a SIS extract line
 parses to) and hands them to `service.load_records`, so demo data is validated and upserted exactly
 as an operator's extract would be. The same seed on the same day gives the same records, so running
-demo again finds everything unchanged; the calendar follows today, so the current term is current.
+demo again finds everything unchanged.
+
+The calendar is generated around today: terms from winter 2019 (the seeds' era) to the one after
+today's, and a term stays in session from its first day until the next one starts (a real calendar
+has breaks, on which nothing is in session; a demo that answered `is_in_session=true` with `[]` one
+day in five would only confuse). So on every day of the year one term is in session and active,
+and the next one is active too (open for registration).
+
+Besides the generated university, the demo holds the portal pages' own records (`seeds.py`): the
+enrollments, people and petition their samples name, and the sample tasks, owned by the demo
+account, so that every sample request of the seeds works verbatim.
 """
 
 from __future__ import annotations
@@ -16,11 +26,14 @@ from typing import Any
 
 from registrar.auth.scopes import ALL_SCOPES
 from registrar.auth.service import issue_service_account
-from registrar.core.clock import iso_z
+from registrar.core.clock import iso_z, utcnow, whole_second
 from registrar.core.settings import Settings
 from registrar.db.database import Database
 from registrar.enrollments.repository import any_enrollment
+from registrar.petitions.repository import add_petitions
+from registrar.sis import seeds
 from registrar.sis.service import LoadResult, load_records
+from registrar.tasks.repository import put_finished_tasks
 
 DEMO_SUB = "demo"
 
@@ -96,46 +109,73 @@ CONFIDENTIAL_SHARE = 0.03
 TERMS_BACK = 16  # four years of history before the current term
 
 
+FIRST_YEAR = 2019  # the seeds' era: winter 2020 (202001) and the range 201901..202003
+
+
 @dataclass(frozen=True)
 class DemoTerm:
     index: int
     code: str  # 202001
     lms: str  # WI20
     start: dt.date
-    end: dt.date
+    end: dt.date  # the last day of classes (course assessments close then)
+    next_start: dt.date  # the term is in session until the day before this
     weight: float
 
     @property
     def id(self) -> str:
         return f"{self.code}-U"
 
+    def in_session(self, today: dt.date) -> bool:
+        return self.start <= today < self.next_start
+
+    def active(self, today: dt.date) -> bool:
+        """Current or future: open for registration and data feeds."""
+        return today < self.next_start
+
+    def past(self, today: dt.date) -> bool:
+        return self.next_start <= today
+
+
+def _season_start(year: int, season: int) -> dt.date:
+    month, day = SEASONS[season][2]
+    return dt.date(year, month, day)
+
+
+def _term(index: int, year: int, season: int) -> DemoTerm:
+    code, prefix, _first, (end_month, end_day) = SEASONS[season]
+    next_year, next_season = (year + 1, 0) if season == 3 else (year, season + 1)
+    return DemoTerm(
+        index=index,
+        code=f"{year}{code}",
+        lms=f"{prefix}{year % 100:02d}",
+        start=_season_start(year, season),
+        end=dt.date(year, end_month, end_day),
+        next_start=_season_start(next_year, next_season),
+        weight=0.35 if code == "06" else 1.0,
+    )
+
+
+def term_of(code: str) -> DemoTerm:
+    """The demo term with this code (202001), wherever it falls in the calendar."""
+    year, season = int(code[:4]), [s[0] for s in SEASONS].index(code[4:])
+    return _term(-1, year, season)
+
 
 def calendar(today: dt.date) -> tuple[list[DemoTerm], int]:
-    """Terms from four years back to the next one, and the index of the current term.
-
-    The current term is the last one that has started, so between terms it is the one just ended
-    (not in session, still active for data feeds); the next one is open for registration.
-    """
-    starts: list[tuple[dt.date, int, int]] = []
-    for year in range(today.year - 5, today.year + 2):
-        for season in range(4):
-            month, day = SEASONS[season][2]
-            starts.append((dt.date(year, month, day), year, season))
-    current = max(i for i, (start, _y, _s) in enumerate(starts) if start <= today)
-    terms = []
-    for index, (start, year, season) in enumerate(starts[current - TERMS_BACK : current + 2]):
-        code, prefix, _first, (end_month, end_day) = SEASONS[season]
-        terms.append(
-            DemoTerm(
-                index=index,
-                code=f"{year}{code}",
-                lms=f"{prefix}{year % 100:02d}",
-                start=start,
-                end=dt.date(year, end_month, end_day),
-                weight=0.35 if code == "06" else 1.0,
-            )
-        )
-    return terms, TERMS_BACK
+    """Terms from winter 2019 (or four years back, if that is earlier) to the one after today's,
+    and the index of the current term: the last one that has started, in session until the next
+    one starts."""
+    starts = [
+        (year, season)
+        for year in range(min(FIRST_YEAR, today.year - 5), today.year + 2)
+        for season in range(4)
+    ]
+    current = max(i for i, (y, s) in enumerate(starts) if _season_start(y, s) <= today)
+    first = min(current - TERMS_BACK, starts.index((FIRST_YEAR, 0)))
+    chosen = starts[first : current + 2]
+    terms = [_term(index, year, season) for index, (year, season) in enumerate(chosen)]
+    return terms, current - first
 
 
 class University:
@@ -146,7 +186,12 @@ class University:
         self.total = total
         self.today = today
         self.terms, self.current = calendar(today)
-        self._netids: set[str] = set()
+        self.current_code = self.terms[self.current].code
+        self.seeds = seeds.seed_enrollments(self.current_code, self._term_fields)
+        self.reserved = seeds.seed_sections(self.current_code)
+        self._netids: set[str] = set(seeds.SEED_PEOPLE)
+        # Who was enrolled, as what, in which terms: the generated petitions are theirs.
+        self.enrolled: dict[str, tuple[str, str, list[DemoTerm]]] = {}
         # About 25 students and one instructor per section; a student takes ~3 courses a term for
         # 12 terms, which sizes the student body from the number of enrollments asked for.
         sections = max(1, total // 26)
@@ -230,14 +275,28 @@ class University:
         first = rng.randrange(-11, len(self.terms)) if student else 0
         return self._netid(), school, confidential, first
 
+    def _term_fields(self, code: str) -> tuple[dict[str, str], dict[str, bool]]:
+        """A term's representation and its flags on the demo's day."""
+        term = term_of(code)
+        fields = {
+            "id": term.id,
+            "lms_term_id": term.lms,
+            "sis_ptrm_code": "U",
+            "sis_term_code": term.code,
+        }
+        flags = {"is_active": term.active(self.today), "is_in_session": term.in_session(self.today)}
+        return fields, flags
+
     def enrollments(self) -> Iterator[dict[str, Any]]:
+        """The seeds' records first, then generated ones up to `total` in all."""
         rng = self.rng
         weights = [t.weight for t in self.terms]
         per_term = [w / sum(weights) for w in weights]
-        emitted = 0
+        yield from self.seeds
+        emitted = len(self.seeds)
         for term in self.terms:
             quota = (
-                round(self.total * per_term[term.index])
+                round((self.total - len(self.seeds)) * per_term[term.index])
                 if term.index < len(self.terms) - 1
                 else self.total - emitted
             )
@@ -247,15 +306,15 @@ class University:
                 "sis_ptrm_code": "U",
                 "sis_term_code": term.code,
             }
-            past = term.end < self.today
-            in_session = term.start <= self.today <= term.end
-            active = term.index >= self.current
+            past = term.past(self.today)
+            in_session = term.in_session(self.today)
+            active = term.active(self.today)
             active_students = [
                 s for s in self.students if s[3] <= term.index < s[3] + 12
             ] or self.students
             crn = 10000 + rng.randrange(200)
             produced = 0
-            used_sections: set[str] = set()
+            used_sections = {course for code, course in self.reserved if code == term.code}
             while produced < quota and emitted < self.total:
                 subject = rng.choice(SUBJECTS)
                 number = rng.choice(self.courses[subject])
@@ -292,7 +351,7 @@ class University:
                 ]
                 members = staff + [("student", s) for s in roster]
                 for role, (netid, school, confidential, _first) in members:
-                    if emitted >= self.total:
+                    if emitted >= self.total or produced >= quota:
                         break
                     record: dict[str, Any] = {
                         "id": f"{section_id}-{netid}-{role}",
@@ -316,6 +375,9 @@ class University:
                             record["course_assessment"] = self._assessment(term)
                     if confidential:
                         record["confidential"] = True
+                    known = self.enrolled.setdefault(netid, (role, school, []))
+                    if not known[2] or known[2][-1] is not term:
+                        known[2].append(term)
                     yield record
                     emitted += 1
                     produced += 1
@@ -335,6 +397,67 @@ class University:
             return {"submit_date": iso_z(moment), "opt_out_date": None}
         return {"submit_date": None, "opt_out_date": iso_z(moment)}
 
+    def petitions(self, count: int, now: dt.datetime) -> list[dict[str, Any]]:
+        """`count` petitions of students enrolled above (call after `enrollments`), in the shape
+        of the petitions table: Banner event codes, origins of the student's school, a decision,
+        the grade term of a term they attended."""
+        rng = self.rng
+        students = sorted(n for n, (role, _s, _t) in self.enrolled.items() if role == "student")
+        staff = sorted(n for n, (role, _s, _t) in self.enrolled.items() if role == "instructor")
+        if not students:
+            return []
+        rows = []
+        for _ in range(count):
+            netid = rng.choice(students)
+            _role, school, terms = self.enrolled[netid]
+            term = rng.choice(terms)
+            effective = dt.datetime.combine(term.start, dt.time(9), dt.UTC) + dt.timedelta(
+                seconds=rng.randrange(60 * 86400)
+            )
+            if effective > now:
+                effective = now
+            rows.append(
+                {
+                    "id": f"{rng.getrandbits(96):024x}",
+                    "netid": netid,
+                    "petition_code": rng.choice(PETITION_CODES),
+                    "origin_code": rng.choice(ORIGINS.get(school, ("PREG",))),
+                    "school": school,
+                    "decision": rng.choice(DECISIONS),
+                    "grade_term": grade_term(term),
+                    "user_netid": rng.choice(staff) if staff and rng.random() < 0.7 else None,
+                    "effective_date": effective,
+                    "cache_date": now,
+                    "created_by_task": None,
+                }
+            )
+        return rows
+
+
+def grade_term(term: DemoTerm) -> str:
+    """Banner's grade term of a term: 24W, 24S, 24X, 24F."""
+    letter = {"01": "W", "03": "S", "06": "X", "09": "F"}[term.code[4:]]
+    return f"{term.code[2:4]}{letter}"
+
+
+# Active petition types of the shipped defaults, and the origins a school's petitions come from.
+PETITION_CODES = (
+    "Q10",
+    "Q14",
+    "Q20",
+    "Q21",
+    "Q22",
+    "Q24",
+    "Q25",
+    "Q30",
+    "Q33",
+    "Q41",
+    "Q50",
+    "R01",
+)
+ORIGINS = {"UG": ("UREG", "UDEAN", "UCAS", "UDEPT"), "GR": ("GREG", "GDEAN")}
+DECISIONS = ("Approved", "Approved", "Approved", "Denied", "Pending", "IDP 095", "2023-2024")
+
 
 _SCHOOL_NAMES = [s for s, _ in SCHOOLS]
 _SCHOOL_WEIGHTS = [w for _, w in SCHOOLS]
@@ -343,18 +466,31 @@ _GRADE_WEIGHTS = [w for _, w in GRADES]
 
 
 def generate(total: int, seed: int, today: dt.date | None = None) -> Iterator[dict[str, Any]]:
-    """`total` enrollments of a generated university, in the extract's representation."""
+    """`total` enrollments (the seeds' among them) of a generated university, in the extract's
+    representation."""
     yield from University(total, seed, today or dt.date.today()).enrollments()
+
+
+def minimum_enrollments() -> int:
+    """The seeds' enrollments: the fewest a demo can hold."""
+    return len(seeds.SEED_LINES)
 
 
 @dataclass
 class Demo:
-    """What `registrar demo` did: the load (None when it left a non-empty database alone) and the
-    demo account's new API key."""
+    """What `registrar demo` did: the load (None when it left a non-empty database alone), the
+    petitions it added, and the demo account's API key (`kept`: the one it was given still works;
+    else a new one, and earlier ones no longer work)."""
 
     load: LoadResult | None
+    petitions: int
     sub: str
     key: str
+    kept: bool
+
+
+DEMO_NAME = "Registrar demo"
+DEMO_EMAIL = "demo@example.edu"
 
 
 async def load_demo(
@@ -363,26 +499,59 @@ async def load_demo(
     *,
     enrollments: int,
     seed: int,
+    base_url: str,
     if_empty: bool = False,
+    keep_key: str | None = None,
+    today: dt.date | None = None,
     on_batch: Callable[[int], None] | None = None,
     on_phase: Callable[[str], None] | None = None,
 ) -> Demo:
     """Load a generated university through the real load path (unless `if_empty` and the database
-    holds enrollments), then give the `demo` service account every scope and a new key.
+    holds enrollments) with its petitions; then, always, the seeds' sample tasks (dated now, owned
+    by the demo account, their URLs under `base_url`) and the `demo` service account with every
+    scope.
 
-    Re-running demo gives the same account a new key (the old one stops working), un-revokes it and
-    grants every scope again: one demo account, always usable, instead of demo-2, demo-3, ...
+    The account keeps `keep_key` when that is its current key (a rerun of `make run` keeps the key
+    the user saved); otherwise it gets a new key and earlier ones stop working. It is un-revoked
+    and granted every scope again either way: one demo account, always usable.
     """
+    day = today or dt.date.today()
+    now = whole_second(utcnow())
     result = None
-    if not (if_empty and await db.read(any_enrollment)):
-        records = ((n, r) for n, r in enumerate(generate(enrollments, seed), start=1))
+    petitions = [seeds.seed_petition_row(now)]
+    if if_empty and await db.read(any_enrollment):
+        # The generated data stays as it is, but the seeds' own records are made sure of (a
+        # database filled by an older demo may lack them): a load of those few lines.
+        lines = University(minimum_enrollments(), seed, day).seeds
+        await load_records(db, enumerate(lines, start=1))
+    else:
+        university = University(enrollments, seed, day)
+        records = ((n, r) for n, r in enumerate(university.enrollments(), start=1))
         result = await load_records(db, records, on_batch=on_batch, on_phase=on_phase)
-    key = await issue_service_account(
+        petitions += university.petitions(_petition_count(enrollments), now)
+    added = await db.write(add_petitions, petitions)
+    key, kept = await issue_service_account(
         db,
         settings,
         sub=DEMO_SUB,
-        name="Registrar demo",
-        email="demo@example.edu",
+        name=DEMO_NAME,
+        email=DEMO_EMAIL,
         scopes=" ".join(ALL_SCOPES),
+        keep=keep_key,
     )
-    return Demo(result, DEMO_SUB, key)
+    requester = {
+        "sub": DEMO_SUB,
+        "name": DEMO_NAME,
+        "email": DEMO_EMAIL,
+        "scope": ",".join(ALL_SCOPES),
+        "iat": str(int(now.timestamp())),
+        "exp": str(int(now.timestamp()) + settings.token_lifetime_seconds),
+    }
+    tasks = seeds.seed_task_rows(sub=DEMO_SUB, requester=requester, base_url=base_url, now=now)
+    await db.write(put_finished_tasks, tasks)
+    return Demo(result, added, DEMO_SUB, key, kept)
+
+
+def _petition_count(enrollments: int) -> int:
+    """About one petition per 200 enrollments (a few per hundred students a year)."""
+    return max(10, enrollments // 200)

@@ -302,6 +302,14 @@ def insert_tasks(connection: Connection, tasks: list[dict[str, Any]]) -> None:
             )
 
 
+def put_finished_tasks(connection: Connection, tasks: list[dict[str, Any]]) -> None:
+    """Store finished task records as given, replacing any with the same ids (`registrar demo`'s
+    sample tasks). Never queued: they are done, so no worker claims them and nothing is sent."""
+    ids = [t["id"] for t in tasks]
+    connection.execute(delete(TASKS).where(T.id.in_(ids)))
+    connection.execute(insert(TASKS), tasks)
+
+
 def queue_one(
     connection: Connection, task: dict[str, Any], idempotency: IdempotencyClaim | None
 ) -> str:
