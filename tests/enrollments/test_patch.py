@@ -84,6 +84,18 @@ def test_404_beats_415_400(api: TestClient, writer: dict[str, str]) -> None:
     assert_problem(patch(api, "no-such-enrollment", writer, GOOD), 404)
 
 
+@pytest.mark.parametrize("odd", ["a%00b", "a%0Ab", "x" * 300])
+def test_an_id_no_enrollment_can_have_is_404(
+    api: TestClient, writer: dict[str, str], odd: str
+) -> None:
+    """The same id check as GET by id, before the id reaches the database (PostgreSQL refuses a
+    NUL in text: that was a 500)."""
+    r = patch(api, odd, writer, GOOD)
+    assert r.status_code == 404, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert api.get(f"/api/academic/enrollments/{odd}", headers=writer).status_code in (403, 404)
+
+
 def test_415_beats_400(api: TestClient, writer: dict[str, str], ids: list[str]) -> None:
     assert_problem(patch(api, ids[0], writer, b"{", content_type="text/plain"), 415)
     assert_problem(patch(api, ids[0], writer, GOOD, content_type=None), 415)

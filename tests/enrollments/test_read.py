@@ -437,3 +437,14 @@ def test_links_stay_ascii_whatever_the_path(
         assert response.status_code == 200
         assert response.headers["link"].isascii()
         assert "\x1f" not in response.headers["link"]
+
+
+def test_a_trailing_slash_is_404_never_a_redirect(
+    api: TestClient, enrollments: Any, reader: Any
+) -> None:
+    """A redirect would be built from the request's own scheme: behind a TLS proxy, plain http."""
+    for path in (URL + "/", "/api/academic/petitions/", "/api/petition_types/"):
+        r = api.get(path, headers=reader, follow_redirects=False)
+        assert r.status_code == 404, (path, r.status_code)
+        assert "location" not in r.headers
+        assert r.headers["content-type"] == "application/problem+json"

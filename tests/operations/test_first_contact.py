@@ -252,7 +252,7 @@ def run_curl(client: TestClient, command: str, env: dict[str, str]) -> tuple[str
 
 
 def check_example(client: TestClient, command: str, env: dict[str, str]) -> None:
-    method, url, r = run_curl(client, command, env)
+    _method, _url, r = run_curl(client, command, env)
     assert r.status_code in (200, 202), f"{command}\n{r.status_code} {r.text[:500]}"
     if r.status_code == 202:
         task = finished(client, r.headers["Location"], {"Authorization": env["AUTH"]})
@@ -321,7 +321,7 @@ def test_every_openapi_example_validates_against_its_schema(client: TestClient) 
     doc = client.get("/openapi.json").json()
     components = doc["components"]
     checked = 0
-    for where, node in _walk(doc["paths"]):
+    for _where, node in _walk(doc["paths"]):
         # A parameter or a media type: its examples against its schema.
         schema = node.get("schema")
         if isinstance(schema, dict):
@@ -418,7 +418,7 @@ def test_the_document_tells_the_truth(client: TestClient) -> None:
     for path, item in doc["paths"].items():
         for method, operation in item.items():
             codes = set(operation["responses"])
-            assert "422" not in codes or method in ("patch", "post") and path != "/api/jwt"
+            assert "422" not in codes or (method in ("patch", "post") and path != "/api/jwt")
             assert "429" not in codes  # rate limiting is off here
             if operation.get("security") and path.startswith("/api/"):
                 assert {"401", "503"} <= codes, (method, path)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from registrar.app import create_app
-from registrar.auth.scopes import ENROLLMENTS_READ
+from registrar.auth.scopes import ENROLLMENTS_READ, PETITIONS_WRITE
 from tests.support.accounts import Accounts
 from tests.support.databases import execute, make_settings
 
@@ -78,3 +79,55 @@ def test_logs_are_json_and_never_contain_keys_or_tokens(
     assert isinstance(mine["duration_ms"], float)
     assert any(r["status"] == 401 and "sub" not in r for r in access)
     assert any("[redacted]" in r["message"] for r in lines if r["logger"] == "registrar.test")
+
+
+def test_the_worker_logs_as_the_api_does_with_the_requests_correlation_id(
+    accounts: Accounts, database_url: str
+) -> None:
+    """JSON lines through the same handler, redaction included, and the task's lines carry the
+    X-Correlation-ID of the request that queued it."""
+
+    key = accounts.key("svc-worker-logs", [PETITIONS_WRITE])
+    settings = make_settings(database_url, log_json=True, worker_poll_seconds=0.05)
+    stream = io.StringIO()
+    with TestClient(create_app(settings)) as client:
+        logger = logging.getLogger("registrar")
+        ours = next(h for h in logger.handlers if getattr(h, "_registrar_handler", False))
+        capture = logging.StreamHandler(stream)
+        capture.filters = ours.filters
+        capture.setFormatter(ours.formatter)
+        logger.addHandler(capture)
+        try:
+            token = client.post("/api/jwt", headers={"Authorization": key}).json()["jwt"]
+            headers = {"Authorization": f"Bearer {token}", "X-Correlation-ID": "trace-task-7"}
+            r = client.post(
+                "/api/academic/petitions",
+                json={"petition": {"netid": "nobody", "school": token}},
+                headers=headers,
+            )
+            assert r.status_code == 202, r.text
+            task_id = r.headers["location"].rsplit("/", 1)[1]
+            for _ in range(300):
+                polled = client.get(r.headers["location"], headers=headers).json()
+                if polled["status"] != "accepted":
+                    break
+                time.sleep(0.02)
+            assert polled["status"] == "error"
+            # The task's outcome line is written right after its commit: let it land.
+            for _ in range(100):
+                if f"task {task_id}" in stream.getvalue():
+                    break
+                time.sleep(0.02)
+        finally:
+            logger.removeHandler(capture)
+    out = stream.getvalue()
+    assert token not in out and key not in out
+    lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+    worker = [r for r in lines if r["logger"] == "registrar.worker" and r.get("task_id") == task_id]
+    assert worker, out
+    line = worker[0]
+    assert line["request_id"] == "trace-task-7"
+    assert line["outcome"] == "error" and line["resource"] == "academic.petitions"
+    assert line["level"] == "INFO" and line["time"].endswith("Z")
+    access = [r for r in lines if r["logger"] == "registrar.access"]
+    assert any(r["request_id"] == "trace-task-7" and r["status"] == 202 for r in access)

@@ -194,6 +194,30 @@ def test_student_route(
     assert ids(r.json()) | ids(r2.json()) == mine
 
 
+def test_student_route_names_a_query_netid_as_ignored(
+    api: TestClient, reader: dict[str, str], petitions: list[dict[str, Any]]
+) -> None:
+    mine = {p["id"] for p in petitions if p["netid"] == "f002xyz"}
+    r = api.get("/api/students/f002xyz/petitions", params={"netid": "x"}, headers=reader)
+    assert r.status_code == 200
+    assert ids(r.json()) == mine  # the path decides whose petitions these are
+    assert r.headers["x-ignored-parameters"] == "netid"
+    r = api.get(
+        "/api/students/f002xyz/petitions", params={"netid": "x", "color": "y"}, headers=reader
+    )
+    assert r.headers["x-ignored-parameters"] == "netid,color"
+
+
+@pytest.mark.parametrize("odd", ["a%00b", "a%0Ab", "x" * 65, "%7F"])
+def test_a_netid_no_one_can_have_is_a_student_without_petitions(
+    api: TestClient, reader: dict[str, str], odd: str
+) -> None:
+    """Not a 400 about the filter grammar: the contract's answer for an unknown student."""
+    r = api.get(f"/api/students/{odd}/petitions", headers=reader)
+    assert r.status_code == 200, r.text
+    assert r.json() == [] and r.headers["x-total-count"] == "0"
+
+
 def test_openapi_lists_the_read_routes(api: TestClient) -> None:
     paths = api.get("/openapi.json").json()["paths"]
     assert {URL, URL + "/{petition_id}", "/api/students/{netid}/petitions"} <= set(paths)

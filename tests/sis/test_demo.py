@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import itertools
 import re
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def test_calendar_codes() -> None:
     assert [t.index for t in terms] == list(range(len(terms)))
     assert {t.code[4:] for t in terms} == {"01", "03", "06", "09"}
     # No gaps: each term is in session until the next one starts.
-    for before, after in zip(terms, terms[1:], strict=False):
+    for before, after in itertools.pairwise(terms):
         assert before.next_start == after.start
 
 
