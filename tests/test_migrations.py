@@ -11,12 +11,13 @@ from typing import Any, TypeVar
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 
 from registrar.db.engine import create_database
 from registrar.db.migrate import upgrade
 from registrar.db.tables import Base
 from registrar.enrollments.models import EnrollmentAudit
+from registrar.reference.models import PetitionType
 from registrar.tasks.models import Task
 from tests.support.databases import make_settings, new_database_url
 
@@ -97,3 +98,28 @@ def test_0005_keeps_each_audit_rows_request_time(fresh_url: str) -> None:
     # The task still there gives its request_date; a pruned one, the time the change was applied
     # (never earlier than its request).
     assert on_connection(fresh_url, read) == [(kept, requested), (pruned, applied)]
+
+
+def test_0007_numbers_reference_codes_and_keeps_dates_to_the_second(fresh_url: str) -> None:
+    upgrade(fresh_url, "0005")
+    precise = dt.datetime(2024, 11, 20, 20, 54, 27, 328833, tzinfo=dt.UTC)
+    whole = precise.replace(microsecond=0)
+    codes = PetitionType.__table__
+
+    def seed(connection: Connection) -> None:
+        # The stamp as an older version stored it, microseconds and all (through the column
+        # type, so in each database's own format).
+        connection.execute(update(codes).values(cache_date=precise))
+
+    on_connection(fresh_url, seed)
+    upgrade(fresh_url)
+
+    def read(connection: Connection) -> list[Any]:
+        query = select(codes.c.id, codes.c.pk, codes.c.cache_date).order_by(codes.c.pk)
+        return [tuple(row) for row in connection.execute(query)]
+
+    rows = on_connection(fresh_url, read)
+    ids = [row[0] for row in rows]
+    assert len(rows) >= 10 and ids == sorted(ids)  # numbered in id order, from 1
+    assert [row[1] for row in rows] == list(range(1, len(rows) + 1))
+    assert {row[2] for row in rows} == {whole}
