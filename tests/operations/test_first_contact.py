@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from registrar.app import create_app
 from registrar.core.settings import Settings
 from tests.support.accounts import cli
+from tests.support.databases import make_settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BASE = "http://127.0.0.1:8000"  # where `make run` serves, and the README's examples point
@@ -422,3 +423,16 @@ def test_the_document_tells_the_truth(client: TestClient) -> None:
             assert "429" not in codes  # rate limiting is off here
             if operation.get("security") and path.startswith("/api/"):
                 assert {"401", "503"} <= codes, (method, path)
+
+
+def test_429_is_documented_when_rate_limiting_is_on(database_url: str) -> None:
+    """Only tokens are counted: the operations that take one document 429, the login does not."""
+    settings = make_settings(database_url, rate_limit_per_minute=100, run_worker=False)
+    with TestClient(create_app(settings)) as limited:
+        doc = limited.get("/openapi.json").json()
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            bearer = any("bearer" in req for req in operation.get("security", []))
+            assert ("429" in operation["responses"]) == bearer, (method, path)
+            if bearer:
+                assert "Retry-After" in operation["responses"]["429"]["headers"]

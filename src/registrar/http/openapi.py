@@ -182,7 +182,8 @@ def finish_document(doc: dict[str, Any], routes: Iterable[Any], settings: Settin
       writes document themselves;
     - every operation documents what its security makes possible: 401 for a missing or bad
       credential, 403 when it needs scopes, 429 when rate limiting is on (only tokens are
-      counted), and every `/api` operation 503 when the database is down;
+      counted), and every operation that reads the database (`/api/...`, `/health`) 503 when it
+      is down;
     - each operation's description names the scopes its security requirement lists;
     - request bodies' examples are put back exactly as the routes wrote them: FastAPI drops every
       null from the document, and the PATCH example's `"opt_out_date": null` is required.
@@ -218,7 +219,7 @@ def finish_document(doc: dict[str, Any], routes: Iterable[Any], settings: Settin
             wanted.append(403)
         if BEARER_SCHEME in schemes and settings.rate_limit_per_minute > 0:
             wanted.append(429)
-        if path.startswith("/api/"):
+        if path.startswith("/api/") or path == "/health":
             wanted.append(503)
         for code in wanted:
             why = _WHY[-401] if code == 401 and BEARER_SCHEME not in schemes else None
