@@ -12,7 +12,10 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import column as sa_column
+from sqlalchemy import table as sa_table_of
 
+from registrar.auth.models import ServiceAccount
 from registrar.db.engine import create_database
 from registrar.db.migrate import upgrade
 from registrar.db.tables import Base
@@ -123,3 +126,49 @@ def test_0007_numbers_reference_codes_and_keeps_dates_to_the_second(fresh_url: s
     assert len(rows) >= 10 and ids == sorted(ids)  # numbered in id order, from 1
     assert [row[1] for row in rows] == list(range(1, len(rows) + 1))
     assert {row[2] for row in rows} == {whole}
+
+
+def sa_table(name: str, *columns: str) -> Any:
+    """A table as an old revision had it (the models describe the newest)."""
+    return sa_table_of(name, *(sa_column(c) for c in columns))
+
+
+def test_0006_orders_accounts_keeps_revocations_and_clears_secret_prefixes(fresh_url: str) -> None:
+    upgrade(fresh_url, "0007")  # 0006 came after 0007 (the two were written side by side)
+    revoked_at = dt.datetime(2026, 1, 2, 3, 4, 5, 600000, tzinfo=dt.UTC)
+    accounts = sa_table(
+        "service_accounts",
+        *("pk", "sub", "name", "email", "scopes", "key_prefix", "key_hash", "created_at"),
+        "revoked_at",
+    )
+
+    def seed(connection: Connection) -> None:
+        for sub, revoked in (("live", None), ("gone", revoked_at)):
+            connection.execute(
+                insert(accounts).values(
+                    sub=sub,
+                    name=sub,
+                    email=f"{sub}@x",
+                    scopes="",
+                    key_prefix="rk_AbCdEfG",  # the old 10 characters, 7 of them secret
+                    key_hash=sub * 8,
+                    created_at=revoked_at.replace(tzinfo=None),
+                    revoked_at=revoked,
+                )
+            )
+
+    on_connection(fresh_url, seed)
+    upgrade(fresh_url)
+    table = ServiceAccount.__table__
+
+    def read(connection: Connection) -> list[Any]:
+        query = select(
+            table.c.sub, table.c.key_prefix, table.c.tokens_not_before, table.c.revision
+        ).order_by(table.c.pk)
+        return [tuple(row) for row in connection.execute(query)]
+
+    # Tokens issued in or before the revocation's second stay refused; revisions are distinct.
+    assert on_connection(fresh_url, read) == [
+        ("live", "", None, 1),
+        ("gone", "", int(revoked_at.timestamp()) + 1, 2),
+    ]

@@ -1,5 +1,5 @@
-"""Service accounts, the login service's signing keys, shared secrets and the per-account
-rate-limit counters."""
+"""Service accounts, the login service's signing keys, shared secrets, the per-account rate-limit
+counters and the per-address failed-login counters."""
 
 from __future__ import annotations
 
@@ -21,11 +21,20 @@ class ServiceAccount(Base):
     email: Mapped[str] = mapped_column(String(255), nullable=False)
     # Space-separated granted scopes.
     scopes: Mapped[str] = mapped_column(Text, nullable=False, default="")
-    # Only the hash of the API key is kept; the prefix lets an operator tell keys apart.
+    # Only the hash of the API key is kept. `key_prefix` is the key's public id, `rk_<8 chars>`
+    # (keys are `rk_<id>_<secret>`), shown by `clients list` by design: it holds no secret bit.
+    # Keys made before 0006 had no id: their prefix is empty.
     key_prefix: Mapped[str] = mapped_column(String(16), nullable=False)
     key_hash: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Tokens issued (`iat`) before this epoch second are refused: set when the account is revoked,
+    # kept when it is given a new key, so a reinstated account's old tokens stay dead.
+    tokens_not_before: Mapped[int | None] = mapped_column(BigInteger)
+    # Every change to an account takes the next revision (writers serialize on the table, see
+    # auth/repository.py): a process's view of the accounts asks only for what changed since the
+    # highest revision it has seen, one index probe every REGISTRAR_ACCOUNT_REFRESH_SECONDS.
+    revision: Mapped[int] = mapped_column(BigInteger, nullable=False, unique=True)
 
 
 class SigningKey(Base):
@@ -49,6 +58,16 @@ class InstanceSecret(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class LoginFailureCounter(Base):
+    """One row per (client address, minute): failed logins, shared on PostgreSQL."""
+
+    __tablename__ = "login_failures"
+
+    address: Mapped[str] = mapped_column(String(255), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
 
 class RateLimitCounter(Base):

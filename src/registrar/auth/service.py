@@ -115,7 +115,18 @@ def _account_values(
 
 
 async def revoke_service_account(db: Database, sub: str) -> bool:
+    """Revoke the account: its key can no longer log in, and its tokens already issued are refused
+    by every process within REGISTRAR_ACCOUNT_REFRESH_SECONDS (auth/accounts.py). False when
+    there is no such account."""
     return await db.write(repository.revoke_account, sub, utcnow())
+
+
+async def update_service_account_scopes(db: Database, sub: str, scopes: str) -> bool:
+    """Grant exactly `scopes`: tokens already issued lose a removed scope within
+    REGISTRAR_ACCOUNT_REFRESH_SECONDS (their effective scopes are their own cut by the grants),
+    and new logins get the new set. False when there is no such account."""
+    granted = _granted(sub, scopes)
+    return await db.write(repository.set_account_scopes, sub, " ".join(granted))
 
 
 async def list_service_accounts(db: Database) -> list[Row[Any]]:

@@ -14,6 +14,7 @@ from registrar.auth.service import (
     create_service_account,
     list_service_accounts,
     revoke_service_account,
+    update_service_account_scopes,
 )
 from registrar.cli.common import fail, run_with_db, settings
 from registrar.core.runtime import Runtime
@@ -46,29 +47,53 @@ def create(
 
 @app.command("list")
 def list_() -> None:
-    """List service accounts (never their keys)."""
+    """List service accounts: status, granted scopes and the key's public id (never a secret)."""
 
     async def _list(runtime: Runtime) -> list[Row[Any]]:
         return await list_service_accounts(runtime.db)
 
     accounts = run_with_db(settings(), _list)
-    table = Table("sub", "name", "email", "scopes", "key", "created", "revoked")
+    table = Table("sub", "name", "email", "status", "granted scopes", "key id", "created")
     for a in accounts:
+        status = f"revoked {a.revoked_at:%Y-%m-%d %H:%M}Z" if a.revoked_at is not None else "active"
         table.add_row(
             a.sub,
             a.name,
             a.email,
-            a.scopes,
-            a.key_prefix + "…",
-            a.created_at.strftime("%Y-%m-%d %H:%M"),
-            a.revoked_at.strftime("%Y-%m-%d %H:%M") if a.revoked_at else "",
+            status,
+            "\n".join(a.scopes.split()) or "(none)",
+            # The key's public id, `rk_<id>` (keys are `rk_<id>_<secret>`); keys made before
+            # ids existed show none: every character of them is secret.
+            a.key_prefix or "(no id)",
+            f"{a.created_at:%Y-%m-%d %H:%M}Z",
         )
     Console(width=200).print(table)
 
 
+@app.command("update")
+def update(
+    sub: Annotated[str, typer.Argument(help="The account's sub")],
+    scopes: Annotated[str, typer.Option(help="The scopes it is granted from now on")],
+) -> None:
+    """Grant exactly these scopes. Tokens already issued lose removed scopes within
+    REGISTRAR_ACCOUNT_REFRESH_SECONDS (10) in every process."""
+
+    async def _update(runtime: Runtime) -> bool:
+        return await update_service_account_scopes(runtime.db, sub, scopes)
+
+    try:
+        found = run_with_db(settings(), _update)
+    except ServiceAccountError as exc:
+        raise fail(str(exc)) from None
+    if not found:
+        raise fail(f"no service account with sub {sub!r}")
+    typer.echo(f"updated {sub}: {' '.join(scopes.replace(',', ' ').split()) or '(no scopes)'}")
+
+
 @app.command("revoke")
 def revoke(sub: Annotated[str, typer.Argument(help="The account's sub")]) -> None:
-    """Revoke a service account's API key: it can no longer log in."""
+    """Revoke a service account: its key can no longer log in, and tokens already issued to it are
+    refused within REGISTRAR_ACCOUNT_REFRESH_SECONDS (10) in every process."""
 
     async def _revoke(runtime: Runtime) -> bool:
         return await revoke_service_account(runtime.db, sub)

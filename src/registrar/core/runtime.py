@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from registrar.auth.accounts import AccountView
 from registrar.auth.signing import KeyRing
 from registrar.core.settings import Settings
 from registrar.db.database import Database
@@ -18,6 +19,8 @@ class Runtime:
     db: Database
     keyring: KeyRing
     queue: TaskQueue
+    # What each service account is granted now (revocations, removed scopes): auth/accounts.py.
+    accounts: AccountView
     # The key that signs found sets (continuation keys), read from the database on first use.
     found_set_secret: bytes | None = None
 
@@ -29,7 +32,10 @@ class Runtime:
             secret=settings.key_encryption_secret,
             token_lifetime=settings.token_lifetime_seconds,
         )
-        return cls(settings=settings, db=db, keyring=keyring, queue=TaskQueue(db))
+        accounts = AccountView(db, refresh_seconds=settings.account_refresh_seconds)
+        return cls(
+            settings=settings, db=db, keyring=keyring, queue=TaskQueue(db), accounts=accounts
+        )
 
     async def close(self) -> None:
         await self.db.dispose()

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     token_leeway_seconds: int = 30
     # Hex or any string; when set, private signing keys are encrypted at rest with it.
     key_encryption_secret: str | None = None
+    # How old a process's view of the service accounts may be: a revocation or a removed scope
+    # reaches tokens already issued within this many seconds (auth/accounts.py; at most 60).
+    account_refresh_seconds: float = Field(default=10.0, ge=0, le=60)
+    # Failed logins (POST /api/jwt) per client address per minute; past it, 429. 0 = off.
+    login_failures_per_minute: int = Field(default=20, ge=0)
 
     # Collections
     page_size_default: int = 100
@@ -68,6 +73,12 @@ class Settings(BaseSettings):
     rate_limit_batch: int = 20
     # Origins allowed by CORS: a JSON list or a comma-separated string; empty = CORS off.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Host names this service answers to (the Host header), as Django's ALLOWED_HOSTS:
+    # `api.example.edu`, `.example.edu` (the domain and its subdomains), `*`; empty = any host.
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or CIDRs, `*`);
+    # empty = none: a client's address is the peer's (http/middleware/hosts.py).
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
     log_json: bool = True
     # Serve Prometheus text exposition at GET /metrics (and count requests).
@@ -81,7 +92,7 @@ class Settings(BaseSettings):
     # Retry-After sent with 503 when the database is unreachable.
     db_unavailable_retry_after_seconds: int = 5
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "allowed_hosts", "trusted_proxies", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):

@@ -1,6 +1,12 @@
 """Every table, imported in one place so that Alembic sees the whole schema."""
 
-from registrar.auth.models import InstanceSecret, RateLimitCounter, ServiceAccount, SigningKey
+from registrar.auth.models import (
+    InstanceSecret,
+    LoginFailureCounter,
+    RateLimitCounter,
+    ServiceAccount,
+    SigningKey,
+)
 from registrar.db.base import Base
 from registrar.enrollments.models import Enrollment, EnrollmentAudit, Section, Term
 from registrar.people.models import Person
@@ -14,6 +20,7 @@ __all__ = [
     "EnrollmentAudit",
     "IdempotencyKey",
     "InstanceSecret",
+    "LoginFailureCounter",
     "Origin",
     "Person",
     "Petition",

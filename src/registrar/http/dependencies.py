@@ -11,9 +11,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from registrar.auth.client import Client
 from registrar.auth.service import shared_secret
-from registrar.auth.tokens import verify_token
-from registrar.core.problems import forbidden, unauthorized
+from registrar.core.problems import forbidden
 from registrar.core.runtime import Runtime
+from registrar.http.authentication import authenticate
 from registrar.http.openapi import BEARER_SCHEME
 from registrar.paging import found_sets
 from registrar.paging.pages import PageQuery
@@ -27,6 +27,8 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
+# Declares the bearer scheme in the OpenAPI document; the header itself is read by
+# `authenticate` (http/authentication.py), the one parser the rate limiter and the log share.
 _bearer = HTTPBearer(
     auto_error=False,
     scheme_name=BEARER_SCHEME,
@@ -36,12 +38,12 @@ _bearer = HTTPBearer(
 
 
 async def get_current_client(
-    runtime: RuntimeDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    request: Request,
+    _documented: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Client:
-    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-        raise unauthorized("A bearer token is required.")
-    return await verify_token(runtime.keyring, runtime.settings, credentials.credentials)
+    """The caller: its token verified, its scopes cut to what its account holds now (401 when
+    the token is bad or the account revoked)."""
+    return await authenticate(request.scope)
 
 
 CurrentClient = Annotated[Client, Depends(get_current_client)]

@@ -24,7 +24,7 @@ correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 
-# A JWT (three base64url parts, the first two JSON objects) or one of our API keys (rk_ + 43
+# A JWT (three base64url parts, the first two JSON objects) or one of our API keys (rk_<id>_ + 43
 # base64url characters). The service never logs them on purpose; this catches accidents, e.g. a
 # library quoting a header in an exception message.
 _SECRET_PATTERNS = re.compile(r"eyJ[\w-]{5,}\.eyJ[\w-]{5,}\.[\w-]*|rk_[\w-]{20,}")

@@ -3,13 +3,15 @@
 A worker runs what this table names (and claims only those resources), so a `registrar worker`
 process knows every task an API process can queue. To add a task type: write its handler in the
 domain's `jobs.py` (tasks/handlers.py says what a handler must be), add a line here, and queue it
-from a route with `tasks.router.accept_write(..., resource=..., action=...)`.
+from a route with `tasks.router.accept_write(..., resource=..., action=...)`; a task a client
+queues also names the scope it needs in REQUIRED_SCOPES.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from registrar.auth.scopes import ENROLLMENTS_WRITE, PETITIONS_WRITE
 from registrar.enrollments import jobs as enrollment_jobs
 from registrar.enrollments import service as enrollments
 from registrar.petitions import jobs as petition_jobs
@@ -19,4 +21,13 @@ from registrar.tasks.handlers import Handler
 HANDLERS: Mapping[tuple[str, str], Handler] = {
     (enrollments.RESOURCE, "PATCH"): enrollment_jobs.apply_course_assessment,
     (petitions.RESOURCE, petitions.ACTION): petition_jobs.create_petition,
+}
+
+# The scope a client's task needs when it runs, as its route needed it when it was queued: the
+# worker refuses (ends `error`) a task whose requester's account was revoked or no longer holds
+# it (tasks/worker.py). A task type not listed here was queued by the service itself (a
+# scheduled job) and has no requester to check.
+REQUIRED_SCOPES: Mapping[tuple[str, str], str] = {
+    (enrollments.RESOURCE, "PATCH"): ENROLLMENTS_WRITE,
+    (petitions.RESOURCE, petitions.ACTION): PETITIONS_WRITE,
 }

@@ -29,8 +29,11 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Row
 
+from registrar.auth import repository as accounts_repo
+from registrar.auth.accounts import Grants
+from registrar.auth.scopes import PEOPLE_PRIVATE
 from registrar.core.clock import utcnow
 from registrar.core.runtime import Runtime
 from registrar.core.settings import Settings
@@ -44,7 +47,7 @@ from registrar.tasks.handlers import (
     task_message,
 )
 from registrar.tasks.models import TaskStatus
-from registrar.tasks.registry import HANDLERS
+from registrar.tasks.registry import HANDLERS, REQUIRED_SCOPES
 
 log = logging.getLogger("registrar.worker")
 
@@ -114,10 +117,15 @@ class Worker:
         retry_base_seconds: float = 2.0,
         shutdown_grace_seconds: float = 10.0,
         handlers: Mapping[tuple[str, str], Handler] = HANDLERS,
+        required_scopes: Mapping[tuple[str, str], str] = REQUIRED_SCOPES,
     ) -> None:
         self.runtime = runtime
         self.handlers = {
             (resource, action.upper()): fn for (resource, action), fn in handlers.items()
+        }
+        self.required_scopes = {
+            (resource, action.upper()): scope
+            for (resource, action), scope in required_scopes.items()
         }
         self.resources = sorted({resource for resource, _action in self.handlers})
         self.settings = runtime.settings
@@ -308,14 +316,60 @@ class Worker:
         if self._abort.is_set():
             raise BatchAbortedError
 
+    # --- the requester, as its account stands when the task runs -----------------------------
+
+    def _requesters(self, connection: Connection, tasks: list[ClaimedTask]) -> dict[str, Row[Any]]:
+        """The current grants of the accounts that asked for these tasks: one statement a batch,
+        inside the batch's transaction (on SQLite under the write lock, so no revocation can
+        commit between this check and the task's changes)."""
+        subs = {t.sub for t in tasks if self._required_scope(t) is not None}
+        return accounts_repo.grants_of(connection, subs) if subs else {}
+
+    def _required_scope(self, task: ClaimedTask) -> str | None:
+        return self.required_scopes.get((task.resource, task.action.upper()))
+
+    def _as_requester_stands(
+        self, task: ClaimedTask, requesters: dict[str, Row[Any]]
+    ) -> ClaimedTask:
+        """The task as its requester may run it now: PermanentTaskError if the account was revoked
+        (after the token that queued it was issued, or since) or no longer holds the scope the
+        write needs; FERPA visibility cut to what the account still holds."""
+        needed = self._required_scope(task)
+        if needed is None:
+            return task
+        row = requesters.get(task.sub)
+        grants = Grants.from_row(row) if row is not None else None
+        iat = task.requester.get("iat")
+        if isinstance(iat, str) and iat.isdigit():
+            iat = int(iat)
+        if grants is None or grants.refuses(iat):
+            raise PermanentTaskError(
+                [
+                    "The requester's service account was revoked before the task ran; "
+                    "nothing was changed."
+                ]
+            )
+        if needed not in grants.scopes:
+            raise PermanentTaskError(
+                [
+                    f"The requester's service account no longer holds the scope {needed}; "
+                    "nothing was changed."
+                ]
+            )
+        if task.private_scope and PEOPLE_PRIVATE not in grants.scopes:
+            return dataclasses.replace(task, private_scope=False)
+        return task
+
     def _run_plain(self, connection: Connection, tasks: list[ClaimedTask]) -> dict[str, Outcome]:
         """The fast path: run and complete every task; raise on anything else."""
+        requesters = self._requesters(connection, tasks)
         for claimed in tasks:
             self._check_abort()
             task = dataclasses.replace(claimed, started_at=utcnow())
             handler = self._handler(task)
             if handler is None:
                 raise LookupError("no handler")  # the isolated run records the error
+            task = self._as_requester_stands(task, requesters)  # raises: recorded isolated
             self._complete(connection, task, handler(connection, task))
         self._check_abort()
         return {t.id: Outcome.COMPLETE for t in tasks}
@@ -334,11 +388,14 @@ class Worker:
             raise LeaseLostError
 
     def _run_isolated(self, connection: Connection, tasks: list[ClaimedTask]) -> dict[str, Outcome]:
-        outcomes = {t.id: self._run_in_savepoint(connection, t) for t in tasks}
+        requesters = self._requesters(connection, tasks)
+        outcomes = {t.id: self._run_in_savepoint(connection, t, requesters) for t in tasks}
         self._check_abort()
         return outcomes
 
-    def _run_in_savepoint(self, connection: Connection, claimed: ClaimedTask) -> Outcome:
+    def _run_in_savepoint(
+        self, connection: Connection, claimed: ClaimedTask, requesters: dict[str, Row[Any]]
+    ) -> Outcome:
         self._check_abort()
         task = dataclasses.replace(claimed, started_at=utcnow())
         worker_data = {"worker": self.worker_id, "attempts": task.attempts}
@@ -347,6 +404,7 @@ class Worker:
             with connection.begin_nested():
                 if handler is None:
                     raise PermanentTaskError([f"No handler for {task.action} {task.resource}."])
+                task = self._as_requester_stands(task, requesters)
                 self._complete(connection, task, handler(connection, task))
             return Outcome.COMPLETE
         except LeaseLostError:

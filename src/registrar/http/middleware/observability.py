@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registrar.http.middleware.caller import caller_sub
+from registrar.http.authentication import authenticated, caller_sub
 from registrar.observability.logs import correlation_id
 from registrar.observability.metrics import REQUEST_LATENCY, REQUESTS_TOTAL
 
@@ -78,9 +78,10 @@ class RequestObservability:
         finally:
             elapsed = time.perf_counter() - start
             route = route_template(scope)
-            sub = state.get("sub")
+            client = authenticated(scope)
+            sub = client.sub if client is not None else None
             if sub is None and status != 401 and access_log.isEnabledFor(logging.INFO):
-                # The rate limiter (when on) already knew it; else a cached verification.
+                # A route that needs no token (a cached verification when one was sent).
                 sub = await caller_sub(scope)
             if self.metrics:
                 method = scope["method"]

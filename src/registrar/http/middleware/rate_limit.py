@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registrar.core.problems import ProblemError
 from registrar.db.engine import asyncpg_dsn, is_sqlite
-from registrar.http.middleware.caller import caller_sub
+from registrar.http.authentication import caller_sub
 from registrar.http.problems import problem_response
 from registrar.observability.metrics import RATE_LIMITED_TOTAL
 
@@ -184,7 +184,6 @@ class RateLimit:
             # No valid token: the route answers 401 (or serves a public resource).
             await self.app(scope, receive, send)
             return
-        scope.setdefault("state", {})["sub"] = sub
         now = time.time()
         window = int(now // WINDOW_SECONDS)
         reset = max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
