@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from registrar.app import create_app
 from registrar.auth.scopes import ENROLLMENTS_READ
@@ -93,3 +97,57 @@ def test_shared_counter_exact_and_batched(api: TestClient, database_url: str) ->
     exact, batched = asyncio.run(go())
     assert exact == 100
     assert 100 <= batched <= 100 + 20  # overshoot at most one batch per other process
+
+
+def test_padded_bearer_header_is_counted_like_any_other(
+    accounts: Accounts, database_url: str
+) -> None:
+    """Issue 9: `Bearer <4,000 spaces><jwt>` was skipped by the limiter (its own parser gave up on
+    headers of 4,096 bytes or more) and accepted by the route: 300 of 300 answered 200 over the
+    limit. One parser now answers for both: such a header is accepted, and counted."""
+    token = accounts.token("svc-padded", [ENROLLMENTS_READ])
+    padded = {"Authorization": "Bearer " + " " * 4000 + token}
+    settings = make_settings(
+        database_url, rate_limit_per_minute=100, rate_limit_batch=1, run_worker=False
+    )
+    _away_from_minute_edge()
+    with TestClient(create_app(settings)) as client:
+        statuses = [client.get(ENROLLMENTS, headers=padded).status_code for _ in range(300)]
+    assert statuses[:100] == [200] * 100
+    assert statuses[100:] == [429] * 200
+
+
+@pytest.fixture(scope="module")
+def limited(database_url: str) -> Iterator[TestClient]:
+    settings = make_settings(database_url, rate_limit_per_minute=1_000_000, run_worker=False)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@given(
+    scheme=st.sampled_from(["Bearer", "bearer", "BEARER", "BeArEr", "Bearer:", "Basic", "Token"]),
+    gap=st.text(alphabet=" \t", max_size=6000),
+    tail=st.text(alphabet=" \t", max_size=50),
+    mangle=st.sampled_from(["", "drop-last", "extra-char", "quote", "comma", "split"]),
+)
+@hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+def test_the_limiter_counts_exactly_what_the_route_accepts(
+    limited: TestClient, accounts: Accounts, scheme: str, gap: str, tail: str, mangle: str
+) -> None:
+    """Whatever the shape of the header, either the route accepts it and the limiter counted it
+    (RateLimit headers), or both refuse it (401, uncounted)."""
+    token = accounts.token("svc-shapes", [ENROLLMENTS_READ])
+    token = {
+        "": token,
+        "drop-last": token[:-1],
+        "extra-char": token + "x",
+        "quote": f'"{token}"',
+        "comma": token + ",x",
+        "split": token[:20] + " " + token[20:],
+    }[mangle]
+    response = limited.get(ENROLLMENTS, headers={"Authorization": f"{scheme}{gap}{token}{tail}"})
+    counted = "RateLimit-Limit" in response.headers
+    assert response.status_code in (200, 401), response.text
+    assert counted == (response.status_code == 200)
+    well_formed = scheme.lower() == "bearer" and gap != "" and mangle in ("",)
+    assert (response.status_code == 200) == well_formed
