@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy.exc import InterfaceError, OperationalError
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from registrar import __version__
 from registrar.auth.router import router as auth_router
@@ -25,6 +26,7 @@ from registrar.http.docs import install_docs
 from registrar.http.middleware.body_limit import BodySizeLimit
 from registrar.http.middleware.cors import install_cors
 from registrar.http.middleware.errors import UnhandledErrors
+from registrar.http.middleware.hosts import HostCheck
 from registrar.http.middleware.observability import RequestObservability
 from registrar.http.middleware.rate_limit import RateLimit, rate_limit_options
 from registrar.http.middleware.security_headers import SecurityHeaders
@@ -158,17 +160,22 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    # Added innermost first. Outer to inner: observability (sees every answer, even a 413 or 429)
-    # -> security headers -> last-resort 500 -> CORS -> body cap/timeout -> rate limit -> routes.
+    # Added innermost first. Outer to inner: trusted proxies' X-Forwarded-* (when configured) ->
+    # observability (sees every answer, even a 413 or 429) -> security headers -> last-resort 500
+    # -> Host check (before anything builds a URL) -> CORS -> body cap/timeout -> rate limit ->
+    # routes.
     if limiter is not None:
         app.add_middleware(RateLimit, **limiter)
     app.add_middleware(
         BodySizeLimit, max_bytes=settings.max_body_bytes, body_timeout=settings.body_timeout_seconds
     )
     install_cors(app, settings)
+    app.add_middleware(HostCheck, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(UnhandledErrors)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestObservability, metrics=settings.metrics_enabled)
+    if settings.trusted_proxies:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     if settings.metrics_enabled:
         app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
 

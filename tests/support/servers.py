@@ -40,6 +40,7 @@ def real_server(database_url: str, **overrides: object) -> Iterator[int]:
         port=port,
         log_level="warning",
         timeout_keep_alive=2,
+        proxy_headers=False,  # as `registrar serve`: the app's REGISTRAR_TRUSTED_PROXIES rule
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -40,6 +40,9 @@ def serve(
         workers=processes,
         log_level=s.log_level.lower(),
         access_log=False,
+        # X-Forwarded-* are believed only from REGISTRAR_TRUSTED_PROXIES, by the app itself
+        # (http/middleware/hosts.py); uvicorn's own rule (trust 127.0.0.1) would apply first.
+        proxy_headers=False,
         # Longer than the usual load balancer idle timeout (60 s): the balancer, not us, closes an
         # idle connection, so a request is never sent on a connection we are closing (a PATCH
         # cannot be retried blindly; see Idempotency-Key).

@@ -32,6 +32,7 @@ from registrar.http.dependencies import PageQueryDep, RuntimeDep, require_scopes
 from registrar.http.openapi import collection_route, path_example
 from registrar.http.problems import problem_responses
 from registrar.http.responses import FastJSON, page_headers
+from registrar.http.urls import public_url
 from registrar.tasks.idempotency import IDEMPOTENCY_KEY_PARAMETER
 from registrar.tasks.router import accept_write
 from registrar.tasks.schemas import ACCEPTED_RESPONSE, WRITE_PROBLEMS, Accepted
@@ -64,7 +65,7 @@ async def list_enrollments(
     request: Request, client: Reader, runtime: RuntimeDep, query: PageQueryDep
 ) -> Any:
     body, page = await service.list_enrollments(runtime.db, client, query)
-    return FastJSON(body, headers=page_headers(page, request.url))
+    return FastJSON(body, headers=page_headers(page, public_url(request)))
 
 
 @router.get(

@@ -23,6 +23,7 @@ from registrar.http.dependencies import PageQueryDep, RuntimeDep, require_scopes
 from registrar.http.openapi import collection_route, path_example
 from registrar.http.problems import problem_responses
 from registrar.http.responses import FastJSON, page_headers
+from registrar.http.urls import public_url
 from registrar.petitions import service
 from registrar.petitions.filters import FIELDS
 from registrar.petitions.schemas import POST_BODY_SCHEMA, POST_EXAMPLE, PetitionOut
@@ -96,7 +97,7 @@ async def list_petitions(
     request: Request, client: Reader, runtime: RuntimeDep, query: PageQueryDep
 ) -> Any:
     body, page = await service.list_petitions(runtime.db, client, query)
-    return FastJSON(body, headers=page_headers(page, request.url))
+    return FastJSON(body, headers=page_headers(page, public_url(request)))
 
 
 @router.get(
@@ -132,4 +133,4 @@ async def list_student_petitions(
     netid: str, request: Request, client: Reader, runtime: RuntimeDep, query: PageQueryDep
 ) -> Any:
     body, page = await service.list_student_petitions(runtime.db, client, query, netid)
-    return FastJSON(body, headers=page_headers(page, request.url))
+    return FastJSON(body, headers=page_headers(page, public_url(request)))

@@ -16,6 +16,7 @@ from registrar.http.dependencies import CurrentClient, PageQueryDep, RuntimeDep
 from registrar.http.openapi import collection_route, path_example
 from registrar.http.problems import problem_responses
 from registrar.http.responses import FastJSON, page_headers
+from registrar.http.urls import public_url
 from registrar.reference import service
 from registrar.reference.filters import FIELDS
 from registrar.reference.schemas import CodeOut
@@ -32,7 +33,7 @@ def _routes(table: str, path: str, label: str, example: str) -> None:
         request: Request, client: CurrentClient, runtime: RuntimeDep, query: PageQueryDep
     ) -> Any:
         body, page = await service.list_codes(runtime.db, client, table, query)
-        return FastJSON(body, headers=page_headers(page, request.url))
+        return FastJSON(body, headers=page_headers(page, public_url(request)))
 
     async def get_code(code_id: str, _client: CurrentClient, runtime: RuntimeDep) -> Any:
         return FastJSON(await service.get_code(runtime.db, table, code_id))
