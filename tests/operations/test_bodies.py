@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -89,18 +90,38 @@ def test_a_client_that_leaves_mid_body_is_not_an_error(
     keep = Keep(level=logging.DEBUG)
     logger = logging.getLogger("registrar")
     with real_server(database_url, body_timeout_seconds=5) as port:
+        before = _petition_posts(port)
         logger.addHandler(keep)
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
                 sock.sendall(_head(writer_token, "Content-Length: 100\r\n") + b'{"petition":')
                 time.sleep(0.2)  # the route is reading the body
             deadline = time.monotonic() + 5
-            while not any("went away" in r.getMessage() for r in seen):
+            while not [r for r in seen if r.name == "registrar.access"]:
                 assert time.monotonic() < deadline, [r.getMessage() for r in seen]
                 time.sleep(0.05)
         finally:
             logger.removeHandler(keep)
+        after = _petition_posts(port)
     assert not [r for r in seen if r.levelno >= logging.ERROR], [r.getMessage() for r in seen]
+    assert any("went away" in r.getMessage() for r in seen)
+    # Logged and counted as what it is: the client closed the request (499), not our 500.
+    (access,) = [r for r in seen if r.name == "registrar.access"]
+    assert access.status == 499  # type: ignore[attr-defined]
+    assert after.get("499", 0) == before.get("499", 0) + 1
+    assert after.get("500", 0) == before.get("500", 0)
+
+
+def _petition_posts(port: int) -> dict[str, float]:
+    """registrar_http_requests_total for POST /api/academic/petitions, by status."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    found = {}
+    for line in text.splitlines():
+        ours = f'route="{PETITIONS}"' in line and 'method="POST"' in line
+        if line.startswith("registrar_http_requests_total{") and ours:
+            status = line.split('status="', 1)[1].split('"', 1)[0]
+            found[status] = float(line.rsplit(" ", 1)[1])
+    return found
 
 
 def test_body_cap_in_process(api: TestClient, accounts: Accounts) -> None:

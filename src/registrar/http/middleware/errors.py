@@ -8,6 +8,7 @@ import logging
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from registrar.http.middleware.observability import CLIENT_GONE
 from registrar.http.problems import internal_error
 
 log = logging.getLogger("registrar.errors")
@@ -41,9 +42,16 @@ class UnhandledErrors:
         try:
             await self.app(scope, receive, tracking_send)
         except ClientDisconnect:
-            # The client hung up before its body arrived: no one to answer, nothing went wrong.
+            # The client hung up before its body arrived: no one to answer, nothing went wrong
+            # (the access log and the metrics record a 499).
+            scope.setdefault("state", {})[CLIENT_GONE] = True
             log.info("client went away before sending its whole request")
         except Exception:
+            if scope.get("state", {}).get(CLIENT_GONE):
+                # Whatever broke once the client had gone (a cancelled query, a closed stream)
+                # has no one to answer: recorded as 499, not as our error.
+                log.info("client went away; the request stopped", exc_info=True)
+                return
             if started:
                 raise
             log.exception("unhandled error")
