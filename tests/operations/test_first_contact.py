@@ -420,14 +420,18 @@ def test_the_document_tells_the_truth(client: TestClient) -> None:
         for method, operation in item.items():
             codes = set(operation["responses"])
             assert "422" not in codes or (method in ("patch", "post") and path != "/api/jwt")
-            assert "429" not in codes  # rate limiting is off here
+            # Rate limiting is off here; failed logins are throttled by default.
+            assert ("429" in codes) == (path == "/api/jwt"), (method, path)
             if operation.get("security") and path.startswith("/api/"):
                 assert {"401", "503"} <= codes, (method, path)
 
 
 def test_429_is_documented_when_rate_limiting_is_on(database_url: str) -> None:
-    """Only tokens are counted: the operations that take one document 429, the login does not."""
-    settings = make_settings(database_url, rate_limit_per_minute=100, run_worker=False)
+    """Only tokens are counted: the operations that take one document 429; the login documents
+    it only while failed logins are throttled (its own 429, without RateLimit-* headers)."""
+    settings = make_settings(
+        database_url, rate_limit_per_minute=100, login_failures_per_minute=0, run_worker=False
+    )
     with TestClient(create_app(settings)) as limited:
         doc = limited.get("/openapi.json").json()
     for path, item in doc["paths"].items():
@@ -436,3 +440,7 @@ def test_429_is_documented_when_rate_limiting_is_on(database_url: str) -> None:
             assert ("429" in operation["responses"]) == bearer, (method, path)
             if bearer:
                 assert "Retry-After" in operation["responses"]["429"]["headers"]
+    with TestClient(create_app(make_settings(database_url, run_worker=False))) as default:
+        login = default.get("/openapi.json").json()["paths"]["/api/jwt"]["post"]
+    assert set(login["responses"]["429"]["headers"]) == {"Retry-After"}
+    assert "failed logins" in login["responses"]["429"]["description"]

@@ -13,12 +13,14 @@ from typing import Any, cast
 from sqlalchemy import Connection, Row, Table, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from registrar.auth.models import InstanceSecret, ServiceAccount, SigningKey
+from registrar.auth.models import InstanceSecret, LoginFailureCounter, ServiceAccount, SigningKey
 
 ACCOUNTS = cast(Table, ServiceAccount.__table__)
 KEYS = cast(Table, SigningKey.__table__)
 SECRETS = cast(Table, InstanceSecret.__table__)
+FAILURES = cast(Table, LoginFailureCounter.__table__)
 A = ACCOUNTS.c
+F = FAILURES.c
 
 
 def account_by_sub(connection: Connection, sub: str) -> Row[Any] | None:
@@ -145,3 +147,24 @@ def add_instance_secret(connection: Connection, name: str, value: str, now: dt.d
         .values(name=name, value=value, created_at=now)
         .on_conflict_do_nothing(index_elements=["name"])
     )
+
+
+# --- failed logins per address and minute (PostgreSQL; SQLite counts in memory) ---------------
+
+
+def login_failures(connection: Connection, address: str, window: int) -> int:
+    found = connection.scalar(select(F.count).where(F.address == address, F.window_start == window))
+    return int(found or 0)
+
+
+def add_login_failure(connection: Connection, address: str, window: int) -> int:
+    """Count one failed login; the address's failures in this window, this one included."""
+    upsert = postgresql.insert(FAILURES).values(address=address, window_start=window, count=1)
+    statement = upsert.on_conflict_do_update(
+        index_elements=["address", "window_start"], set_={"count": FAILURES.c.count + 1}
+    ).returning(F.count)
+    return int(connection.scalar(statement) or 0)
+
+
+def forget_login_failures(connection: Connection, before_window: int) -> None:
+    connection.execute(FAILURES.delete().where(F.window_start < before_window))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from registrar.auth.accounts import AccountView
 from registrar.auth.signing import KeyRing
+from registrar.auth.throttle import LoginThrottle
 from registrar.core.settings import Settings
 from registrar.db.database import Database
 from registrar.db.engine import create_database
@@ -21,6 +22,8 @@ class Runtime:
     queue: TaskQueue
     # What each service account is granted now (revocations, removed scopes): auth/accounts.py.
     accounts: AccountView
+    # Failed logins per client address (auth/throttle.py).
+    login_throttle: LoginThrottle
     # The key that signs found sets (continuation keys), read from the database on first use.
     found_set_secret: bytes | None = None
 
@@ -32,9 +35,13 @@ class Runtime:
             secret=settings.key_encryption_secret,
             token_lifetime=settings.token_lifetime_seconds,
         )
-        accounts = AccountView(db, refresh_seconds=settings.account_refresh_seconds)
         return cls(
-            settings=settings, db=db, keyring=keyring, queue=TaskQueue(db), accounts=accounts
+            settings=settings,
+            db=db,
+            keyring=keyring,
+            queue=TaskQueue(db),
+            accounts=AccountView(db, refresh_seconds=settings.account_refresh_seconds),
+            login_throttle=LoginThrottle(db, limit=settings.login_failures_per_minute),
         )
 
     async def close(self) -> None:

@@ -125,7 +125,8 @@ def path_example(name: str, example: str, description: str) -> dict[str, Any]:
 API_KEY_SCHEME = "apiKey"  # the raw API key in `Authorization`, for POST /api/jwt only
 BEARER_SCHEME = "bearer"  # the JWT it returns, for everything else
 
-_HEADERS = {
+_RETRY_AFTER = {"description": "Seconds until the window resets", "schema": {"type": "integer"}}
+_HEADERS: dict[int, dict[str, Any]] = {
     401: {
         "WWW-Authenticate": {
             "description": "`Bearer`, with the reason",
@@ -133,10 +134,7 @@ _HEADERS = {
         }
     },
     429: {
-        "Retry-After": {
-            "description": "Seconds until the window resets",
-            "schema": {"type": "integer"},
-        },
+        "Retry-After": _RETRY_AFTER,
         "RateLimit-Limit": {"schema": {"type": "integer"}},
         "RateLimit-Remaining": {"schema": {"type": "integer"}},
         "RateLimit-Reset": {"schema": {"type": "integer"}},
@@ -153,6 +151,7 @@ _WHY = {
     -401: "No API key, or one that is unknown or revoked.",
     403: "The token lacks a scope this operation needs (named in `errors`).",
     429: "Too many requests from this service account this minute.",
+    -429: "Too many failed logins from this address this minute; try after `Retry-After`.",
     503: "The database cannot be reached; try again after `Retry-After`.",
 }
 
@@ -182,8 +181,8 @@ def finish_document(doc: dict[str, Any], routes: Iterable[Any], settings: Settin
       writes document themselves;
     - every operation documents what its security makes possible: 401 for a missing or bad
       credential, 403 when it needs scopes, 429 when rate limiting is on (only tokens are
-      counted), and every operation that reads the database (`/api/...`, `/health`) 503 when it
-      is down;
+      counted) and on the login service while failed logins are throttled, and every operation
+      that reads the database (`/api/...`, `/health`) 503 when it is down;
     - each operation's description names the scopes its security requirement lists;
     - request bodies' examples are put back exactly as the routes wrote them: FastAPI drops every
       null from the document, and the PATCH example's `"opt_out_date": null` is required.
@@ -219,11 +218,18 @@ def finish_document(doc: dict[str, Any], routes: Iterable[Any], settings: Settin
             wanted.append(403)
         if BEARER_SCHEME in schemes and settings.rate_limit_per_minute > 0:
             wanted.append(429)
+        login_throttled = API_KEY_SCHEME in schemes and settings.login_failures_per_minute > 0
+        if login_throttled:
+            wanted.append(429)
         if path.startswith("/api/") or path == "/health":
             wanted.append(503)
         for code in wanted:
             why = _WHY[-401] if code == 401 and BEARER_SCHEME not in schemes else None
+            if code == 429 and login_throttled:
+                why = _WHY[-429]
             responses.setdefault(str(code), _problem(code, why))
+            if code == 429 and login_throttled:  # a throttled login has no RateLimit-* headers
+                responses["429"]["headers"] = {"Retry-After": copy.deepcopy(_RETRY_AFTER)}
         if needed:
             listed = ", ".join(f"`{s}`" for s in needed)
             operation["description"] = (
