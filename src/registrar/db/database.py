@@ -7,7 +7,7 @@ import datetime as dt
 import functools
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Concatenate, ParamSpec, TypeVar, cast
 
 from sqlalchemy import Connection, text
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from registrar.core.clock import utcnow
 from registrar.db.read_cache import MISSING, ReadCache
 from registrar.db.sqlite_threads import ConnectionThreads
+from registrar.db.write_health import WriteHealth, storage_failure
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -52,6 +53,8 @@ class Database:
     sqlite_readers: ConnectionThreads | None = None
     sqlite_writer: ConnectionThreads | None = None
     read_cache: ReadCache | None = None
+    # Whether storage is refusing this process's writes (full disk...): db/write_health.py.
+    write_health: WriteHealth = field(default_factory=WriteHealth)
 
     @property
     def dialect(self) -> str:
@@ -116,13 +119,23 @@ class Database:
 
         On SQLite, cancelling the caller does not stop `work` (a thread cannot be interrupted):
         it still commits or rolls back whole. Callers that must stop one check a flag in it.
+
+        A write that storage refuses (full disk, read-only, I/O error) is noted in
+        `write_health` (db/write_health.py).
         """
-        if self.sqlite_writer is not None:
-            call = functools.partial(work, **kwargs) if kwargs else work
-            result: T = await self.sqlite_writer.submit(call, args)
-            return result
-        async with self.writer_engine.begin() as connection:
-            return await connection.run_sync(work, *args, **kwargs)
+        try:
+            if self.sqlite_writer is not None:
+                call = functools.partial(work, **kwargs) if kwargs else work
+                result: T = await self.sqlite_writer.submit(call, args)
+            else:
+                async with self.writer_engine.begin() as connection:
+                    result = await connection.run_sync(work, *args, **kwargs)
+        except Exception as exc:
+            reason = storage_failure(exc)
+            if reason is not None:
+                self.write_health.failed(reason)
+            raise
+        return result
 
     @asynccontextmanager
     async def bulk(self) -> AsyncIterator[AsyncConnection]:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registrar.core.problems import ProblemError, bad_request
+from registrar.db.write_health import storage_failure
 
 log = logging.getLogger("registrar.errors")
 
@@ -57,6 +58,19 @@ def database_unavailable(retry_after: int = 5) -> JSONResponse:
             503,
             "The database is unavailable; try again shortly.",
             slug="database-unavailable",
+            headers={"Retry-After": str(retry_after)},
+        )
+    )
+
+
+def storage_refused(reason: str, retry_after: int = 5) -> JSONResponse:
+    """503 for a write the database's storage refused (disk full, read-only, I/O error)."""
+    return problem_response(
+        ProblemError(
+            503,
+            f"The database cannot store changes now ({reason}); nothing was changed. "
+            "Try again later.",
+            slug="storage-unavailable",
             headers={"Retry-After": str(retry_after)},
         )
     )
@@ -118,6 +132,10 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        reason = storage_failure(exc)
+        if reason is not None:
+            log.warning("database storage refused a write: %s", reason)
+            return storage_refused(reason, _retry_after(request))
         # The type only: a driver's message may quote the connection URL (and its password).
         log.warning("database unavailable: %s", type(exc).__name__)
         return database_unavailable(_retry_after(request))
@@ -136,7 +154,12 @@ def install_error_handlers(app: FastAPI) -> None:
     #   so the service recovers by itself when the database returns.
     @app.exception_handler(DBAPIError)
     async def _dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated or isinstance(exc, InterfaceError) or _lost_connection(exc):
+        if (
+            exc.connection_invalidated
+            or isinstance(exc, InterfaceError)
+            or _lost_connection(exc)
+            or storage_failure(exc) is not None
+        ):
             return await _database_down(request, exc)
         log.exception("database error")
         return internal_error()

@@ -97,9 +97,12 @@ def _read_cache_registry(cache: ReadCache | None) -> CollectorRegistry:
     return registry
 
 
-def exposition(read_cache: ReadCache | None, task_figures: TaskFigures | None) -> bytes:
+def exposition(
+    read_cache: ReadCache | None, task_figures: TaskFigures | None, *, writes_failing: bool = False
+) -> bytes:
     """The text a scrape gets: this process's (or every process's) request figures, the read
-    cache's, and the task queue's as read a moment ago (None: the database could not be read)."""
+    cache's, the task queue's as read a moment ago (None: the database could not be read), and
+    whether storage is refusing this process's writes (db/write_health.py)."""
     if _MULTIPROC:
         from prometheus_client import multiprocess
 
@@ -109,6 +112,14 @@ def exposition(read_cache: ReadCache | None, task_figures: TaskFigures | None) -
     else:
         parts = [generate_latest(REQUEST_REGISTRY)]
     parts.append(generate_latest(_read_cache_registry(read_cache)))
+    writes = CollectorRegistry()
+    Gauge(
+        "registrar_database_writes_failing",
+        "1 while storage refuses this process's writes (full disk, read-only, I/O error): until "
+        "30 s pass without such a failure.",
+        registry=writes,
+    ).set(1 if writes_failing else 0)
+    parts.append(generate_latest(writes))
     if task_figures is None:
         down = CollectorRegistry()
         Gauge(

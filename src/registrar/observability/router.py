@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from typing import Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -12,9 +13,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 
+from registrar.core.clock import iso_z
 from registrar.core.runtime import Runtime
 from registrar.db.database import ping
-from registrar.http.problems import database_unavailable
+from registrar.http.problems import database_unavailable, problem_responses
 from registrar.observability.metrics import TaskFigures, exposition
 from registrar.tasks.repository import status_counts
 
@@ -22,14 +24,43 @@ router = APIRouter(tags=["operations"])
 log = logging.getLogger("registrar.metrics")
 
 
-@router.get("/health", summary="200 when the database answers")
-async def health(request: Request) -> JSONResponse:
+@router.get(
+    "/health",
+    summary="200 when the database answers reads and takes writes",
+    description=(
+        '`200 {"status": "ok"}` when the database answers and this process\'s writes are '
+        "not being refused; `503` problem+json when the database cannot be read; `503` "
+        '`{"status": "degraded", "reads": "ok", "writes": "failing since ..."}` '
+        "while storage refuses writes (full disk, read-only, I/O error: every write answers 503 "
+        "meanwhile), until 30 s pass without such a failure. `?require=reads` answers 200 "
+        "whenever reads work, for a load balancer that should keep serving reads."
+    ),
+    responses={
+        **problem_responses(400),
+        503: {"description": "database unreachable, or writes failing"},
+    },
+)
+async def health(request: Request, require: Literal["all", "reads"] = "all") -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
+    retry_after = runtime.settings.db_unavailable_retry_after_seconds
     try:
         await asyncio.wait_for(runtime.db.read(ping), timeout=5)
     except Exception:  # any failure to reach the database means "not healthy"
-        return database_unavailable(runtime.settings.db_unavailable_retry_after_seconds)
-    return JSONResponse({"status": "ok", "database": runtime.db.dialect})
+        return database_unavailable(retry_after)
+    writes = runtime.db.write_health
+    if not writes.failing() or writes.since is None or writes.last is None:
+        return JSONResponse({"status": "ok", "database": runtime.db.dialect})
+    body = {
+        "status": "degraded",
+        "database": runtime.db.dialect,
+        "reads": "ok",
+        "writes": f"failing since {iso_z(writes.since)}",
+        "reason": writes.reason,
+        "last_failure": iso_z(writes.last),
+    }
+    if require == "reads":
+        return JSONResponse(body)
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(retry_after)})
 
 
 async def _task_figures(runtime: Runtime) -> TaskFigures | None:
@@ -54,5 +85,9 @@ async def metrics_endpoint(request: Request) -> Response:
                 media_type="text/plain",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-    body = exposition(runtime.db.read_cache, await _task_figures(runtime))
+    body = exposition(
+        runtime.db.read_cache,
+        await _task_figures(runtime),
+        writes_failing=runtime.db.write_health.failing(),
+    )
     return Response(body, media_type=CONTENT_TYPE_LATEST)
