@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
 
 from registrar.auth.client import Client
 from registrar.auth.service import shared_secret
@@ -27,9 +28,15 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-# Declares the bearer scheme in the OpenAPI document; the header itself is read by
-# `authenticate` (http/authentication.py), the one parser the rate limiter and the log share.
-_bearer = HTTPBearer(
+class _DocumentedBearer(HTTPBearer):
+    """Declares the bearer scheme in the OpenAPI document, and reads nothing: the header is read by
+    `authenticate` (http/authentication.py), the one parser the rate limiter and the log share."""
+
+    async def __call__(self, request: HTTPConnection) -> HTTPAuthorizationCredentials | None:
+        return None
+
+
+_bearer = _DocumentedBearer(
     auto_error=False,
     scheme_name=BEARER_SCHEME,
     bearerFormat="JWT",
