@@ -26,21 +26,21 @@ log = logging.getLogger("registrar.metrics")
 
 @router.get(
     "/health",
-    summary="200 when the database answers reads and takes writes",
+    summary="200 when the database answers; reports writes that storage refuses",
     description=(
-        '`200 {"status": "ok"}` when the database answers and this process\'s writes are '
-        "not being refused; `503` problem+json when the database cannot be read; `503` "
-        '`{"status": "degraded", "reads": "ok", "writes": "failing since ..."}` '
-        "while storage refuses writes (full disk, read-only, I/O error: every write answers 503 "
-        "meanwhile), until 30 s pass without such a failure. `?require=reads` answers 200 "
-        "whenever reads work, for a load balancer that should keep serving reads."
+        '`200 {"status": "ok"}` when the database answers; `503` problem+json when it '
+        "cannot be read. While storage refuses this process's writes (full disk, read-only, I/O "
+        "error: every write answers 503 meanwhile, until 30 s pass without such a failure) the "
+        'body is `{"status": "degraded", "reads": "ok", "writes": "failing '
+        'since ...", ...}`: still `200` (the contract: 200 whenever the database answers), '
+        "or `503` with `?require=writes`, for a load balancer or monitor that should act on it."
     ),
     responses={
         **problem_responses(400),
-        503: {"description": "database unreachable, or writes failing"},
+        503: {"description": "database unreachable (or, with ?require=writes, writes failing)"},
     },
 )
-async def health(request: Request, require: Literal["all", "reads"] = "all") -> JSONResponse:
+async def health(request: Request, require: Literal["reads", "writes"] = "reads") -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     retry_after = runtime.settings.db_unavailable_retry_after_seconds
     try:
@@ -58,9 +58,9 @@ async def health(request: Request, require: Literal["all", "reads"] = "all") -> 
         "reason": writes.reason,
         "last_failure": iso_z(writes.last),
     }
-    if require == "reads":
-        return JSONResponse(body)
-    return JSONResponse(body, status_code=503, headers={"Retry-After": str(retry_after)})
+    if require == "writes":
+        return JSONResponse(body, status_code=503, headers={"Retry-After": str(retry_after)})
+    return JSONResponse(body)
 
 
 async def _task_figures(runtime: Runtime) -> TaskFigures | None:
