@@ -164,7 +164,7 @@ def test_a_reinstated_account_does_not_revive_tokens_issued_before_its_revocatio
     time.sleep(1.1)  # tokens carry whole seconds: the new one must be issued a second later
 
     async def reinstate(runtime: Any) -> str:
-        return await issue_service_account(
+        key, _kept = await issue_service_account(
             runtime.db,
             settings,
             sub="svc-reinstated",
@@ -172,6 +172,7 @@ def test_a_reinstated_account_does_not_revive_tokens_issued_before_its_revocatio
             email="e@x",
             scopes=ENROLLMENTS_READ,
         )
+        return key
 
     new = login(fast, with_runtime(settings, reinstate))
     until(lambda: fast.get(ENROLLMENTS, headers=new).status_code == 200, REFRESH + 5)
