@@ -9,6 +9,7 @@ from registrar.auth.models import (
 )
 from registrar.db.base import Base
 from registrar.enrollments.models import Enrollment, EnrollmentAudit, Section, Term
+from registrar.events.models import Event
 from registrar.people.models import Person
 from registrar.petitions.models import Petition
 from registrar.reference.models import Origin, PetitionType, School
@@ -18,6 +19,7 @@ __all__ = [
     "Base",
     "Enrollment",
     "EnrollmentAudit",
+    "Event",
     "IdempotencyKey",
     "InstanceSecret",
     "LoginFailureCounter",
