@@ -133,6 +133,24 @@ def test_a_non_ascii_host_over_a_real_socket_is_refused(database_url: str) -> No
             assert status_line.startswith(b"HTTP/1.1 400"), (raw, status_line)
 
 
+def _http10_status(port: int, path: str) -> bytes:
+    """The status line of an HTTP/1.0 GET sent with no Host header at all (HTTP/1.0 allows it)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET " + path.encode() + b" HTTP/1.0\r\n\r\n")
+        return s.recv(4096).split(b"\r\n", 1)[0]
+
+
+def test_no_host_is_served_by_default_and_refused_with_allowed_hosts(database_url: str) -> None:
+    # By default a request without Host is served (401 here: it carries no token, so it got past
+    # the host check); its URLs use the server's own address.
+    with real_server(database_url) as port:
+        assert _http10_status(port, "/api/academic/enrollments").split(b" ")[1] == b"401"
+    # With REGISTRAR_ALLOWED_HOSTS, no Host is not an allowed host: 400. /health still answers.
+    with real_server(database_url, allowed_hosts="api.example.edu") as port:
+        assert _http10_status(port, "/api/academic/enrollments").split(b" ")[1] == b"400"
+        assert _http10_status(port, "/health").split(b" ")[1] == b"200"
+
+
 # --- REGISTRAR_ALLOWED_HOSTS and REGISTRAR_PUBLIC_URL -----------------------------------------
 
 
