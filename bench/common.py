@@ -246,6 +246,64 @@ def cpu_seconds(*pids: int) -> float:
     return total
 
 
+def postgres_pids() -> list[int]:
+    """Every postgres process on this machine (the server's own and every backend)."""
+    out = subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def children(pid: int) -> list[int]:
+    """A process and its descendants (uvicorn --workers forks the API processes)."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    pids = [pid]
+    for child in out.split():
+        pids += children(int(child))
+    return pids
+
+
+async def enqueue(base: str, jwt: str, ids: list[str], n: int) -> float:
+    """Queue n PATCHes of course_assessment over HTTP (32 at a time), the k-th on enrollment
+    ids[k % len(ids)]; the enqueue rate in requests/s."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {jwt}"}
+    gate = asyncio.Semaphore(32)
+    retries: list[int] = []
+    limits = httpx.Limits(max_connections=32)
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60, limits=limits) as c:
+
+        async def one(k: int) -> None:
+            body = {
+                "course_assessment": {
+                    "submit_date": f"2020-03-05T17:{k // 60 % 60:02d}:{k % 60:02d}Z",
+                    "opt_out_date": None,
+                }
+            }
+            async with gate:
+                # A connection dropped without an answer (seen under load) is retried; the
+                # Idempotency-Key keeps that from queueing the task twice.
+                for attempt in range(3):
+                    try:
+                        r = await c.patch(
+                            f"/api/academic/enrollments/{ids[k % len(ids)]}",
+                            json=body,
+                            headers={"Idempotency-Key": f"bench-{k}"},
+                        )
+                        break
+                    except httpx.TransportError:
+                        if attempt == 2:
+                            raise
+                        retries.append(k)
+                if r.status_code != 202:
+                    raise RuntimeError(f"PATCH answered {r.status_code}: {r.text}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(k) for k in range(n)))
+        if retries:
+            print(f"  {len(retries)} PATCHes retried after a dropped connection", flush=True)
+        return n / (time.perf_counter() - started)
+
+
 # --- databases -------------------------------------------------------------------------------
 
 

@@ -8,6 +8,19 @@ Measures
     (Without wrk: --total PATCHes from as many httpx clients, which saturate before the server.)
 
     .venv/bin/python bench/task_bench.py [--seconds 10] [--clients 32] [--light 200]
+
+With --postgres [ADMIN_URL] (default postgresql://postgres@127.0.0.1:5432/postgres) it measures
+instead how fast `registrar worker` processes drain a PostgreSQL queue (issue 15): per round a
+fresh database (created on that server, dropped after), --tasks enrollments and one PATCH of
+course_assessment queued for each over HTTP through `registrar serve --no-worker`, the API
+stopped; then W `registrar worker` processes start and the clock runs until no task is
+`accepted`. Tasks/s from the workers' start (their "started" log line; from their launch too),
+worker CPU per task (/proc of the worker processes over the drain) and PostgreSQL CPU per task
+(/proc of the database's own backends, found in pg_stat_activity, over the drain); rounds
+for 1 and 2 workers, --rounds times each, medians printed. --pin puts worker i on CPU i
+(taskset).
+
+    .venv/bin/python bench/task_bench.py --postgres [--tasks 5000] [--rounds 3] [--workers 1,2]
 """
 
 from __future__ import annotations
@@ -16,6 +29,7 @@ import argparse
 import asyncio
 import datetime as dt
 import os
+import secrets
 import shutil
 import sqlite3
 import statistics
@@ -33,12 +47,15 @@ from common import (
     ROOT,
     command,
     cpu_seconds,
+    enqueue,
+    fresh_database,
     pct,
     registrar,
     seed_enrollments,
     serve,
     service_account,
     stop,
+    token,
     wrk,
 )
 
@@ -209,6 +226,132 @@ async def run(
         )
 
 
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+async def backends(database: str, conn: object) -> dict[int, float]:
+    """CPU seconds so far of each backend serving `database`, but the one asking."""
+    rows = await conn.fetch(  # type: ignore[attr-defined]
+        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", database
+    )
+    return {int(r["pid"]): cpu_seconds(int(r["pid"])) for r in rows}
+
+
+async def drain(db_url: str, workers: list[subprocess.Popen[bytes]], logs: list[Path]) -> dict:
+    """Wait for the workers to start, then for the queue to empty: the round's figures."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    launched = time.perf_counter()
+    database = str(make_url(db_url).database)
+    conn = await asyncpg.connect(db_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        for proc, log in zip(workers, logs, strict=True):
+            while "started (concurrency" not in log.read_text(errors="replace"):
+                if proc.poll() is not None:
+                    raise SystemExit(f"worker exited: {log.read_text()[-2000:]}")
+                await asyncio.sleep(0.002)
+        started = time.perf_counter()
+        pids = [w.pid for w in workers]
+        worker_cpu0 = cpu_seconds(*pids)
+        pg_seen = await backends(database, conn)
+        sql = "SELECT count(*) FROM tasks WHERE status = 'accepted'"
+        while await conn.fetchval(sql):
+            # Backends that connect during the drain count from zero.
+            for pid in await backends(database, conn):
+                pg_seen.setdefault(pid, 0.0)
+            await asyncio.sleep(0.02)
+        done = time.perf_counter()
+        worker_cpu = cpu_seconds(*pids) - worker_cpu0
+        pg_cpu = sum(cpu_seconds(pid) - cpu0 for pid, cpu0 in pg_seen.items())
+        counts = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM tasks WHERE status = 'complete') AS complete,"
+            " (SELECT count(*) FROM enrollment_audit) AS audits"
+        )
+    finally:
+        await conn.close()
+    return {
+        "from_start": done - started,
+        "from_launch": done - launched,
+        "worker_cpu": worker_cpu,
+        "pg_cpu": pg_cpu,
+        "complete": int(counts["complete"]),
+        "audits": int(counts["audits"]),
+    }
+
+
+def postgres_round(args: argparse.Namespace, workers: int, tmp: Path) -> dict[str, float]:
+    """One round: a fresh database, --tasks PATCHes queued over HTTP, W workers drain them."""
+    db_url, drop = fresh_database(tmp, args.postgres)
+    env = {
+        **os.environ,
+        "REGISTRAR_DATABASE_URL": db_url,
+        "REGISTRAR_LOG_JSON": "false",
+        "REGISTRAR_RATE_LIMIT_PER_MINUTE": "0",
+    }
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        registrar("migrate", env=env)
+        key = service_account(env, "bench", WRITE)
+        ids = seed_enrollments(db_url, args.tasks)
+        with serve({**env, "REGISTRAR_LOG_LEVEL": "WARNING"}, "--no-worker", cwd=ROOT) as (
+            _api,
+            base,
+        ):
+            asyncio.run(enqueue(base, token(base, key), ids, args.tasks))
+        logs = [tmp / f"worker-{secrets.token_hex(3)}.log" for _ in range(workers)]
+        for i, log in enumerate(logs):
+            cmd = command("worker", "--concurrency", str(args.concurrency))
+            if args.pin:
+                cmd = ["taskset", "-c", str(i % (os.cpu_count() or 1)), *cmd]
+            with log.open("wb") as out:
+                # The worker as deployed: its log level (INFO, a line per task) and settings.
+                procs.append(subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT))
+        figures = asyncio.run(drain(db_url, procs, logs))
+        if figures["complete"] != args.tasks or figures["audits"] != args.tasks:
+            raise SystemExit(f"not every task ran exactly once: {figures}")
+        return figures
+    finally:
+        for proc in procs:
+            stop(proc)
+        drop()
+
+
+def postgres_bench(args: argparse.Namespace) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="task-bench-pg-"))
+    counts = [int(w) for w in args.workers.split(",")]
+    results: dict[int, list[dict[str, float]]] = {w: [] for w in counts}
+    print(
+        f"PostgreSQL worker drain: {args.tasks} PATCH tasks, each on its own enrollment, fresh "
+        f"database per round; worker --concurrency {args.concurrency}"
+        f"{', pinned one per CPU' if args.pin else ''}; {os.cpu_count()} cores",
+        flush=True,
+    )
+    for round_ in range(args.rounds):
+        for w in counts:
+            f = postgres_round(args, w, tmp)
+            results[w].append(f)
+            n = args.tasks
+            print(
+                f"  round {round_ + 1}, {w} worker(s): {n / f['from_start']:.0f} tasks/s from "
+                f"start ({n / f['from_launch']:.0f} from launch); worker CPU "
+                f"{f['worker_cpu'] * 1000 / n:.2f} ms/task, PostgreSQL CPU "
+                f"{f['pg_cpu'] * 1000 / n:.2f} ms/task",
+                flush=True,
+            )
+    print("\n| workers | tasks/s (from start) | from launch | worker CPU/task | PG CPU/task |")
+    print("| --- | --- | --- | --- | --- |")
+    n = args.tasks
+    for w in counts:
+        rates = [n / r["from_start"] for r in results[w]]
+        print(
+            f"| {w} | {statistics.median(rates):.0f} ({min(rates):.0f}-{max(rates):.0f}) "
+            f"| {statistics.median(n / r['from_launch'] for r in results[w]):.0f} "
+            f"| {statistics.median(r['worker_cpu'] * 1000 / n for r in results[w]):.2f} ms "
+            f"| {statistics.median(r['pg_cpu'] * 1000 / n for r in results[w]):.2f} ms |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -231,7 +374,20 @@ def main() -> None:
         help="skip the PATCH-only/worker-only runs",
     )
     parser.add_argument("--concurrency", type=int, default=4, help="in-process worker concurrency")
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        const=POSTGRES,
+        help="measure worker processes draining a PostgreSQL queue (this admin URL's server)",
+    )
+    parser.add_argument("--tasks", type=int, default=5000, help="--postgres: tasks per round")
+    parser.add_argument("--rounds", type=int, default=3, help="--postgres: rounds per count")
+    parser.add_argument("--workers", default="1,2", help="--postgres: worker processes per round")
+    parser.add_argument("--pin", action="store_true", help="--postgres: worker i on CPU i")
     args = parser.parse_args()
+    if args.postgres:
+        postgres_bench(args)
+        return
 
     tmp = Path(tempfile.mkdtemp(prefix="task-bench-"))
     db = tmp / "bench.db"

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, Executable, delete, insert, text, update
+from sqlalchemy import Connection, Executable, delete, insert, select, text, update
 
 from registrar.auth.scopes import ENROLLMENTS_WRITE as WRITE
 from registrar.core.clock import utcnow
 from registrar.core.runtime import Runtime
 from registrar.core.settings import Settings
-from registrar.enrollments.models import Enrollment
+from registrar.enrollments.models import Enrollment, EnrollmentAudit
 from registrar.tasks import registry
 from registrar.tasks import repository as repo
 from registrar.tasks.handlers import (
@@ -31,7 +31,7 @@ from registrar.tasks.repository import prune_keys
 from registrar.tasks.service import new_task_id
 from registrar.tasks.worker import Worker
 from tests.support.accounts import Accounts, cli
-from tests.support.databases import make_settings
+from tests.support.databases import make_settings, read
 from tests.support.databases import with_runtime as run_db
 from tests.support.seeding import audit_count, enrollment_columns, seed_enrollments
 from tests.support.seeding import task_row as get_task_row
@@ -378,3 +378,87 @@ def test_an_older_request_run_late_does_not_overwrite_a_newer_one(
     assert run_db(settings, scenario) == ("complete", "complete")
     assert enrollment_columns(settings, eid) == (None, dt.datetime(2020, 2, 2, tzinfo=dt.UTC))
     assert audit_count(settings, enrollment_id=eid) == 2
+
+
+def test_a_failing_task_neither_fails_nor_delays_its_neighbours(
+    api: TestClient, settings: Settings, writer: dict[str, str]
+) -> None:
+    """One batch: three good PATCHes, a PATCH whose enrollment is gone (a permanent error the
+    batch handler returns), a task whose handler raises a permanent error and one whose handler
+    raises a transient one. The good ones complete in that same run, each applied once."""
+    eids = seed_enrollments(settings, 4)
+    good = [queue_patch(api, eid, writer, body("2020-03-05T17:53:46Z")) for eid in eids[:3]]
+    gone = queue_patch(api, eids[3], writer, body("2020-03-05T17:53:46Z"))
+
+    async def scenario(runtime: Runtime) -> tuple[dict[str, str], str, str]:
+        await run(runtime, delete(Enrollment).where(Enrollment.id == eids[3]))
+        broken = await insert_task(runtime, "test.broken")
+        flaky = await insert_task(runtime, "test.flaky")
+        worker = Worker(runtime, handlers=HANDLERS, retry_base_seconds=60)
+        mine = {*good, gone, broken, flaky}
+        batch = [t for t in await worker.claim(50) if t.id in mine]
+        assert len(batch) == len(mine)
+        outcomes = await worker.run_batch(batch)
+        return {k: str(v) for k, v in outcomes.items()}, broken, flaky
+
+    outcomes, broken, flaky = run_db(settings, scenario)
+    assert outcomes == {
+        **{task_id: "complete" for task_id in good},
+        gone: "error",
+        broken: "error",
+        flaky: "retry",
+    }
+    for task_id, eid in zip(good, eids, strict=False):
+        task = api.get(f"/api/tasks/{task_id}", headers=writer).json()
+        assert task["status"] == "complete" and task["path"] == f"http://testserver{URL}{eid}"
+        assert enrollment_columns(settings, eid) == (
+            dt.datetime(2020, 3, 5, 17, 53, 46, tzinfo=dt.UTC),
+            None,
+        )
+    assert audit_count(settings, task_ids=good) == 3
+    assert audit_count(settings, task_ids=[gone]) == 0
+    task = api.get(f"/api/tasks/{gone}", headers=writer).json()
+    assert task["status"] == "error"
+    assert task["message"] == f"['Enrollment {eids[3]} does not exist.']"
+    row = get_task_row(settings, broken)
+    assert (row.status, row.message) == ("error", "['netid is unknown.']")
+    row = get_task_row(settings, flaky)
+    assert (row.status, row.locked_by, row.attempts) == ("accepted", None, 1)
+    assert row.last_error == "ConnectionError: upstream hiccup"
+    run_db(settings, lambda rt: _delete_task(rt, flaky))
+
+
+def test_in_one_batch_the_newest_request_wins_and_each_is_audited_in_order(
+    api: TestClient, settings: Settings, writer: dict[str, str]
+) -> None:
+    """Three PATCHes of one enrollment in one batch, handed over newest first: applied once each,
+    in request order (each audit row's `before` the previous one's `after`), the newest shown."""
+    [eid] = seed_enrollments(settings, 1)
+    values = ["2020-01-01T00:00:00Z", "2020-02-02T00:00:00Z", "2020-03-03T00:00:00Z"]
+    sent = [queue_patch(api, eid, writer, body(v)) for v in values]
+
+    async def scenario(runtime: Runtime) -> dict[str, str]:
+        worker = Worker(runtime, handlers=HANDLERS)
+        claimed = {t.id: t for t in await worker.claim(50) if t.id in sent}
+        outcomes = await worker.run_batch([claimed[t] for t in reversed(sent)])
+        return {k: str(v) for k, v in outcomes.items()}
+
+    assert run_db(settings, scenario) == {t: "complete" for t in sent}
+    assert enrollment_columns(settings, eid) == (dt.datetime(2020, 3, 3, tzinfo=dt.UTC), None)
+
+    def audit(connection: Connection) -> list[Any]:
+        return list(
+            connection.execute(
+                select(EnrollmentAudit.task_id, EnrollmentAudit.before, EnrollmentAudit.after)
+                .where(EnrollmentAudit.enrollment_id == eid)
+                .order_by(EnrollmentAudit.pk)
+            )
+        )
+
+    rows = read(settings, audit)
+    assert [r.task_id for r in rows] == sent
+    previous: Any = {"course_assessment": None}
+    for row, value in zip(rows, values, strict=True):
+        assert row.before == previous
+        assert row.after == {"course_assessment": {"submit_date": value, "opt_out_date": None}}
+        previous = row.after

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
+from collections.abc import Iterable
 from typing import Any, cast
 
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
     Connection,
     Row,
     Select,
+    String,
     Table,
+    and_,
+    any_,
     bindparam,
     func,
     insert,
     select,
+    true,
     update,
 )
 
@@ -109,37 +114,62 @@ def any_enrollment(connection: Connection) -> bool:
     return connection.scalar(select(Enrollment.pk).limit(1)) is not None
 
 
-# The handler's statements, built once: it runs once per task and is the worker's hot path, and
-# building a statement (and its cache key) costs more than running it. Core on the Tables, not
-# ORM objects. Keyed by (requester sees private people, PostgreSQL).
+# The task handler's statements (jobs.apply_course_assessments), built once: they run for every
+# batch of tasks, the worker's hot path, and building a statement (and its cache key) costs more
+# than running it. Core on the Tables, not ORM objects. Each serves a whole batch: one statement
+# for a hundred enrollments, not one each. Keyed by dialect: PostgreSQL takes a list as one array
+# parameter (`= ANY(:ids)`, so the statement's text, and its prepared statement, is the same for
+# any batch size), SQLite an expanding IN.
 _ENROLLMENTS = cast(Table, Enrollment.__table__)
 _AUDITS = cast(Table, EnrollmentAudit.__table__)
 
 
-def _current(private: bool, lock: bool) -> Select[Any]:
-    query = select(
-        Enrollment.pk, Enrollment.course_submit_date, Enrollment.course_opt_out_date
-    ).where(Enrollment.id == bindparam("enrollment_id"), *visible_with(private))
-    # PostgreSQL: a row lock, so two tasks on one enrollment record true before/after values in
-    # order. (SQLite's write transaction already excludes every other writer.)
-    return query.with_for_update(of=Enrollment) if lock else query
+def _among(column: ColumnElement[Any], name: str, postgresql: bool) -> ColumnElement[bool]:
+    if postgresql:
+        return column == any_(bindparam(name, type_=ARRAY(String)))
+    return column.in_(bindparam(name, expanding=True))
 
 
-_CURRENT = {
-    (private, lock): _current(private, lock) for private in (False, True) for lock in (False, True)
+def _current(postgresql: bool) -> Select[Any]:
+    """Per enrollment: its assessment, and whether everyone may see it (the FERPA rule: a task
+    without the private scope may not touch the others)."""
+    query = (
+        select(
+            Enrollment.pk,
+            Enrollment.id,
+            Enrollment.course_submit_date,
+            Enrollment.course_opt_out_date,
+            and_(true(), *visible_with(False)).label("public"),
+        )
+        .where(_among(_ENROLLMENTS.c.id, "ids", postgresql))
+        .order_by(Enrollment.id)
+    )
+    # PostgreSQL: row locks, taken in id order (so two batches cannot deadlock), so that tasks on
+    # one enrollment record true before/after values in request order. (SQLite's write
+    # transaction already excludes every other writer.)
+    return query.with_for_update(of=Enrollment) if postgresql else query
+
+
+def _newest(postgresql: bool) -> Select[Any]:
+    """Per enrollment: when the newest request applied to it was made, an index probe on
+    (enrollment_id, requested_at) however long its history. A statement of its own, run once the
+    rows are locked: a subquery in the locking statement would read the audit as it was before
+    the lock was granted, blind to what the transaction that held it had just applied."""
+    newest = (
+        select(func.max(_AUDITS.c.requested_at))
+        .where(_AUDITS.c.enrollment_id == Enrollment.id)
+        .scalar_subquery()
+    )
+    return select(Enrollment.id, newest).where(_among(_ENROLLMENTS.c.id, "ids", postgresql))
+
+
+_CURRENT = {postgresql: _current(postgresql) for postgresql in (False, True)}
+_NEWEST = {postgresql: _newest(postgresql) for postgresql in (False, True)}
+# Which of these tasks were applied already (the audit row is unique per task).
+_APPLIED = {
+    postgresql: select(_AUDITS.c.task_id).where(_among(_AUDITS.c.task_id, "task_ids", postgresql))
+    for postgresql in (False, True)
 }
-# Two questions about the tasks applied here so far: was this task one of them (the unique
-# task_id), and when was the newest of them requested (the (enrollment_id, requested_at) index)?
-# Each is one index probe, however long the enrollment's history.
-_APPLIED = select(
-    select(func.count())
-    .select_from(_AUDITS)
-    .where(_AUDITS.c.task_id == bindparam("task_id"))
-    .scalar_subquery(),
-    select(func.max(_AUDITS.c.requested_at))
-    .where(_AUDITS.c.enrollment_id == bindparam("enrollment_id"))
-    .scalar_subquery(),
-)
 _WRITE = (
     update(_ENROLLMENTS)
     .where(_ENROLLMENTS.c.pk == bindparam("enrollment_pk"))
@@ -148,27 +178,37 @@ _WRITE = (
 _AUDIT = insert(_AUDITS)
 
 
-def current_assessment(
-    connection: Connection, enrollment_id: str, *, private: bool
-) -> Row[Any] | None:
-    """(pk, course_submit_date, course_opt_out_date) of the enrollment if the requester may see it
-    (the FERPA rule as the request was decided), locked on PostgreSQL; else None."""
-    current = _CURRENT[(private, connection.dialect.name == "postgresql")]
-    return connection.execute(current, {"enrollment_id": enrollment_id}).first()
+def current_assessments(
+    connection: Connection, enrollment_ids: Iterable[str]
+) -> dict[str, Row[Any]]:
+    """Per enrollment id that exists: (pk, id, course_submit_date, course_opt_out_date, public),
+    locked on PostgreSQL; one statement."""
+    postgresql = connection.dialect.name == "postgresql"
+    rows = connection.execute(_CURRENT[postgresql], {"ids": sorted(set(enrollment_ids))})
+    return {row.id: row for row in rows}
 
 
-def applied_so_far(connection: Connection, task_id: str, enrollment_id: str) -> tuple[int, Any]:
-    """(whether this task's change is already applied, when the newest applied one was
-    requested): two index probes in one row."""
-    found = connection.execute(_APPLIED, {"task_id": task_id, "enrollment_id": enrollment_id}).one()
-    return int(found[0] or 0), found[1]
+def newest_requests(connection: Connection, enrollment_ids: Iterable[str]) -> dict[str, Any]:
+    """Per enrollment id: when the newest request applied to it was made (None: never); one
+    statement, to run once `current_assessments` holds the rows."""
+    postgresql = connection.dialect.name == "postgresql"
+    rows = connection.execute(_NEWEST[postgresql], {"ids": list(enrollment_ids)})
+    return {enrollment_id: newest for enrollment_id, newest in rows}
 
 
-def write_assessment(
-    connection: Connection, pk: int, submit: dt.datetime | None, opt_out: dt.datetime | None
-) -> None:
-    connection.execute(_WRITE, {"enrollment_pk": pk, "submit": submit, "opt_out": opt_out})
+def applied_tasks(connection: Connection, task_ids: Iterable[str]) -> set[str]:
+    """Which of these tasks' changes are applied already: one statement."""
+    postgresql = connection.dialect.name == "postgresql"
+    return set(connection.scalars(_APPLIED[postgresql], {"task_ids": list(task_ids)}))
 
 
-def add_audit(connection: Connection, row: dict[str, Any]) -> None:
-    connection.execute(_AUDIT, row)
+def write_assessments(connection: Connection, writes: list[dict[str, Any]]) -> None:
+    """Set course_assessment on many enrollments ({enrollment_pk, submit, opt_out} each): one
+    executemany, sent to PostgreSQL in one round trip by asyncpg."""
+    if writes:
+        connection.execute(_WRITE, writes)
+
+
+def add_audits(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        connection.execute(_AUDIT, rows)

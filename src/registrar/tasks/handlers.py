@@ -12,12 +12,19 @@ Raise `PermanentTaskError(problems)` for a failure that retrying cannot fix (the
 its `path` the URL that was called, its `message` the problems as `task_message` writes them); any
 other exception is transient and the task is retried with exponential backoff until its
 `max_attempts`.
+
+A task type that arrives in numbers may instead have a `BatchHandler`: one call for all the
+claimed tasks of that type in a batch, with set-based statements (one read, one UPDATE, one INSERT
+for a hundred tasks instead of five statements each). It returns each task's result or its
+`PermanentTaskError` (having written nothing for that task), so one bad task ends `error` beside
+its neighbours without rolling them back; an exception it raises is transient for the whole batch,
+and the worker then runs each task alone, in a savepoint, through the same code.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +116,22 @@ class ClaimedTask:
 
 
 Handler = Callable[[Connection, ClaimedTask], HandlerResult]
+# Per task id: its result, or the permanent error it ends with (nothing written for it).
+BatchResults = dict[str, HandlerResult | PermanentTaskError]
+
+
+@dataclass(frozen=True)
+class BatchHandler:
+    """A handler for many tasks of one type at once (see the module's docstring). It is a
+    `Handler` too: called with one task, it runs the batch of one and raises its error."""
+
+    run: Callable[[Connection, Sequence[ClaimedTask]], BatchResults]
+
+    def __call__(self, connection: Connection, task: ClaimedTask) -> HandlerResult:
+        result = self.run(connection, [task])[task.id]
+        if isinstance(result, PermanentTaskError):
+            raise result
+        return result
 
 
 def absolute_url(task: ClaimedTask, path: str) -> str:

@@ -11,6 +11,7 @@ handler's writes back when the guard matches no row).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 from collections.abc import Sequence
 from typing import Any, cast
@@ -32,6 +33,7 @@ from sqlalchemy import (
 )
 
 from registrar.core.clock import utcnow
+from registrar.db.base import UTCDateTime
 from registrar.db.database import database_now
 from registrar.tasks.handlers import ClaimedTask
 from registrar.tasks.idempotency import KEY_TTL, IdempotencyClaim, KeyReused
@@ -140,6 +142,58 @@ _FINISH = (
         last_error=bindparam("new_last_error"),
     )
 )
+
+
+# PostgreSQL: a batch's finishes in one statement, the values of each task side by side in arrays.
+_FINISH_MANY = text(
+    """
+    UPDATE tasks SET status = f.status, completed_date = :completed, path = f.path,
+        message = f.message, worker_data = CAST(f.worker_data AS json), locked_by = NULL,
+        locked_until = NULL, last_error = f.last_error
+    FROM unnest(CAST(:ids AS text[]), CAST(:statuses AS text[]), CAST(:paths AS text[]),
+                CAST(:messages AS text[]), CAST(:worker_data AS text[]), CAST(:errors AS text[]))
+        AS f(id, status, path, message, worker_data, last_error)
+    WHERE tasks.id = f.id AND tasks.locked_by = :worker_id AND tasks.status = 'accepted'
+    RETURNING tasks.id
+    """
+).bindparams(bindparam("completed", type_=UTCDateTime()))
+
+
+def finish_many(
+    connection: Connection, finishes: Sequence[dict[str, Any]], *, worker_id: str
+) -> set[str]:
+    """`finish` for many tasks (each a dict of task_id, status, path, message, worker_data and
+    last_error): the ids of those this worker still held, now finished. One statement on
+    PostgreSQL; on SQLite, where a statement costs microseconds, one each."""
+    if not finishes:
+        return set()
+    if connection.dialect.name != "postgresql":
+        return {f["task_id"] for f in finishes if finish(connection, worker_id=worker_id, **f)}
+    result = connection.execute(
+        _FINISH_MANY,
+        {
+            "completed": utcnow(),
+            "worker_id": worker_id,
+            "ids": [f["task_id"] for f in finishes],
+            "statuses": [str(f["status"]) for f in finishes],
+            "paths": [f["path"] for f in finishes],
+            "messages": [f["message"] for f in finishes],
+            "worker_data": [json.dumps(f["worker_data"]) for f in finishes],
+            "errors": [f.get("last_error") for f in finishes],
+        },
+    )
+    return set(result.scalars())
+
+
+def hold(connection: Connection, task_ids: Sequence[str], *, worker_id: str) -> set[str]:
+    """Which of these tasks this worker still holds; on PostgreSQL they are row-locked until the
+    transaction ends, so no other worker can reclaim them meanwhile (a claim skips locked rows)."""
+    query = select(T.id).where(
+        T.id.in_(list(task_ids)), T.locked_by == worker_id, T.status == TaskStatus.ACCEPTED
+    )
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return set(connection.scalars(query))
 
 
 def backoff_seconds(attempts: int, base: float, cap: float = 300.0) -> float:

@@ -26,6 +26,7 @@ import signal
 import socket
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -40,6 +41,7 @@ from registrar.core.settings import Settings
 from registrar.db.engine import asyncpg_dsn
 from registrar.tasks import repository as repo
 from registrar.tasks.handlers import (
+    BatchHandler,
     ClaimedTask,
     Handler,
     HandlerResult,
@@ -52,6 +54,10 @@ from registrar.tasks.registry import HANDLERS, REQUIRED_SCOPES
 log = logging.getLogger("registrar.worker")
 
 MAINTENANCE_EVERY_SECONDS = 300.0
+# Tasks per batch (one transaction). On PostgreSQL a batch costs eight round trips whatever its
+# size, and a batch handler's statements cost per row what they cost per statement: XXX measured.
+SQLITE_BATCH = 200
+POSTGRESQL_BATCH = 100
 
 
 class Outcome(StrEnum):
@@ -62,6 +68,43 @@ class Outcome(StrEnum):
     RETRY = "retry"  # failed; queued again after a backoff
     LOST = "lost"  # another worker holds it now (a lease lost): this attempt rolled back
     ABORTED = "aborted"  # the worker stopped mid-batch: rolled back, released
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A task a batch ends: complete with its handler's result, or error with its problems."""
+
+    task: ClaimedTask
+    status: TaskStatus
+    path: str | None
+    message: str
+    last_error: str | None = None
+
+    @classmethod
+    def of(cls, task: ClaimedTask, result: HandlerResult | PermanentTaskError) -> Finished:
+        if isinstance(result, PermanentTaskError):
+            return cls.failed(task, result.message, result.message)
+        return cls(task, TaskStatus.COMPLETE, result.path, result.message)
+
+    @classmethod
+    def failed(cls, task: ClaimedTask, message: str, error: str) -> Finished:
+        """Ended in error: its `path` is the URL that was called."""
+        return cls(task, TaskStatus.ERROR, task.called_url, message, error)
+
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome.COMPLETE if self.status == TaskStatus.COMPLETE else Outcome.ERROR
+
+    def row(self, worker_id: str) -> dict[str, Any]:
+        """What repository.finish_many writes for it."""
+        return {
+            "task_id": self.task.id,
+            "status": self.status,
+            "path": self.path,
+            "message": self.message,
+            "worker_data": {"worker": worker_id, "attempts": self.task.attempts},
+            "last_error": self.last_error,
+        }
 
 
 class LeaseLostError(Exception):
@@ -134,12 +177,13 @@ class Worker:
         self.retry_base_seconds = retry_base_seconds
         self.shutdown_grace_seconds = shutdown_grace_seconds
         self.lease_seconds = float(self.settings.task_lease_seconds)
-        # SQLite runs one writer at a time, so parallel handlers only queue on its lock: run the
-        # claimed tasks as one batch, one commit. PostgreSQL runs `concurrency` tasks in parallel.
+        # Claimed tasks run in batches, each one transaction and one commit. SQLite runs one writer
+        # at a time, so parallel batches would only queue on its lock: one batch. PostgreSQL runs
+        # `concurrency` batches at once, so that one's Python overlaps another's round trips.
         sqlite = runtime.db.dialect == "sqlite"
-        self.batch_size = 200 if sqlite else 1
+        self.batch_size = SQLITE_BATCH if sqlite else POSTGRESQL_BATCH
         self.linger = self.settings.worker_batch_linger_ms / 1000 if sqlite else 0.0
-        self.slots = self.batch_size if sqlite else self.concurrency
+        self.slots = self.batch_size if sqlite else self.batch_size * self.concurrency
         self._inflight: dict[str, asyncio.Task[dict[str, Outcome]]] = {}
         # Set when the shutdown grace period is over: running batches roll back at their next
         # check (a batch on SQLite's writer thread cannot be cancelled from here).
@@ -242,12 +286,8 @@ class Worker:
                     log.exception("claiming tasks failed")
                     await asyncio.sleep(min(30.0, self.settings.worker_poll_seconds * 2**failures))
                     continue
-            if claimed:
-                if self.batch_size > 1:
-                    self._spawn(claimed)
-                else:
-                    for task in claimed:
-                        self._spawn([task])
+            for first in range(0, len(claimed), self.batch_size):
+                self._spawn(claimed[first : first + self.batch_size])
             if free > 0 and len(claimed) == free:
                 continue  # probably more due: claim again as soon as a slot frees
             with contextlib.suppress(TimeoutError):
@@ -361,57 +401,83 @@ class Worker:
         return task
 
     def _run_plain(self, connection: Connection, tasks: list[ClaimedTask]) -> dict[str, Outcome]:
-        """The fast path: run and complete every task; raise on anything else."""
+        """The fast path: run every task and finish them all; raise on anything the batch cannot
+        record without a savepoint (an exception, a plain handler's PermanentTaskError, a lost
+        lease): the isolated run then records it. A batch handler's tasks are run together, and
+        the errors it returns end beside their neighbours here."""
         requesters = self._requesters(connection, tasks)
+        finished: list[Finished] = []
+        groups: dict[Handler, list[ClaimedTask]] = {}
         for claimed in tasks:
             self._check_abort()
             task = dataclasses.replace(claimed, started_at=utcnow())
             handler = self._handler(task)
-            if handler is None:
-                raise LookupError("no handler")  # the isolated run records the error
-            task = self._as_requester_stands(task, requesters)  # raises: recorded isolated
-            self._complete(connection, task, handler(connection, task))
+            try:
+                if handler is None:
+                    raise PermanentTaskError([f"No handler for {task.action} {task.resource}."])
+                task = self._as_requester_stands(task, requesters)
+            except PermanentTaskError as exc:
+                finished.append(Finished.failed(task, exc.message, exc.message))
+                continue
+            groups.setdefault(handler, []).append(task)
+        for handler, group in groups.items():
+            self._check_abort()
+            if isinstance(handler, BatchHandler):
+                results = handler.run(connection, group)
+                finished += [Finished.of(task, results[task.id]) for task in group]
+            else:
+                # A plain handler that raises may have written already: the isolated run, in
+                # savepoints, records its error.
+                finished += [Finished.of(task, handler(connection, task)) for task in group]
         self._check_abort()
-        return {t.id: Outcome.COMPLETE for t in tasks}
+        self._finish(connection, finished)
+        return {f.task.id: f.outcome for f in finished}
 
-    def _complete(self, connection: Connection, task: ClaimedTask, result: HandlerResult) -> None:
-        """Finish the task as complete under this worker's lease; LeaseLostError if it is gone."""
-        if not repo.finish(
-            connection,
-            task.id,
-            worker_id=self.worker_id,
-            status=TaskStatus.COMPLETE,
-            path=result.path,
-            message=result.message,
-            worker_data={"worker": self.worker_id, "attempts": task.attempts},
-        ):
+    def _finish(self, connection: Connection, finished: list[Finished]) -> None:
+        """End a batch's finished tasks (complete or error), in one statement, under this worker's
+        lease. The one place where all the tasks a batch finishes are known, inside its
+        transaction, just before its commit. LeaseLostError if one is no longer this worker's."""
+        rows = [f.row(self.worker_id) for f in finished]
+        if len(repo.finish_many(connection, rows, worker_id=self.worker_id)) != len(rows):
             raise LeaseLostError
 
     def _run_isolated(self, connection: Connection, tasks: list[ClaimedTask]) -> dict[str, Outcome]:
+        """Each task in a savepoint of its own, so one task's failure rolls back its writes alone
+        and its retry or error is recorded in the same transaction as its neighbours' success."""
         requesters = self._requesters(connection, tasks)
-        outcomes = {t.id: self._run_in_savepoint(connection, t, requesters) for t in tasks}
+        # Locked for the transaction on PostgreSQL: what is held now is still held at the finish.
+        held = repo.hold(connection, [t.id for t in tasks], worker_id=self.worker_id)
+        outcomes: dict[str, Outcome] = {}
+        finished: list[Finished] = []
+        for task in tasks:
+            if task.id not in held:
+                log.warning("task %s: lease lost, attempt rolled back", task.id, extra=_about(task))
+                outcomes[task.id] = Outcome.LOST
+                continue
+            ended = self._run_in_savepoint(connection, task, requesters)
+            if isinstance(ended, Finished):
+                finished.append(ended)
+                outcomes[task.id] = ended.outcome
+            else:
+                outcomes[task.id] = ended
         self._check_abort()
+        self._finish(connection, finished)
         return outcomes
 
     def _run_in_savepoint(
         self, connection: Connection, claimed: ClaimedTask, requesters: dict[str, Row[Any]]
-    ) -> Outcome:
+    ) -> Finished | Outcome:
         self._check_abort()
         task = dataclasses.replace(claimed, started_at=utcnow())
-        worker_data = {"worker": self.worker_id, "attempts": task.attempts}
         handler = self._handler(task)
         try:
             with connection.begin_nested():
                 if handler is None:
                     raise PermanentTaskError([f"No handler for {task.action} {task.resource}."])
                 task = self._as_requester_stands(task, requesters)
-                self._complete(connection, task, handler(connection, task))
-            return Outcome.COMPLETE
-        except LeaseLostError:
-            log.warning("task %s: lease lost, attempt rolled back", task.id, extra=_about(task))
-            return Outcome.LOST
+                return Finished.of(task, handler(connection, task))
         except PermanentTaskError as exc:
-            return self._finish_error(connection, task, exc.message, exc.message, worker_data)
+            return Finished.failed(task, exc.message, exc.message)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:4000]
             if task.attempts >= task.max_attempts:
@@ -425,7 +491,7 @@ class Worker:
                 message = task_message(
                     [f"The task failed after {task.attempts} attempts; try again later."]
                 )
-                return self._finish_error(connection, task, message, error, worker_data)
+                return Finished.failed(task, message, error)
             delay = repo.backoff_seconds(task.attempts, self.retry_base_seconds)
             log.info(
                 "task %s attempt %d failed (%s); retry in %.1fs",
@@ -439,26 +505,6 @@ class Worker:
                 connection, task.id, worker_id=self.worker_id, delay=delay, error=error
             )
             return Outcome.RETRY
-
-    def _finish_error(
-        self,
-        connection: Connection,
-        task: ClaimedTask,
-        message: str,
-        error: str,
-        worker_data: dict[str, Any],
-    ) -> Outcome:
-        ok = repo.finish(
-            connection,
-            task.id,
-            worker_id=self.worker_id,
-            status=TaskStatus.ERROR,
-            path=task.called_url,
-            message=message,
-            worker_data=worker_data,
-            last_error=error,
-        )
-        return Outcome.ERROR if ok else Outcome.LOST
 
     # --- background loops -------------------------------------------------------------------
 
