@@ -12,7 +12,13 @@ from registrar.tasks.worker import run_worker
 
 
 def worker(
-    concurrency: Annotated[int, typer.Option(help="Tasks run at once by this process")] = 4,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            help="Batches (transactions of up to 100 tasks) run at once by this process on "
+            "PostgreSQL; SQLite runs one batch at a time"
+        ),
+    ] = 4,
 ) -> None:
     """Run a task worker process (any number, on any machine sharing the database)."""
     s = settings()

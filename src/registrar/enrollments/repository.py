@@ -139,6 +139,7 @@ def _current(postgresql: bool) -> Select[Any]:
             Enrollment.id,
             Enrollment.course_submit_date,
             Enrollment.course_opt_out_date,
+            Enrollment.netid,
             and_(true(), *visible_with(False)).label("public"),
         )
         .where(_among(_ENROLLMENTS.c.id, "ids", postgresql))
@@ -181,8 +182,8 @@ _AUDIT = insert(_AUDITS)
 def current_assessments(
     connection: Connection, enrollment_ids: Iterable[str]
 ) -> dict[str, Row[Any]]:
-    """Per enrollment id that exists: (pk, id, course_submit_date, course_opt_out_date, public),
-    locked on PostgreSQL; one statement."""
+    """Per enrollment id that exists: (pk, id, course_submit_date, course_opt_out_date, netid,
+    public), locked on PostgreSQL; one statement."""
     postgresql = connection.dialect.name == "postgresql"
     rows = connection.execute(_CURRENT[postgresql], {"ids": sorted(set(enrollment_ids))})
     return {row.id: row for row in rows}

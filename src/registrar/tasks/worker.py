@@ -2,11 +2,14 @@
 
 One loop claims as many due tasks as there are free slots (one statement, see repository.claim) and
 runs them as batches, each batch one `Database.write`: plain code on one connection, one hop and
-one commit for many tasks on SQLite. A handler's writes and the task's completion commit in ONE
-transaction guarded by `locked_by = me`, so a SIGKILL at any instant either loses the whole attempt
-(the lease expires and another worker reclaims the task) or commits all of it; never half, never
-twice. A heartbeat extends the leases of running tasks; `stop()` stops claiming, lets in-flight
-tasks finish for a grace period, then aborts the rest (rolled back) and releases them.
+one commit for many tasks (SQLite: one batch of up to 200 at a time; PostgreSQL: `concurrency`
+batches of up to 100 at once). A batch handler (tasks/handlers.py) applies all the tasks of its
+type in a batch with one statement per step, and the batch's tasks are finished with one more.
+A handler's writes and the task's completion commit in ONE transaction guarded by
+`locked_by = me`, so a SIGKILL at any instant either loses the whole attempt (the lease expires
+and another worker reclaims the task) or commits all of it; never half, never twice. A heartbeat
+extends the leases of running tasks; `stop()` stops claiming, lets in-flight tasks finish for a
+grace period, then aborts the rest (rolled back) and releases them.
 
 Wake-ups: enqueue pokes an in-process worker right after its commit; on PostgreSQL a dedicated
 connection LISTENs for the NOTIFY that every enqueue sends, so workers in other processes start at
@@ -321,11 +324,13 @@ class Worker:
         """Run claimed tasks in ONE transaction: one commit for many tasks.
 
         A task's handler writes and its completion commit together. First try: no savepoints
-        (each costs two statements). If any task fails or lost its lease, that transaction is
-        rolled back whole and the batch runs again with one SAVEPOINT per task, so a failing
-        task rolls back alone and its retry or error is recorded in the same transaction.
+        (each costs two statements); a permanent error a batch handler returns (a PATCH of an
+        enrollment that is gone) ends its task `error` right there, beside its neighbours. If a
+        task raises, or lost its lease, that transaction is rolled back whole and the batch runs
+        again at once with one SAVEPOINT per task, so a failing task rolls back alone and its
+        retry or error is recorded in the same transaction as its neighbours' success.
         One commit per batch is what makes SQLite fast (one writer, and a commit costs more
-        than the work); on PostgreSQL batches hold one task and workers run in parallel.
+        than the work); on PostgreSQL it turns some ten round trips per task into ten per batch.
         """
         outcomes = await self._run_batch(tasks)
         if log.isEnabledFor(logging.INFO):
