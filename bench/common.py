@@ -304,6 +304,15 @@ async def enqueue(base: str, jwt: str, ids: list[str], n: int) -> float:
         return n / (time.perf_counter() - started)
 
 
+async def backends(database: str, conn: object) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving `database` (/proc; the server
+    must be on this machine), but the one asking on `conn` (an asyncpg connection)."""
+    rows = await conn.fetch(  # type: ignore[attr-defined]
+        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", database
+    )
+    return {int(r["pid"]): cpu_seconds(int(r["pid"])) for r in rows}
+
+
 # --- databases -------------------------------------------------------------------------------
 
 

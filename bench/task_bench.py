@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     LUA_PATCH,
     ROOT,
+    backends,
     command,
     cpu_seconds,
     enqueue,
@@ -227,14 +228,6 @@ async def run(
 
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-async def backends(database: str, conn: object) -> dict[int, float]:
-    """CPU seconds so far of each backend serving `database`, but the one asking."""
-    rows = await conn.fetch(  # type: ignore[attr-defined]
-        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", database
-    )
-    return {int(r["pid"]): cpu_seconds(int(r["pid"])) for r in rows}
 
 
 async def drain(db_url: str, workers: list[subprocess.Popen[bytes]], logs: list[Path]) -> dict:
