@@ -304,11 +304,16 @@ async def enqueue(base: str, jwt: str, ids: list[str], n: int) -> float:
         return n / (time.perf_counter() - started)
 
 
-async def backends(database: str, conn: object) -> dict[int, float]:
-    """CPU seconds so far of each PostgreSQL backend serving `database` (/proc; the server
-    must be on this machine), but the one asking on `conn` (an asyncpg connection)."""
+async def backends(database: str, conn: object, kind: str = "client backend") -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend of `kind` serving `database` (/proc; the
+    server must be on this machine), but the one asking on `conn` (an asyncpg connection).
+    "client backend": the statements clients send (what pg_stat_statements would see, plus
+    parsing and the protocol); "autovacuum worker": the vacuums and analyzes the writes cause."""
     rows = await conn.fetch(  # type: ignore[attr-defined]
-        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", database
+        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND backend_type = $2"
+        " AND pid <> pg_backend_pid()",
+        database,
+        kind,
     )
     return {int(r["pid"]): cpu_seconds(int(r["pid"])) for r in rows}
 

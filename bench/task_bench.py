@@ -16,7 +16,8 @@ course_assessment queued for each over HTTP through `registrar serve --no-worker
 stopped; then W `registrar worker` processes start and the clock runs until no task is
 `accepted`. Tasks/s from the workers' start (their "started" log line; from their launch too),
 worker CPU per task (/proc of the worker processes over the drain) and PostgreSQL CPU per task
-(/proc of the database's own backends, found in pg_stat_activity, over the drain); rounds
+(/proc of the database's own client backends, found in pg_stat_activity, over the drain; the
+autovacuum workers that run on it meanwhile apart, read as they go); rounds
 for 1 and 2 workers, --rounds times each, medians printed. --pin puts worker i on CPU i
 (taskset).
 
@@ -248,11 +249,15 @@ async def drain(db_url: str, workers: list[subprocess.Popen[bytes]], logs: list[
         pids = [w.pid for w in workers]
         worker_cpu0 = cpu_seconds(*pids)
         pg_seen = await backends(database, conn)
+        vacuum: dict[int, float] = {}
         sql = "SELECT count(*) FROM tasks WHERE status = 'accepted'"
         while await conn.fetchval(sql):
-            # Backends that connect during the drain count from zero.
+            # Backends that connect during the drain count from zero. An autovacuum worker is
+            # read as it goes (it may end before the drain does).
             for pid in await backends(database, conn):
                 pg_seen.setdefault(pid, 0.0)
+            for pid, cpu in (await backends(database, conn, "autovacuum worker")).items():
+                vacuum[pid] = cpu
             await asyncio.sleep(0.02)
         done = time.perf_counter()
         worker_cpu = cpu_seconds(*pids) - worker_cpu0
@@ -268,6 +273,7 @@ async def drain(db_url: str, workers: list[subprocess.Popen[bytes]], logs: list[
         "from_launch": done - launched,
         "worker_cpu": worker_cpu,
         "pg_cpu": pg_cpu,
+        "vacuum_cpu": sum(vacuum.values()),
         "complete": int(counts["complete"]),
         "audits": int(counts["audits"]),
     }
@@ -329,11 +335,15 @@ def postgres_bench(args: argparse.Namespace) -> None:
                 f"  round {round_ + 1}, {w} worker(s): {n / f['from_start']:.0f} tasks/s from "
                 f"start ({n / f['from_launch']:.0f} from launch); worker CPU "
                 f"{f['worker_cpu'] * 1000 / n:.2f} ms/task, PostgreSQL CPU "
-                f"{f['pg_cpu'] * 1000 / n:.2f} ms/task",
+                f"{f['pg_cpu'] * 1000 / n:.2f} ms/task (autovacuum meanwhile "
+                f"{f['vacuum_cpu'] * 1000 / n:.2f})",
                 flush=True,
             )
-    print("\n| workers | tasks/s (from start) | from launch | worker CPU/task | PG CPU/task |")
-    print("| --- | --- | --- | --- | --- |")
+    print(
+        "\n| workers | tasks/s (from start) | from launch | worker CPU/task | PG CPU/task "
+        "| autovacuum CPU/task |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
     n = args.tasks
     for w in counts:
         rates = [n / r["from_start"] for r in results[w]]
@@ -341,7 +351,8 @@ def postgres_bench(args: argparse.Namespace) -> None:
             f"| {w} | {statistics.median(rates):.0f} ({min(rates):.0f}-{max(rates):.0f}) "
             f"| {statistics.median(n / r['from_launch'] for r in results[w]):.0f} "
             f"| {statistics.median(r['worker_cpu'] * 1000 / n for r in results[w]):.2f} ms "
-            f"| {statistics.median(r['pg_cpu'] * 1000 / n for r in results[w]):.2f} ms |"
+            f"| {statistics.median(r['pg_cpu'] * 1000 / n for r in results[w]):.2f} ms "
+            f"| {statistics.median(r['vacuum_cpu'] * 1000 / n for r in results[w]):.2f} ms |"
         )
 
 
