@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     # Collections
     page_size_default: int = 100
     page_size_max: int = 1000
+    # The deepest `?page=N` (from 1): an offset costs the rows it skips, so 10,000 pages of at most
+    # 1,000 rows bound a request to 10 million. The `Link: rel="next"` chain pages by keyset
+    # cursor and carries no page number, so it has no such limit.
+    page_max: int = Field(default=10_000, ge=1)
     found_set_ttl_seconds: int = 24 * 3600
 
     # SQLite: point reads (an enrollment or petition by id) remembered until the database

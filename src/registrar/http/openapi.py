@@ -14,7 +14,6 @@ from fastapi.routing import APIRoute
 from registrar.core.settings import Settings
 from registrar.http.problems import PROBLEM_JSON, Problem, problem_responses
 from registrar.paging.filters import Field
-from registrar.paging.pages import MAX_OFFSET
 
 KIND_SCHEMA = {
     "str": {"type": "string"},
@@ -27,14 +26,20 @@ KIND_SCHEMA = {
 
 def collection_parameters(fields: dict[str, Field], settings: Settings) -> list[dict[str, Any]]:
     """The paging and filter parameters of a collection, with the limits `find_page` enforces."""
-    page_max = settings.page_size_max
+    pagesize_max = settings.page_size_max
     params: list[dict[str, Any]] = [
         {
             "name": "page",
             "in": "query",
             "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_OFFSET, "default": 1},
-            "description": "Page number, from 1.",
+            "schema": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": settings.page_max,
+                "default": 1,
+            },
+            "description": f"Page number, from 1 to {settings.page_max} (an offset; the "
+            '`Link: rel="next"` URLs page by cursor and have no such limit).',
         },
         {
             "name": "pagesize",
@@ -43,10 +48,10 @@ def collection_parameters(fields: dict[str, Field], settings: Settings) -> list[
             "schema": {
                 "type": "integer",
                 "minimum": 1,
-                "maximum": page_max,
+                "maximum": pagesize_max,
                 "default": settings.page_size_default,
             },
-            "description": f"Records per page (at most {page_max}).",
+            "description": f"Records per page (at most {pagesize_max}).",
         },
         {
             "name": "continuation_key",

@@ -29,13 +29,10 @@ def page_headers(page: Page, url: URL) -> dict[str, str]:
     headers = {"X-Request-ID": key, "X-Total-Count": str(page.total)}
     links = []
     if page.next_cursor is not None:
+        # The cursor says where the next page starts; no page number, so the chain is not bound
+        # by `page`'s limit (which is there for offsets).
         next_query = urlencode(
-            {
-                "continuation_key": key,
-                "page": page.page + 1,
-                "pagesize": page.pagesize,
-                "cursor": page.next_cursor,
-            }
+            {"continuation_key": key, "pagesize": page.pagesize, "cursor": page.next_cursor}
         )
         links.append(f'<{_link(url, next_query)}>; rel="next"')
     first_query = urlencode({"continuation_key": key, "page": 1, "pagesize": page.pagesize})

@@ -113,6 +113,8 @@ def _convert(f: Field, text: str) -> Any:
         raise bad_request("A filter value is not valid.", [f"{f.name}: expected true or false"])
     if f.kind in ("int", "float"):
         try:
+            if not text.isascii():  # int() and float() also read `٣`: numbers are written in 0-9
+                raise ValueError(text)
             number = int(text) if f.kind == "int" else float(text)
         except ValueError:
             raise bad_request(
@@ -125,6 +127,8 @@ def _convert(f: Field, text: str) -> Any:
         return number
     # datetime
     try:
+        if not text.isascii():
+            raise ValueError(text)
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise bad_request(
@@ -161,6 +165,11 @@ def _condition(f: Field, raw: str) -> ColumnElement[bool]:
         if len(terms) != 1:
             raise bad_request("A filter value is not valid.", [f"{f.name}: {op} takes one value"])
         term = terms[0]
+        if f.kind == "bool":
+            # `false < true` means nothing to a client, and SQLAlchemy refuses to build it.
+            raise bad_request(
+                "A filter value is not valid.", [f"{f.name}: {op} does not apply to true/false"]
+            )
         if term.wildcard:
             raise bad_request(
                 "A filter value is not valid.", [f"{f.name}: {op} does not take a wildcard"]

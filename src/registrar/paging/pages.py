@@ -21,7 +21,6 @@ from registrar.paging import found_sets
 from registrar.paging.filters import Field, parse_filters
 
 RESERVED = ("page", "pagesize", "continuation_key", "cursor")
-MAX_OFFSET = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ class Page:
     pagesize: int
     continuation_key: str
     ignored: list[str]
-    next_cursor: int | None
+    next_cursor: str | None  # opaque (paging/found_sets.py)
 
 
 def _one_int(
@@ -61,7 +60,9 @@ def _one_int(
     if len(values) > 1:
         raise bad_request(f"`{name}` was given more than once.", [f"{name}: give it once"])
     text = values[0].strip()
-    if not text.isdigit() or len(text) > 9:
+    # ASCII digits only: `isdigit()` also accepts `²` (which `int()` refuses) and `int()` also
+    # reads `٣`; a number on the query string is written in 0-9.
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
         raise bad_request(f"`{name}` is not valid.", [f"{name}: expected a whole number"])
     number = int(text)
     if not low <= number <= high:
@@ -102,28 +103,23 @@ async def find_page(
     """
     params, settings, secret = query.params, query.settings, query.secret
     pagesize = _one_int(params, "pagesize", settings.page_size_default, 1, settings.page_size_max)
-    page = _one_int(params, "page", 1, 1, MAX_OFFSET)
-    if (page - 1) * pagesize > MAX_OFFSET:
-        raise bad_request("`page` is out of range.", [f"page: at most {MAX_OFFSET // pagesize}"])
+    page = _one_int(params, "page", 1, 1, settings.page_max)
     key = _one_str(params, "continuation_key")
     cursor_text = _one_str(params, "cursor")
-    cursor: int | None = None
-    if cursor_text is not None:
-        if not cursor_text.isdigit() or len(cursor_text) > 18:
-            raise bad_request(
-                "`cursor` is not valid.", ["cursor: use the one from the Link header"]
-            )
-        cursor = int(cursor_text)
 
     if key is not None:
-        found = found_sets.decode(key, secret, resource=spec.resource, sub=client.sub)
+        found = found_sets.decode(
+            key, secret, resource=spec.resource, sub=client.sub, scopes=client.scopes
+        )
+        cursor = None if cursor_text is None else found_sets.decode_cursor(cursor_text, key, secret)
         # The found set's own filters; anything else on the query string is ignored.
         parsed = parse_filters(found.filters, spec.fields, client.scopes, RESERVED)
         ignored = [n for n, _ in params if n not in RESERVED]
         ignored += [n for n in parsed.ignored if n not in ignored]
     else:
-        if cursor is not None:
+        if cursor_text is not None:
             raise bad_request("`cursor` needs a continuation_key.", ["cursor: page a found set"])
+        cursor = None
         wanted = list(fixed_filters) + [(n, v) for n, v in params if n not in RESERVED]
         parsed = parse_filters(wanted, spec.fields, client.scopes, RESERVED)
         ignored = parsed.ignored
@@ -172,7 +168,7 @@ async def find_page(
             total=total_matching - int(hidden_row[1]),
             expires=int(time.time()) + settings.found_set_ttl_seconds,
         )
-        key = found_sets.encode(found, secret)
+        key = found_sets.encode(found, secret, client.scopes)
     assert key is not None
 
     more = len(result) > pagesize
@@ -180,7 +176,7 @@ async def find_page(
 
     next_cursor = None
     if more and result:
-        next_cursor = int(result[-1]._mapping[spec.key.key])
+        next_cursor = found_sets.encode_cursor(int(result[-1]._mapping[spec.key.key]), key, secret)
     return Page(
         rows=result,
         total=found.total,
