@@ -310,18 +310,70 @@ def test_unknown_attributes_are_ignored_and_named(
         {"continuation_key": "nope"},
         {"continuation_key": "a.b"},
         {"cursor": "5"},
+        # Issue 9 item 5: these were 500s. An ordering operator on a boolean...
+        {"is_active": "<true"},
+        {"is_in_session": ">false"},
+        {"is_active": "<=true"},
+        {"is_in_session": ">=1"},
+        # ...and digits `isdigit()` accepts but are not 0-9 (`int()` refuses `²`, reads `٣`).
+        {"page": "\u00b2"},
+        {"pagesize": "\u00b2"},
+        {"page": "\u0663"},
+        {"pagesize": "\uff15"},
+        {"cursor": "\u00b2"},
+        {"credit_hours_earned": "\u0663"},
+        {"cache_date": ">\u0662\u0660\u0662\u0660-01-01T00:00:00Z"},
     ],
 )
 def test_bad_filter_and_paging_values_are_400(
     api: TestClient, enrollments: Any, reader: Any, sensitive: Any, params: dict[str, str]
 ) -> None:
     headers = sensitive if "credit_hours_earned" in params else reader
-    if "credit_hours_earned" in params:
+    if params.get("credit_hours_earned") == "1":
         params = {"credit_hours_earned": "one"}
     response = api.get(URL, params=params, headers=headers)
     assert response.status_code == 400, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["errors"]
+
+
+def test_a_cursor_not_made_for_the_found_set_is_400(
+    api: TestClient, enrollments: Any, reader: Any
+) -> None:
+    first = api.get(URL, params={"pagesize": 2}, headers=reader)
+    key = first.headers["x-request-id"]
+    cursor = parse_qs(urlsplit(_next(first) or "").query)["cursor"][0]
+    other_key = api.get(URL, params={"pagesize": 2}, headers=reader).headers["x-request-id"]
+    for bad in ("\u00b2", "7", cursor[:-3] + "AAA", cursor + "A"):
+        response = api.get(URL, params={"continuation_key": key, "cursor": bad}, headers=reader)
+        assert response.status_code == 400, bad
+        assert response.json()["errors"] == ["cursor: use the one from the Link header"]
+    elsewhere = api.get(URL, params={"continuation_key": other_key, "cursor": cursor}, headers=reader)
+    assert elsewhere.status_code == 400
+    good = api.get(URL, params={"continuation_key": key, "cursor": cursor}, headers=reader)
+    assert good.status_code == 200
+
+
+def test_one_page_limit_in_the_check_its_message_and_the_openapi_document(
+    api: TestClient, enrollments: Any, reader: Any, settings: Settings
+) -> None:
+    """Issue 11 item 6: `page=99999` said `at most 10000`, `page=0` `from 1 to 10000000`, and
+    so did the OpenAPI document's maximum."""
+    limit = settings.page_max
+    expected = [f"page: from 1 to {limit}"]
+    for page in (0, limit + 1, 99999):
+        for pagesize in (1, 100, 1000):
+            response = api.get(URL, params={"page": page, "pagesize": pagesize}, headers=reader)
+            assert response.status_code == 400
+            assert response.json()["errors"] == expected
+    assert api.get(URL, params={"page": limit, "pagesize": 1000}, headers=reader).json() == []
+    document = api.get("/openapi.json").json()
+    for path in ("/api/academic/enrollments", "/api/academic/petitions"):
+        (page_parameter,) = [
+            p for p in document["paths"][path]["get"]["parameters"] if p["name"] == "page"
+        ]
+        assert page_parameter["schema"]["maximum"] == limit
+        assert str(limit) in page_parameter["description"]
 
 
 # --- paging and found sets ---------------------------------------------------------------------
