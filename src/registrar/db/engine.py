@@ -18,6 +18,7 @@ from registrar.core.settings import Settings
 from registrar.db.database import Database
 from registrar.db.read_cache import ReadCache, WalChangeCounter
 from registrar.db.sqlite_threads import ConnectionThreads
+from registrar.db.statement_cache import PREPARED_PER_CONNECTION, CompiledStatements
 
 
 def async_url(url: str) -> str:
@@ -70,7 +71,11 @@ def _install_sqlite_pragmas(
 
 def create_database(settings: Settings) -> Database:
     url = async_url(settings.database_url)
-    kwargs: dict[str, Any] = {"pool_size": settings.db_pool_size}
+    kwargs: dict[str, Any] = {
+        "pool_size": settings.db_pool_size,
+        # Bounded by the size of what it holds, not only by a count (db/statement_cache.py).
+        "execution_options": {"compiled_cache": CompiledStatements()},
+    }
     if is_sqlite(url):
         # A fixed set of connections: each aiosqlite connection is a thread plus pragmas, too
         # dear to open and close per request as overflow connections would be. Every aiosqlite
@@ -81,10 +86,14 @@ def create_database(settings: Settings) -> Database:
             max_overflow=0,
             pool_timeout=30,
             pool_reset_on_return=None,
-            connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
+            connect_args={
+                "timeout": settings.sqlite_busy_timeout_ms / 1000,
+                "cached_statements": PREPARED_PER_CONNECTION,
+            },
         )
     else:
         kwargs.update(
+            connect_args={"prepared_statement_cache_size": PREPARED_PER_CONNECTION},
             max_overflow=settings.db_max_overflow,
             pool_recycle=1800,
             pool_pre_ping=settings.db_pool_pre_ping,
@@ -138,6 +147,7 @@ def _plain_sqlite_engine(settings: Settings, connections: int, *, begin: str | N
     engine = create_engine(
         make_url(settings.database_url).set(drivername="sqlite+pysqlite"),
         pool_size=connections,
+        execution_options={"compiled_cache": CompiledStatements()},
         max_overflow=0,
         pool_timeout=30,
         # A read begins no transaction and a write ends in COMMIT or ROLLBACK: nothing to reset.
@@ -145,6 +155,7 @@ def _plain_sqlite_engine(settings: Settings, connections: int, *, begin: str | N
         connect_args={
             "timeout": settings.sqlite_busy_timeout_ms / 1000,
             "check_same_thread": False,
+            "cached_statements": PREPARED_PER_CONNECTION,
         },
     )
     _install_sqlite_pragmas(
