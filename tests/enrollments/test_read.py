@@ -348,7 +348,9 @@ def test_a_cursor_not_made_for_the_found_set_is_400(
         response = api.get(URL, params={"continuation_key": key, "cursor": bad}, headers=reader)
         assert response.status_code == 400, bad
         assert response.json()["errors"] == ["cursor: use the one from the Link header"]
-    elsewhere = api.get(URL, params={"continuation_key": other_key, "cursor": cursor}, headers=reader)
+    elsewhere = api.get(
+        URL, params={"continuation_key": other_key, "cursor": cursor}, headers=reader
+    )
     assert elsewhere.status_code == 400
     good = api.get(URL, params={"continuation_key": key, "cursor": cursor}, headers=reader)
     assert good.status_code == 200

@@ -102,7 +102,9 @@ def _open(secret: bytes, text: str, context: bytes, invalid: ProblemError) -> by
     if len(sealed) < start or _HEADER.unpack_from(sealed) != (FORMAT, sealer.key_id):
         raise invalid
     try:
-        return sealer.cipher.decrypt(sealed[_HEADER.size : start], sealed[start:], sealed[:_HEADER.size] + context)
+        return sealer.cipher.decrypt(
+            sealed[_HEADER.size : start], sealed[start:], sealed[: _HEADER.size] + context
+        )
     except InvalidTag:
         raise invalid from None
 
@@ -119,9 +121,7 @@ def encode(found: FoundSet, secret: bytes, scopes: Iterable[str]) -> str:
     return _seal(secret, plaintext, _owner(found.resource, found.sub, scopes))
 
 
-def decode(
-    key: str, secret: bytes, *, resource: str, sub: str, scopes: Iterable[str]
-) -> FoundSet:
+def decode(key: str, secret: bytes, *, resource: str, sub: str, scopes: Iterable[str]) -> FoundSet:
     """The found set a key names, or 400: unknown, tampered, expired, foreign or misplaced."""
     invalid = bad_request(
         "The continuation_key is not valid.",
