@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from registrar.core.settings import Settings
 from registrar.db.database import Database
 from registrar.db.read_cache import ReadCache, WalChangeCounter
-from registrar.db.sqlite_threads import ConnectionThreads
+from registrar.db.sqlite_threads import ConnectionThreads, StopCounts
 
 
 def async_url(url: str) -> str:
@@ -94,8 +94,11 @@ def create_database(settings: Settings) -> Database:
     # Reads run without a transaction: no BEGIN/ROLLBACK round trips around a lookup. A
     # collection's count and page may see different moments; the found set's snapshot key
     # bounds both.
-    sqlite_readers = sqlite_writer = None
+    sqlite_readers = sqlite_writer = sqlite_wide_readers = None
+    wide_engine = None
     read_cache = None
+    stops = StopCounts()
+    budget = settings.statement_budget_ms
     if engine.dialect.name == "sqlite":
         _install_sqlite_pragmas(
             engine.sync_engine, settings.sqlite_busy_timeout_ms, settings.sqlite_synchronous
@@ -111,6 +114,18 @@ def create_database(settings: Settings) -> Database:
             settings.db_pool_size,
             "registrar-read",
             transaction=False,
+            budget_ms=budget,
+            stops=stops,
+        )
+        # The wide lane (Database.read_wide): threads of its own, so that wide reads never
+        # occupy the readers selective ones need.
+        sqlite_wide_readers = ConnectionThreads(
+            _plain_sqlite_engine(settings, settings.wide_reads_at_once, begin=None),
+            settings.wide_reads_at_once,
+            "registrar-read-wide",
+            transaction=False,
+            budget_ms=budget,
+            stops=stops,
         )
         sqlite_writer = ConnectionThreads(
             _plain_sqlite_engine(settings, 1, begin="IMMEDIATE"),
@@ -123,6 +138,17 @@ def create_database(settings: Settings) -> Database:
             read_cache = ReadCache(WalChangeCounter(database), settings.read_cache_entries)
     else:
         reader_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # The wide lane (Database.read_wide): a pool of its own, opened only when used, whose
+        # sessions stop any statement after the budget (PostgreSQL cancels it server-side).
+        wide_engine = create_async_engine(
+            url,
+            pool_size=settings.wide_reads_at_once,
+            max_overflow=0,
+            pool_recycle=1800,
+            pool_pre_ping=settings.db_pool_pre_ping,
+            isolation_level="AUTOCOMMIT",
+            connect_args={"server_settings": {"statement_timeout": str(budget)}},
+        )
     return Database(
         engine=engine,
         writer_engine=writer_engine,
@@ -130,6 +156,11 @@ def create_database(settings: Settings) -> Database:
         sqlite_readers=sqlite_readers,
         sqlite_writer=sqlite_writer,
         read_cache=read_cache,
+        sqlite_wide_readers=sqlite_wide_readers,
+        wide_engine=wide_engine,
+        wide_at_once=settings.wide_reads_at_once,
+        budget_ms=budget,
+        stops=stops,
     )
 
 
