@@ -38,6 +38,7 @@ from common import (
     registrar,
     serve,
     service_account,
+    timed_requests,
     token,
 )
 
@@ -107,26 +108,10 @@ class Attackers:
                 self.answers[code] = self.answers.get(code, 0) + 1
 
 
-def netid_latencies(port: int, jwt: str, netids: list[str], seconds: float) -> list[float]:
+def netid_latencies(base: str, jwt: str, netids: list[str], seconds: float) -> list[float]:
     """Sequential `?netid=` pages on one keep-alive connection for `seconds`; latencies in ms."""
-    import http.client
-
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-    out: list[float] = []
-    end = time.perf_counter() + seconds
-    i = 0
-    while time.perf_counter() < end:
-        path = f"{API}?{urlencode({'netid': netids[i % len(netids)]})}"
-        i += 1
-        start = time.perf_counter()
-        conn.request("GET", path, headers={"Authorization": f"Bearer {jwt}"})
-        response = conn.getresponse()
-        response.read()
-        if response.status != 200:
-            raise RuntimeError(f"GET {path} answered {response.status}")
-        out.append((time.perf_counter() - start) * 1000)
-    conn.close()
-    return out
+    paths = [f"{API}?{urlencode({'netid': netid})}" for netid in netids]
+    return timed_requests(base, paths, jwt, seconds=seconds)
 
 
 async def sample_netids(url: str, n: int) -> tuple[int, list[str]]:
@@ -211,7 +196,7 @@ def run(env: dict[str, str], key: str, netids: list[str], args: argparse.Namespa
         )
         print(f"the attackers send: {WIDE_ATTACK}")
 
-        netid_latencies(port, jwt, netids, 2)  # warm up
+        netid_latencies(base, jwt, netids, 2)  # warm up
         rows = []
         for name, abandon in (
             ("no attack", -1.0),
@@ -220,11 +205,11 @@ def run(env: dict[str, str], key: str, netids: list[str], args: argparse.Namespa
         ):
             cpu = cpu_seconds(proc.pid)
             if abandon == -1.0:
-                values = netid_latencies(port, jwt, netids, args.seconds)
+                values = netid_latencies(base, jwt, netids, args.seconds)
                 attack = None
             else:
                 with Attackers(port, jwt, args.attackers, abandon) as attack:
-                    values = netid_latencies(port, jwt, netids, args.seconds)
+                    values = netid_latencies(base, jwt, netids, args.seconds)
             used = cpu_seconds(proc.pid) - cpu
             rows.append((name, values, attack, used))
             time.sleep(2)

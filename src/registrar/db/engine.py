@@ -107,26 +107,23 @@ def create_database(settings: Settings) -> Database:
         # The driver is already in autocommit mode (see _on_connect); switching isolation
         # levels per checkout would cost two more thread hops.
         reader_engine = engine.execution_options(registrar_begin=None)
+
         # Database.read and Database.write: stdlib connections on threads of their own. One
         # writer: SQLite has one at a time, and queueing in order beats its busy handler.
-        sqlite_readers = ConnectionThreads(
-            _plain_sqlite_engine(settings, settings.db_pool_size, begin=None),
-            settings.db_pool_size,
-            "registrar-read",
-            transaction=False,
-            budget_ms=budget,
-            stops=stops,
-        )
+        def readers(threads: int, name: str) -> ConnectionThreads:
+            return ConnectionThreads(
+                _plain_sqlite_engine(settings, threads, begin=None),
+                threads,
+                name,
+                transaction=False,
+                budget_ms=budget,
+                stops=stops,
+            )
+
+        sqlite_readers = readers(settings.db_pool_size, "registrar-read")
         # The wide lane (Database.read_wide): threads of its own, so that wide reads never
         # occupy the readers selective ones need.
-        sqlite_wide_readers = ConnectionThreads(
-            _plain_sqlite_engine(settings, settings.wide_reads_at_once, begin=None),
-            settings.wide_reads_at_once,
-            "registrar-read-wide",
-            transaction=False,
-            budget_ms=budget,
-            stops=stops,
-        )
+        sqlite_wide_readers = readers(settings.wide_reads_at_once, "registrar-read-wide")
         sqlite_writer = ConnectionThreads(
             _plain_sqlite_engine(settings, 1, begin="IMMEDIATE"),
             1,
