@@ -11,12 +11,17 @@ from dataclasses import dataclass, field
 from typing import Concatenate, ParamSpec, TypeVar, cast
 
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from registrar.core.clock import utcnow
+from registrar.core.problems import query_too_costly
 from registrar.db.read_cache import MISSING, ReadCache
-from registrar.db.sqlite_threads import ConnectionThreads
+from registrar.db.sqlite_threads import ConnectionThreads, StopCounts
 from registrar.db.write_health import WriteHealth, storage_failure
+
+# PostgreSQL's SQLSTATE for a statement stopped by statement_timeout (or a cancel request).
+QUERY_CANCELED = "57014"
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -55,6 +60,16 @@ class Database:
     read_cache: ReadCache | None = None
     # Whether storage is refusing this process's writes (full disk...): db/write_health.py.
     write_health: WriteHealth = field(default_factory=WriteHealth)
+    # The wide lane (`read_wide`): reader threads of its own on SQLite, a pool of its own with a
+    # statement_timeout on PostgreSQL, and at most `wide_at_once` of its reads at a time.
+    sqlite_wide_readers: ConnectionThreads | None = None
+    wide_engine: AsyncEngine | None = None
+    wide_at_once: int = 1
+    # REGISTRAR_STATEMENT_BUDGET_MS (0: none), and the reads stopped for it or for a caller gone.
+    budget_ms: int = 0
+    stops: StopCounts = field(default_factory=StopCounts)
+    wide_in_flight: int = 0
+    _wide_gate: asyncio.Semaphore | None = None
 
     @property
     def dialect(self) -> str:
@@ -76,8 +91,56 @@ class Database:
             call = functools.partial(query, **kwargs) if kwargs else query
             result: T = await self.sqlite_readers.submit(call, args)
             return result
-        async with self.reader_engine.connect() as connection:
-            return await connection.run_sync(query, *args, **kwargs)
+        return await self._read_postgresql(self.reader_engine, query, *args, **kwargs)
+
+    async def read_wide(
+        self, query: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """`read`, on the wide lane: for a read that is not selective (paging/filters.py), which
+        may scan much of a table.
+
+        Wide reads cannot starve the others (issue 9 item 1: 8 wide requests stalled every read
+        for over two minutes): at most `wide_at_once` run at a time per process, on connections
+        of their own (SQLite reader threads, a PostgreSQL pool), so the selective reads' readers
+        are never theirs; the rest wait here, where a caller that goes away stops waiting. The
+        statement budget stops one that runs too long (`query_too_costly`), and a cancelled
+        caller stops its statement: SQLite's progress handler (sqlite_threads.py), asyncpg's
+        cancel request on PostgreSQL.
+        """
+        if self._wide_gate is None:
+            self._wide_gate = asyncio.Semaphore(self.wide_at_once)
+        async with self._wide_gate:
+            self.wide_in_flight += 1
+            try:
+                if self.sqlite_wide_readers is not None:
+                    call = functools.partial(query, **kwargs) if kwargs else query
+                    result: T = await self.sqlite_wide_readers.submit(call, args)
+                    return result
+                return await self._read_postgresql(
+                    self.wide_engine or self.reader_engine, query, *args, **kwargs
+                )
+            finally:
+                self.wide_in_flight -= 1
+
+    async def _read_postgresql(
+        self,
+        engine: AsyncEngine,
+        query: Callable[Concatenate[Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(query, *args, **kwargs)
+        except asyncio.CancelledError:
+            # asyncpg sends PostgreSQL a cancel request for the running statement.
+            self.stops.add("client_gone")
+            raise
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == QUERY_CANCELED:
+                self.stops.add("budget")
+                raise query_too_costly(self.budget_ms) from None
+            raise
 
     async def read_cached(self, query: Callable[..., T | None], *args: Hashable) -> T | None:
         """`read(query, *args)` remembered until the database changes (SQLite, read_cache.py).
@@ -146,9 +209,11 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.wide_engine is not None:
+            await self.wide_engine.dispose()
         if self.read_cache is not None:
             self.read_cache.close()
-        for threads in (self.sqlite_readers, self.sqlite_writer):
+        for threads in (self.sqlite_readers, self.sqlite_wide_readers, self.sqlite_writer):
             if threads is not None:
                 await asyncio.to_thread(threads.close)
                 threads.engine.dispose()

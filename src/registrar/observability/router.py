@@ -89,5 +89,6 @@ async def metrics_endpoint(request: Request) -> Response:
         runtime.db.read_cache,
         await _task_figures(runtime),
         writes_failing=runtime.db.write_health.failing(),
+        reads=runtime.db,
     )
     return Response(body, media_type=CONTENT_TYPE_LATEST)

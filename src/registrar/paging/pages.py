@@ -18,7 +18,7 @@ from registrar.core.problems import bad_request
 from registrar.core.settings import Settings
 from registrar.db.database import Database
 from registrar.paging import found_sets
-from registrar.paging.filters import Field, parse_filters
+from registrar.paging.filters import Field, FilterLimits, parse_filters
 
 RESERVED = ("page", "pagesize", "continuation_key", "cursor")
 
@@ -85,6 +85,8 @@ class PageQuery:
     params: Sequence[tuple[str, str]]
     settings: Settings
     secret: bytes
+    # The raw query string's length (bounded by FilterLimits.query_string_bytes).
+    query_bytes: int = 0
 
 
 async def find_page(
@@ -102,6 +104,8 @@ async def find_page(
     `fixed_filters` are part of the route (e.g. a student's petitions) and of the found set.
     """
     params, settings, secret = query.params, query.settings, query.secret
+    limits = FilterLimits.of(settings)
+    limits.check_query_string(query.query_bytes)
     pagesize = _one_int(params, "pagesize", settings.page_size_default, 1, settings.page_size_max)
     page = _one_int(params, "page", 1, 1, settings.page_max)
     key = _one_str(params, "continuation_key")
@@ -113,7 +117,7 @@ async def find_page(
         )
         cursor = None if cursor_text is None else found_sets.decode_cursor(cursor_text, key, secret)
         # The found set's own filters; anything else on the query string is ignored.
-        parsed = parse_filters(found.filters, spec.fields, client.scopes, RESERVED)
+        parsed = parse_filters(found.filters, spec.fields, client.scopes, RESERVED, limits)
         ignored = [n for n, _ in params if n not in RESERVED]
         ignored += [n for n in parsed.ignored if n not in ignored]
     else:
@@ -121,7 +125,7 @@ async def find_page(
             raise bad_request("`cursor` needs a continuation_key.", ["cursor: page a found set"])
         cursor = None
         wanted = list(fixed_filters) + [(n, v) for n, v in params if n not in RESERVED]
-        parsed = parse_filters(wanted, spec.fields, client.scopes, RESERVED)
+        parsed = parse_filters(wanted, spec.fields, client.scopes, RESERVED, limits)
         ignored = parsed.ignored
         found = None
 
@@ -146,20 +150,22 @@ async def find_page(
     elif page > 1:
         keys = keys.offset((page - 1) * pagesize)
     snapshot = None if found is None else found.snapshot
-    page_read = db.read(_read_page, spec, figures, keys, rows, snapshot)
+    # Selective reads and wide ones run on lanes of their own (Database.read_wide).
+    read = db.read if parsed.selective else db.read_wide
+    page_read = read(_read_page, spec, figures, keys, rows, snapshot)
     if hidden is None:
         figures_row, result = await page_read
         hidden_row: tuple[int, int] = (0, 0)
     else:
         (figures_row, result), hidden_row = await asyncio.gather(
-            page_read, db.read(_count_hidden, spec, [*parsed.conditions, hidden], None)
+            page_read, read(_count_hidden, spec, [*parsed.conditions, hidden], None)
         )
     if found is None:
         assert figures_row is not None
         newest, total_matching = int(figures_row[0] or 0), int(figures_row[1])
         if hidden is not None and hidden_row[0] != newest:
             # Rows arrived between the two counts: count the hidden ones up to our snapshot.
-            hidden_row = await db.read(_count_hidden, spec, [*parsed.conditions, hidden], newest)
+            hidden_row = await read(_count_hidden, spec, [*parsed.conditions, hidden], newest)
         found = found_sets.FoundSet(
             resource=spec.resource,
             sub=client.sub,
