@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     BIN,
     ROOT,
+    cpu_seconds,
     free_port,
     pct,
     registrar,
@@ -77,10 +78,17 @@ async def sample(url: str, n: int) -> dict[str, list[str]]:
         await db.dispose()
 
 
-def measure(base: str, paths: list[str], jwt: str, args: argparse.Namespace) -> dict[str, float]:
-    """Warm up, then wrk over `paths`, then the light-load latency (one connection, sequential)."""
+def measure(
+    base: str, paths: list[str], jwt: str, args: argparse.Namespace, pid: int | None = None
+) -> dict[str, float]:
+    """Warm up, then wrk over `paths`, then the light-load latency (one connection, sequential).
+    With the server's `pid`, also its CPU per request under wrk (`cpu_us`: user + system, all
+    threads), the figure that other load on the machine skews least."""
     wrk(base, paths[:50], jwt, seconds=2, connections=args.connections)
+    cpu = cpu_seconds(pid) if pid else 0.0
     figures = wrk(base, paths, jwt, seconds=args.seconds, connections=args.connections)
+    if pid and figures["requests"]:
+        figures["cpu_us"] = (cpu_seconds(pid) - cpu) / figures["requests"] * 1e6
     light = timed_paths(base, paths, jwt, 300)
     figures["light_p50"], figures["light_p99"] = pct(light, 50), pct(light, 99)
     return figures
@@ -129,7 +137,7 @@ def main() -> None:
     rows: list[tuple[str, dict[str, float]]] = []
     with server(
         [str(BIN / "registrar"), "serve", "--no-worker", "--port", str(port)], env, f"{base}/health"
-    ):
+    ) as proc:
         jwt = token(base, key)
         cases = {
             "GET by id (default settings)": [f"{api}/{i}" for i in data["ids"]],
@@ -140,7 +148,7 @@ def main() -> None:
                 f"{api}?{urlencode({'term.sis_term_code': '<' + mid})}"
             ]
         for name, paths in cases.items():
-            rows.append((name, measure(base, paths, jwt, args)))
+            rows.append((name, measure(base, paths, jwt, args, proc.pid)))
     if args.selective:
         sqlite = url.startswith("sqlite")
         report(rows, args, sqlite=sqlite, other=uncached(env, key, data, args))
@@ -276,10 +284,10 @@ def uncached(
         [str(BIN / "registrar"), "serve", "--no-worker", "--port", str(port)],
         {**env, "REGISTRAR_READ_CACHE_ENTRIES": "0"},
         f"{base}/health",
-    ):
+    ) as proc:
         jwt = token(base, key)
         for name, paths in cases.items():
-            rows.append((f"{name}, read cache off", measure(base, paths, jwt, args)))
+            rows.append((f"{name}, read cache off", measure(base, paths, jwt, args, proc.pid)))
     return rows
 
 
@@ -292,11 +300,14 @@ def report(
 ) -> None:
     """The --selective table, and each selective page against GET by id (target: half)."""
     print(f"\nwrk -t1 -c{args.connections} -d{args.seconds}s, one uvicorn process, 2 cores shared")
-    print(f"{'case':44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'light p50':>10}")
+    print(
+        f"{'case':44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'light p50':>10}"
+        f" {'CPU us/req':>11}"
+    )
     for name, f in [*rows, *other]:
         print(
             f"{name:44} {f['rps']:9.0f} {f.get('p50', 0):8.2f} {f.get('p99', 0):8.2f} "
-            f"{f['non2xx']:8.0f} {f.get('light_p50', 0):10.2f}"
+            f"{f['non2xx']:8.0f} {f.get('light_p50', 0):10.2f} {f.get('cpu_us', 0):11.0f}"
         )
     by_id = rows[0][1]["rps"]
     for name, f in rows[1:]:
