@@ -8,7 +8,7 @@ import functools
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Concatenate, ParamSpec, TypeVar, cast
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -79,11 +79,14 @@ class Database:
         async with self.reader_engine.connect() as connection:
             return await connection.run_sync(query, *args, **kwargs)
 
-    async def read_cached(self, query: Callable[..., T | None], *args: Hashable) -> T | None:
+    async def read_cached(
+        self, query: Callable[..., T | None], *args: Any, cache_key: Hashable = None
+    ) -> T | None:
         """`read(query, *args)` remembered until the database changes (SQLite, read_cache.py).
 
-        For point reads whose result depends on nothing but `args` (which must say everything
-        the query depends on, FERPA included). None ("not found") is never remembered.
+        For point reads (and a selective page: paging/pages.py) whose result depends on nothing
+        but `args`, or on nothing but `cache_key` when given (either must say everything the
+        query depends on, FERPA included). None ("not found") is never remembered.
         """
         cache = self.read_cache
         if cache is None:
@@ -95,7 +98,7 @@ class Database:
             return await self.read(query, *args)
         # Before the read, never after (read_cache.py says why).
         token = cache.counter.token()
-        key = (query, *args)
+        key = (query, *args) if cache_key is None else (query, cache_key)
         if token is not None:
             found = cache.get(key, token)
             if found is not MISSING:

@@ -42,6 +42,9 @@ class Field:
     # For an attribute that is an object (e.g. course_assessment): its "is null" condition;
     # only `null` and `!null` are meaningful filters on it.
     null_condition: ColumnElement[bool] | None = None
+    # An indexed key whose one value names few rows (id, netid, section.id): an equality on it
+    # makes a request selective (paging/pages.py: one statement for its page and its count).
+    selective: bool = False
 
 
 @dataclass
@@ -49,6 +52,9 @@ class ParsedFilters:
     conditions: list[ColumnElement[bool]] = field(default_factory=list)
     applied: list[tuple[str, str]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    # An equality on a selective field among the conditions: the request reads a few index
+    # entries whatever else it asks.
+    selective: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,7 +142,8 @@ def _convert(f: Field, text: str) -> Any:
     return value.astimezone(dt.UTC)
 
 
-def _condition(f: Field, raw: str) -> ColumnElement[bool]:
+def _condition(f: Field, raw: str, parsed: ParsedFilters) -> ColumnElement[bool]:
+    """`raw` as a condition on `f`; notes in `parsed` whether it makes the request selective."""
     if "\x00" in raw:
         raise bad_request("A filter value is not valid.", [f"{f.name}: NUL is not allowed"])
     if len(raw) > MAX_VALUE_LENGTH:
@@ -186,6 +193,8 @@ def _condition(f: Field, raw: str) -> ColumnElement[bool]:
         parts.append(col == plain[0] if len(plain) == 1 else col.in_(plain))
     matched = or_(*parts) if len(parts) > 1 else parts[0]
     if op != "!":
+        if f.selective and len(plain) == len(terms):
+            parsed.selective = True  # only equalities: a few index entries per term
         return _lift(f, matched)
     # "None of these": a null is not equal to any given value, so it stays in, unless the list
     # itself names null.
@@ -215,7 +224,7 @@ def parse_filters(
             if name not in parsed.ignored:
                 parsed.ignored.append(name)
             continue
-        parsed.conditions.append(_condition(f, raw))
+        parsed.conditions.append(_condition(f, raw, parsed))
         parsed.applied.append((name, raw))
         if len(parsed.applied) > MAX_FILTERS:
             raise bad_request("Too many filters.", [f"at most {MAX_FILTERS} filter parameters"])
