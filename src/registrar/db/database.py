@@ -14,6 +14,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from registrar.core.clock import utcnow
+from registrar.db.prepared import PostgresReads, PreparedRead
 from registrar.db.read_cache import MISSING, ReadCache
 from registrar.db.sqlite_threads import ConnectionThreads
 from registrar.db.write_health import WriteHealth, storage_failure
@@ -53,6 +54,8 @@ class Database:
     sqlite_readers: ConnectionThreads | None = None
     sqlite_writer: ConnectionThreads | None = None
     read_cache: ReadCache | None = None
+    # PostgreSQL only: where `PreparedRead`s run (db/prepared.py).
+    postgres_reads: PostgresReads | None = None
     # Whether storage is refusing this process's writes (full disk...): db/write_health.py.
     write_health: WriteHealth = field(default_factory=WriteHealth)
 
@@ -69,13 +72,17 @@ class Database:
         an AsyncSession on aiosqlite a lookup costs five hops to the driver's thread plus the ORM
         session's bookkeeping, about 0.5 ms of CPU; run whole on a reader thread with the stdlib
         driver it costs about 0.13 ms, and the event loop waits once (see sqlite_threads.py).
-        On PostgreSQL the same function runs on an asyncpg connection through `run_sync`. Reads
-        take no transaction.
+        On PostgreSQL the same function runs on an asyncpg connection through `run_sync`, except
+        a `PreparedRead`, which runs as a prepared statement on asyncpg itself (db/prepared.py).
+        Reads take no transaction.
         """
         if self.sqlite_readers is not None:
             call = functools.partial(query, **kwargs) if kwargs else query
             result: T = await self.sqlite_readers.submit(call, args)
             return result
+        if self.postgres_reads is not None and isinstance(query, PreparedRead):
+            prepared: T = await self.postgres_reads.run(query, *args)
+            return prepared
         async with self.reader_engine.connect() as connection:
             return await connection.run_sync(query, *args, **kwargs)
 
@@ -86,7 +93,8 @@ class Database:
 
         For point reads (and a selective page: paging/pages.py) whose result depends on nothing
         but `args`, or on nothing but `cache_key` when given (either must say everything the
-        query depends on, FERPA included). None ("not found") is never remembered.
+        query depends on, FERPA included). Nothing empty (None: "not found", or an empty page)
+        is remembered.
         """
         cache = self.read_cache
         if cache is None:
@@ -104,7 +112,7 @@ class Database:
             if found is not MISSING:
                 return cast(T, found)
         value = await self.read(query, *args)
-        if token is not None and value is not None:
+        if token is not None and value:
             cache.put(key, token, value)
         return value
 
@@ -148,6 +156,8 @@ class Database:
             yield connection
 
     async def dispose(self) -> None:
+        if self.postgres_reads is not None:
+            await self.postgres_reads.close()
         await self.engine.dispose()
         if self.read_cache is not None:
             self.read_cache.close()

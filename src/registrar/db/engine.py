@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from registrar.core.settings import Settings
 from registrar.db.database import Database
+from registrar.db.prepared import PostgresReads
 from registrar.db.read_cache import ReadCache, WalChangeCounter
 from registrar.db.sqlite_threads import ConnectionThreads
 
@@ -96,6 +97,7 @@ def create_database(settings: Settings) -> Database:
     # bounds both.
     sqlite_readers = sqlite_writer = None
     read_cache = None
+    postgres_reads = None
     if engine.dialect.name == "sqlite":
         _install_sqlite_pragmas(
             engine.sync_engine, settings.sqlite_busy_timeout_ms, settings.sqlite_synchronous
@@ -123,6 +125,9 @@ def create_database(settings: Settings) -> Database:
             read_cache = ReadCache(WalChangeCounter(database), settings.read_cache_entries)
     else:
         reader_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        postgres_reads = PostgresReads(
+            asyncpg_dsn(settings.database_url), engine.dialect, settings.db_pool_size
+        )
     return Database(
         engine=engine,
         writer_engine=writer_engine,
@@ -130,6 +135,7 @@ def create_database(settings: Settings) -> Database:
         sqlite_readers=sqlite_readers,
         sqlite_writer=sqlite_writer,
         read_cache=read_cache,
+        postgres_reads=postgres_reads,
     )
 
 

@@ -11,12 +11,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, Select, func, select
+from sqlalchemy import ColumnElement, Connection, Row, Select, bindparam, func, select
 
 from registrar.auth.client import Client
 from registrar.core.problems import bad_request
 from registrar.core.settings import Settings
 from registrar.db.database import Database
+from registrar.db.prepared import PreparedRead
 from registrar.paging import found_sets
 from registrar.paging.filters import Field, ParsedFilters, parse_filters
 
@@ -130,22 +131,16 @@ async def find_page(
         found = None
 
     # Visibility (FERPA) is applied on every page with the *current* token's scopes.
-    keys = select(spec.key).where(*parsed.conditions, *spec.visibility(client))
-    keys = keys.order_by(spec.key).limit(pagesize + 1)
-    if cursor is not None:
-        # Keyset: the Link header's way, as fast on page 500 as on page 1.
-        keys = keys.where(spec.key > cursor)
-    elif page > 1:
-        keys = keys.offset((page - 1) * pagesize)
     if found is not None:
+        keys = _keys(spec, parsed.conditions, client, pagesize, page, cursor)
         result = await db.read(_read_page, spec, keys, rows, found.snapshot)
     else:
         if parsed.selective:
-            window = (page, pagesize)
             newest, total, result = await _new_selective_set(
-                db, spec, client, parsed, keys, rows, window
+                db, spec, client, parsed, rows, (page, pagesize)
             )
         else:
+            keys = _keys(spec, parsed.conditions, client, pagesize, page, None)
             newest, total, result = await _new_wide_set(db, spec, client, parsed, keys, rows)
         found = found_sets.FoundSet(
             resource=spec.resource,
@@ -211,7 +206,6 @@ async def _new_selective_set(
     spec: CollectionSpec,
     client: Client,
     parsed: ParsedFilters,
-    keys: Select[Any],
     rows: Select[Any],
     window: tuple[int, int],
 ) -> tuple[int, int, list[Row[Any]]]:
@@ -221,21 +215,92 @@ async def _new_selective_set(
     Its matching rows are few, so the count applies the FERPA rule row by row like the page
     does, in the same statement as the page and the snapshot (one moment, one hop, no second
     connection). Issue 9 item 9: the wide way (two counts on two connections, then the page)
-    cost a `?netid=` page 4.7 ms of CPU for five rows. The result is remembered like a point
-    read (Database.read_cached: until the next commit; an empty page never, so a hidden
+    cost a `?netid=` page 4.7 ms of CPU for five rows. A page filtered by one equality alone
+    (the common `?netid=`, `?section.id=`) runs a statement built once (`_SELECTIVE_PAGE`, a
+    prepared read: one round trip on PostgreSQL). The rows are remembered like a point read
+    (Database.read_cached, SQLite: until the next commit; an empty page never, so a hidden
     person's page and an unknown one's cost the same).
     """
+    page, pagesize = window
     # Everything the statement depends on: the filters applied, the FERPA view, page and size.
     cache_key = (spec.resource, tuple(parsed.applied), client.sees_private, window)
-    visible = [*parsed.conditions, *spec.visibility(client)]
-    found = await db.read_cached(
-        _read_selective_page, spec, visible, keys, rows, cache_key=cache_key
-    )
-    if found is None:
+    read: Callable[..., list[Row[Any]]]
+    args: tuple[Any, ...]
+    if parsed.key_value is not None and len(parsed.conditions) == 1:
+        field, value = parsed.key_value
+        limit, offset = pagesize + 1, (page - 1) * pagesize
+        read, args = _SELECTIVE_PAGE, (spec, rows, field, client, value, limit, offset)
+    else:
+        keys = _keys(spec, parsed.conditions, client, pagesize, page, None)
+        read, args = _read_selective_page, (spec, parsed.conditions, client, keys, rows)
+    found = await db.read_cached(read, *args, cache_key=cache_key)
+    if not found:
         # An empty page: the figures alone (a page past the end, or nothing to see).
-        newest, total = await db.read(_read_figures, spec, visible)
+        newest, total = await db.read(_read_figures, spec, parsed.conditions, client)
         return newest, total, []
-    return found
+    # Every row carries the figures the same statement saw.
+    return int(found[0].found_newest or 0), int(found[0].found_total), found
+
+
+def _keys(
+    spec: CollectionSpec,
+    conditions: list[ColumnElement[bool]],
+    client: Client,
+    pagesize: int,
+    page: int,
+    cursor: int | None,
+) -> Select[Any]:
+    """The keys of one page of the caller's view (one more than the page, to tell if more
+    remain)."""
+    keys = select(spec.key).where(*conditions, *spec.visibility(client))
+    keys = keys.order_by(spec.key).limit(pagesize + 1)
+    if cursor is not None:
+        # Keyset: the Link header's way, as fast on page 500 as on page 1.
+        return keys.where(spec.key > cursor)
+    return keys.offset((page - 1) * pagesize) if page > 1 else keys
+
+
+def _with_figures(spec: CollectionSpec, rows: Select[Any], visible: list[Any]) -> Select[Any]:
+    """`rows` with the found set's figures on every row: the snapshot (the newest key) and the
+    count of the caller's matching rows, scalar subqueries the database evaluates once."""
+    newest = select(func.max(spec.key)).scalar_subquery()
+    return rows.add_columns(
+        newest.label("found_newest"), _count(spec, visible).label("found_total")
+    )
+
+
+# Statements for a page filtered by one equality, built once per (collection, field, FERPA view,
+# representation): the value, limit and offset are bound parameters. A few dozen at most (kept
+# under a bound all the same, should a caller build its representation per request).
+_SELECTIVE_STATEMENTS: dict[tuple[str, str, bool, int], tuple[Select[Any], Select[Any]]] = {}
+
+
+def _selective_plan(
+    spec: CollectionSpec,
+    rows: Select[Any],
+    field: Field,
+    client: Client,
+    value: Any,
+    limit: int,
+    offset: int,
+) -> tuple[Select[Any], dict[str, Any]]:
+    key = (spec.resource, field.name, client.sees_private, id(rows))
+    built = _SELECTIVE_STATEMENTS.get(key)
+    if built is None or built[0] is not rows:
+        # (The representation is the repository's statement built once; `rows` is kept beside
+        # its own id so that a reused id can never find another's statement.)
+        visible = [field.column == bindparam("key_value"), *spec.visibility(client)]
+        keys = select(spec.key).where(*visible).order_by(spec.key)
+        keys = keys.limit(bindparam("page_limit")).offset(bindparam("page_offset"))
+        statement = _page(spec, keys, _with_figures(spec, rows, visible))
+        if len(_SELECTIVE_STATEMENTS) >= 256:
+            _SELECTIVE_STATEMENTS.clear()
+        built = _SELECTIVE_STATEMENTS[key] = (rows, statement)
+    params = {"key_value": value, "page_limit": limit, "page_offset": offset}
+    return built[1], params
+
+
+_SELECTIVE_PAGE = PreparedRead(_selective_plan)
 
 
 def _read_page(
@@ -265,28 +330,25 @@ def _read_new_page(
 def _read_selective_page(
     connection: Connection,
     spec: CollectionSpec,
-    visible: list[ColumnElement[bool]],
+    conditions: list[ColumnElement[bool]],
+    client: Client,
     keys: Select[Any],
     rows: Select[Any],
-) -> tuple[int, int, list[Row[Any]]] | None:
-    """(snapshot, visible count, the page's rows) in one statement, or None for an empty page."""
-    total = _count(spec, visible)
-    newest = select(func.max(spec.key)).scalar_subquery()
-    query = _page(
-        spec, keys, rows.add_columns(newest.label("found_newest"), total.label("found_total"))
-    )
-    result = list(connection.execute(query).all())
-    if not result:
-        return None
-    # Each row carries the figures; the page's rows are those the same statement saw.
-    return int(result[0].found_newest or 0), int(result[0].found_total), result
+) -> list[Row[Any]]:
+    """A selective page with its found set's figures on every row, in one statement."""
+    visible = [*conditions, *spec.visibility(client)]
+    return list(connection.execute(_page(spec, keys, _with_figures(spec, rows, visible))).all())
 
 
 def _read_figures(
-    connection: Connection, spec: CollectionSpec, visible: list[ColumnElement[bool]]
+    connection: Connection,
+    spec: CollectionSpec,
+    conditions: list[ColumnElement[bool]],
+    client: Client,
 ) -> tuple[int, int]:
     """(snapshot, visible count) of a found set whose page is empty."""
     newest = select(func.max(spec.key)).scalar_subquery()
+    visible = [*conditions, *spec.visibility(client)]
     row = connection.execute(select(newest, _count(spec, visible))).one()
     return int(row[0] or 0), int(row[1])
 
