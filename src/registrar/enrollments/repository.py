@@ -65,6 +65,9 @@ _ROW_COLUMNS = (
 )
 
 
+# The names, in order (enrollments/service.py unpacks rows by position).
+ROW_FIELDS = tuple(column.key for column in _ROW_COLUMNS)
+
 # Built once: a page's statements are built around it (paging/pages.py keeps those it builds
 # once per representation).
 _ENROLLMENT_ROWS = (
