@@ -37,16 +37,67 @@ class PreparedRead:
 
     def __call__(self, connection: Connection, *args: Any) -> Any:
         statement, params = self.plan(*args)
-        result = connection.execute(statement, params)
-        return result.first() if self.first else list(result.all())
+        if connection.dialect.name != "sqlite":
+            result = connection.execute(statement, params)
+            return result.first() if self.first else list(result.all())
+        # SQLite: the compiled text on the stdlib driver itself, and only the columns that need
+        # it converted (timestamps, booleans): SQLAlchemy's execution and row processing cost a
+        # selective page of 30 rows 0.7 ms where SQLite's own work was 0.6 ms.
+        compiled = _SQLITE.get(connection.dialect, statement)
+        values = [params[name] for name in compiled.names]
+        cursor = connection.connection.driver_connection.execute(compiled.sql, values)  # type: ignore[union-attr]
+        rows = [compiled.make(record) for record in cursor.fetchall()]
+        if self.first:
+            return rows[0] if rows else None
+        return rows
 
 
 @dataclass(frozen=True)
 class _Compiled:
     statement: Select[Any]  # kept, so that its id is never another statement's
     sql: str
-    names: tuple[str, ...]  # the bind parameters, in $1, $2... order
+    names: tuple[str, ...]  # the bind parameters, in the order the SQL takes them
     row: Any  # the named tuple class of its rows
+    processors: tuple[Callable[[Any], Any] | None, ...] | None  # None: values as they come
+
+    def make(self, record: Any) -> Any:
+        if self.processors is None:
+            return self.row._make(record)
+        return self.row._make(
+            [
+                v if p is None or v is None else p(v)
+                for p, v in zip(self.processors, record, strict=True)
+            ]
+        )
+
+
+class _Statements:
+    """Statements compiled once for one dialect, by identity (they are built once). Bounded."""
+
+    def __init__(self, *, process: bool) -> None:
+        self.process = process
+        self._compiled: dict[int, _Compiled] = {}
+
+    def get(self, dialect: Dialect, statement: Select[Any]) -> _Compiled:
+        found = self._compiled.get(id(statement))
+        if found is None or found.statement is not statement:
+            compiled = statement.compile(dialect=dialect)
+            names = tuple(compiled.positiontup or ())
+            columns = list(statement.selected_columns)
+            row = namedtuple("PreparedRow", [c.key for c in columns])  # type: ignore[misc]
+            processors = None
+            if self.process:
+                processors = tuple(c.type._cached_result_processor(dialect, None) for c in columns)
+            found = _Compiled(statement, compiled.string, names, row, processors)
+            if len(self._compiled) >= 1024:
+                self._compiled.clear()
+            self._compiled[id(statement)] = found
+        return found
+
+
+# SQLite's driver answers text for timestamps and integers for booleans: converted as the
+# columns' types say. asyncpg answers the types themselves.
+_SQLITE = _Statements(process=True)
 
 
 class PostgresReads:
@@ -58,20 +109,7 @@ class PostgresReads:
         self.size = size
         self._pool: Any = None
         self._lock: asyncio.Lock | None = None
-        self._compiled: dict[int, _Compiled] = {}
-
-    def _compile(self, statement: Select[Any]) -> _Compiled:
-        found = self._compiled.get(id(statement))
-        if found is None or found.statement is not statement:
-            compiled = statement.compile(dialect=self.dialect)
-            names = tuple(compiled.positiontup or ())
-            row = namedtuple("PreparedRow", list(statement.selected_columns.keys()))  # type: ignore[misc]
-            found = _Compiled(statement, compiled.string, names, row)
-            # Keyed by identity: statements are built once. Bounded all the same.
-            if len(self._compiled) >= 1024:
-                self._compiled.clear()
-            self._compiled[id(statement)] = found
-        return found
+        self._statements = _Statements(process=False)
 
     async def _get_pool(self) -> Any:
         if self._pool is None:
@@ -94,13 +132,13 @@ class PostgresReads:
 
     async def run(self, read: PreparedRead, *args: Any) -> Any:
         statement, params = read.plan(*args)
-        compiled = self._compile(statement)
+        compiled = self._statements.get(self.dialect, statement)
         values = [params[name] for name in compiled.names]
         pool = await self._get_pool()
         if read.first:
             record = await pool.fetchrow(compiled.sql, *values)
-            return None if record is None else compiled.row._make(record)
-        return [compiled.row._make(r) for r in await pool.fetch(compiled.sql, *values)]
+            return None if record is None else compiled.make(record)
+        return [compiled.make(r) for r in await pool.fetch(compiled.sql, *values)]
 
     async def close(self) -> None:
         if self._pool is not None:
