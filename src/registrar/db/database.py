@@ -8,7 +8,7 @@ import functools
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Concatenate, ParamSpec, TypeVar, cast
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from registrar.core.clock import utcnow
 from registrar.core.problems import query_too_costly
+from registrar.db.prepared import PostgresReads, PreparedRead
 from registrar.db.read_cache import MISSING, ReadCache
 from registrar.db.sqlite_threads import ConnectionThreads, StopCounts
 from registrar.db.write_health import WriteHealth, storage_failure
@@ -58,6 +59,8 @@ class Database:
     sqlite_readers: ConnectionThreads | None = None
     sqlite_writer: ConnectionThreads | None = None
     read_cache: ReadCache | None = None
+    # PostgreSQL only: where `PreparedRead`s run (db/prepared.py).
+    postgres_reads: PostgresReads | None = None
     # Whether storage is refusing this process's writes (full disk...): db/write_health.py.
     write_health: WriteHealth = field(default_factory=WriteHealth)
     # The wide lane (`read_wide`): reader threads of its own on SQLite, a pool of its own with a
@@ -84,13 +87,17 @@ class Database:
         an AsyncSession on aiosqlite a lookup costs five hops to the driver's thread plus the ORM
         session's bookkeeping, about 0.5 ms of CPU; run whole on a reader thread with the stdlib
         driver it costs about 0.13 ms, and the event loop waits once (see sqlite_threads.py).
-        On PostgreSQL the same function runs on an asyncpg connection through `run_sync`. Reads
-        take no transaction.
+        On PostgreSQL the same function runs on an asyncpg connection through `run_sync`, except
+        a `PreparedRead`, which runs as a prepared statement on asyncpg itself (db/prepared.py).
+        Reads take no transaction.
         """
         if self.sqlite_readers is not None:
             call = functools.partial(query, **kwargs) if kwargs else query
             result: T = await self.sqlite_readers.submit(call, args)
             return result
+        if self.postgres_reads is not None and isinstance(query, PreparedRead):
+            prepared: T = await self.postgres_reads.run(query, *args)
+            return prepared
         return await self._read_postgresql(self.reader_engine, query, *args, **kwargs)
 
     async def read_wide(
@@ -142,11 +149,15 @@ class Database:
                 raise query_too_costly(self.budget_ms) from None
             raise
 
-    async def read_cached(self, query: Callable[..., T | None], *args: Hashable) -> T | None:
+    async def read_cached(
+        self, query: Callable[..., T | None], *args: Any, cache_key: Hashable = None
+    ) -> T | None:
         """`read(query, *args)` remembered until the database changes (SQLite, read_cache.py).
 
-        For point reads whose result depends on nothing but `args` (which must say everything
-        the query depends on, FERPA included). None ("not found") is never remembered.
+        For point reads (and a selective page: paging/pages.py) whose result depends on nothing
+        but `args`, or on nothing but `cache_key` when given (either must say everything the
+        query depends on, FERPA included). Nothing empty (None: "not found", or an empty page)
+        is remembered.
         """
         cache = self.read_cache
         if cache is None:
@@ -158,13 +169,13 @@ class Database:
             return await self.read(query, *args)
         # Before the read, never after (read_cache.py says why).
         token = cache.counter.token()
-        key = (query, *args)
+        key = (query, *args) if cache_key is None else (query, cache_key)
         if token is not None:
             found = cache.get(key, token)
             if found is not MISSING:
                 return cast(T, found)
         value = await self.read(query, *args)
-        if token is not None and value is not None:
+        if token is not None and value:
             cache.put(key, token, value)
         return value
 
@@ -208,6 +219,8 @@ class Database:
             yield connection
 
     async def dispose(self) -> None:
+        if self.postgres_reads is not None:
+            await self.postgres_reads.close()
         await self.engine.dispose()
         if self.wide_engine is not None:
             await self.wide_engine.dispose()

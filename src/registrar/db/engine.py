@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from registrar.core.settings import Settings
 from registrar.db.database import Database
+from registrar.db.prepared import PostgresReads
 from registrar.db.read_cache import ReadCache, WalChangeCounter
 from registrar.db.sqlite_threads import ConnectionThreads, StopCounts
 from registrar.db.statement_cache import PREPARED_PER_CONNECTION, CompiledStatements
@@ -108,6 +109,7 @@ def create_database(settings: Settings) -> Database:
     read_cache = None
     stops = StopCounts()
     budget = settings.statement_budget_ms
+    postgres_reads = None
     if engine.dialect.name == "sqlite":
         _install_sqlite_pragmas(
             engine.sync_engine, settings.sqlite_busy_timeout_ms, settings.sqlite_synchronous
@@ -160,6 +162,9 @@ def create_database(settings: Settings) -> Database:
                 "prepared_statement_cache_size": PREPARED_PER_CONNECTION,
             },
         )
+        postgres_reads = PostgresReads(
+            asyncpg_dsn(settings.database_url), engine.dialect, settings.db_pool_size
+        )
     return Database(
         engine=engine,
         writer_engine=writer_engine,
@@ -172,6 +177,7 @@ def create_database(settings: Settings) -> Database:
         wide_at_once=settings.wide_reads_at_once,
         budget_ms=budget,
         stops=stops,
+        postgres_reads=postgres_reads,
     )
 
 

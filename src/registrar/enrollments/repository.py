@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 
 from registrar.auth.client import Client
+from registrar.db.prepared import PreparedRead
 from registrar.enrollments.filters import FIELDS
 from registrar.enrollments.models import Enrollment, EnrollmentAudit, Section, Term
 from registrar.paging.pages import CollectionSpec
@@ -64,13 +65,21 @@ _ROW_COLUMNS = (
 )
 
 
+# The names, in order (enrollments/service.py unpacks rows by position).
+ROW_FIELDS = tuple(column.key for column in _ROW_COLUMNS)
+
+# Built once: a page's statements are built around it (paging/pages.py keeps those it builds
+# once per representation).
+_ENROLLMENT_ROWS = (
+    select(*_ROW_COLUMNS)
+    .join(Section, Section.id == Enrollment.section_id)
+    .join(Term, Term.id == Enrollment.term_id)
+)
+
+
 def enrollment_rows() -> Select[Any]:
     """An enrollment with its section's and term's attributes: the representation, one query."""
-    return (
-        select(*_ROW_COLUMNS)
-        .join(Section, Section.id == Enrollment.section_id)
-        .join(Term, Term.id == Enrollment.term_id)
-    )
+    return _ENROLLMENT_ROWS
 
 
 def visible_with(sees_private: bool) -> list[ColumnElement[bool]]:
@@ -88,14 +97,13 @@ def _by_id(sees_private: bool) -> Select[Any]:
 _BY_ID = {True: _by_id(True), False: _by_id(False)}
 
 
-def visible_enrollment(
-    connection: Connection, enrollment_id: str, sees_private: bool
-) -> Row[Any] | None:
-    """The enrollment with this id if it exists and the caller may see it; else None (→ 404).
+def _by_id_plan(enrollment_id: str, sees_private: bool) -> tuple[Select[Any], dict[str, Any]]:
+    return _BY_ID[sees_private], {"enrollment_id": enrollment_id}
 
-    A read for `Database.read`: it runs on a plain connection.
-    """
-    return connection.execute(_BY_ID[sees_private], {"enrollment_id": enrollment_id}).first()
+
+# The enrollment with this id if it exists and the caller may see it; else None (→ 404). A
+# prepared read (db/prepared.py): one round trip on PostgreSQL.
+visible_enrollment = PreparedRead(_by_id_plan, first=True)
 
 
 def collection_spec() -> CollectionSpec:

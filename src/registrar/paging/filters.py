@@ -100,6 +100,10 @@ class ParsedFilters:
     selective: bool = False
     terms: int = 0
     wildcards: int = 0
+    # The field and value of a condition that is one equality with one value on a selective
+    # field of the collection's own table (`netid=f001abc`): paging/pages.py has a statement
+    # built once for a page filtered by that alone.
+    key_value: tuple[Field, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -252,6 +256,8 @@ def _condition(
     if op != "!":
         if f.selective and len(plain) == len(terms):
             parsed.selective = True  # only equalities: a few index entries per term
+            if len(plain) == 1 and f.lift is None:
+                parsed.key_value = (f, plain[0])
         return _lift(f, matched)
     # "None of these": a null is not equal to any given value, so it stays in, unless the list
     # itself names null.

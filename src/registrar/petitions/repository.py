@@ -53,13 +53,17 @@ _ROW_COLUMNS = (
 )
 
 
+# Built once: a page's statements are built around it (paging/pages.py).
+_PETITION_ROWS = (
+    select(*_ROW_COLUMNS)
+    .join(PetitionType, PetitionType.id == Petition.petition_code)
+    .join(Origin, Origin.id == Petition.origin_code)
+)
+
+
 def petition_rows() -> Select[Any]:
     """A petition with its type's and origin's names: the whole representation in one query."""
-    return (
-        select(*_ROW_COLUMNS)
-        .join(PetitionType, PetitionType.id == Petition.petition_code)
-        .join(Origin, Origin.id == Petition.origin_code)
-    )
+    return _PETITION_ROWS
 
 
 def visible_petition(
