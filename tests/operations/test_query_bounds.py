@@ -170,7 +170,9 @@ def _wait(base: str, check: Callable[[str], bool], what: str, timeout: float = 1
     it waits for cannot happen at all without the behaviour under test.)"""
     deadline = time.monotonic() + timeout
     while True:
-        text = httpx.get(f"{base}/metrics").text
+        # A generous read timeout: on a loaded 2-core CI box a scrape beside four attacks took
+        # longer than httpx's default 5 s once (the attacks' own CPU, not a starved reader).
+        text = httpx.get(f"{base}/metrics", timeout=30).text
         if check(text):
             return str(text)
         assert time.monotonic() < deadline, f"never saw {what}:\n{text}"
