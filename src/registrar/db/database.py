@@ -53,6 +53,8 @@ class Database:
     sqlite_readers: ConnectionThreads | None = None
     sqlite_writer: ConnectionThreads | None = None
     read_cache: ReadCache | None = None
+    # SQLite: the database file (db/notices.py watches its WAL-index header); None otherwise.
+    sqlite_path: str | None = None
     # Whether storage is refusing this process's writes (full disk...): db/write_health.py.
     write_health: WriteHealth = field(default_factory=WriteHealth)
 

@@ -96,6 +96,7 @@ def create_database(settings: Settings) -> Database:
     # bounds both.
     sqlite_readers = sqlite_writer = None
     read_cache = None
+    sqlite_path = None
     if engine.dialect.name == "sqlite":
         _install_sqlite_pragmas(
             engine.sync_engine, settings.sqlite_busy_timeout_ms, settings.sqlite_synchronous
@@ -119,8 +120,10 @@ def create_database(settings: Settings) -> Database:
             transaction=True,
         )
         database = make_url(settings.database_url).database
-        if settings.read_cache_entries > 0 and database and database != ":memory:":
-            read_cache = ReadCache(WalChangeCounter(database), settings.read_cache_entries)
+        if database and database != ":memory:":
+            sqlite_path = database
+        if settings.read_cache_entries > 0 and sqlite_path:
+            read_cache = ReadCache(WalChangeCounter(sqlite_path), settings.read_cache_entries)
     else:
         reader_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     return Database(
@@ -130,6 +133,7 @@ def create_database(settings: Settings) -> Database:
         sqlite_readers=sqlite_readers,
         sqlite_writer=sqlite_writer,
         read_cache=read_cache,
+        sqlite_path=sqlite_path,
     )
 
 
