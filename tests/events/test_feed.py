@@ -5,8 +5,10 @@ keys, confidential people, task.completed for its requester alone, revoked grant
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -31,6 +33,7 @@ from tests.support.events import (
     load_delete,
     load_enrollments,
     load_update,
+    queue_empty,
     read_all,
     read_page,
 )
@@ -224,3 +227,81 @@ def test_a_revoked_grant_stops_its_events(
     assert [e for e in events if e["type"].startswith("enrollment.")] == []
     r = api.get(EVENTS, headers=headers, params={"type": "enrollment.created"})
     assert r.status_code == 403
+
+
+def test_wait_holds_an_empty_page_until_an_event_arrives(
+    api: TestClient, settings: Settings, accounts: Accounts, people: Any
+) -> None:
+    reader = accounts.headers(READ, sub="feed-waiter")
+    _events, end = read_all(api, reader)
+    started = time.monotonic()
+    page, cursor, _r = read_page(api, reader, end, wait="0.5")
+    assert page == [] and 0.45 < time.monotonic() - started < 5
+
+    def later() -> None:
+        time.sleep(0.5)
+        load_enrollments(settings, f"WAKE.{secrets.token_hex(3)}", [f"f{secrets.token_hex(3)}"])
+
+    with ThreadPoolExecutor(1) as pool:
+        started = time.monotonic()
+        pool.submit(later)
+        page, _c, _r = read_page(api, reader, cursor, wait="20")
+        took = time.monotonic() - started
+    assert [e["type"] for e in page] == ["enrollment.created"]
+    assert took < 10, took
+
+
+def test_concurrent_writers_never_make_a_reader_skip_an_event(
+    api: TestClient, settings: Settings, accounts: Accounts, people: Any
+) -> None:
+    """Writers commit in parallel (PostgreSQL's worker runs four batches at once, and loads run
+    beside them) while a reader follows the feed closely: what it saw, in order, is exactly what
+    a reader that starts afterwards sees. A position handed out before a lower one committed
+    would be skipped for ever (design-events.md: the commit-order lock)."""
+    reader = accounts.headers(FULL, sub="feed-follower")
+    writer = accounts.headers([ENROLLMENTS_WRITE, PEOPLE_PRIVATE], sub="feed-racer")
+    _events, start = read_all(api, reader)
+    targets = people["open"][:2] + people["hidden"]
+    stop = threading.Event()
+    followed: list[str] = []
+
+    def follow() -> None:
+        cursor = start
+        while not stop.is_set():
+            page, cursor, _r = read_page(api, reader, cursor, pagesize=3)
+            followed.extend(e["id"] for e in page)
+        followed.extend(e["id"] for e in read_all(api, reader, cursor)[0])
+
+    def write_some(n: int) -> None:
+        for i in range(12):
+            eid = targets[(n + i) % len(targets)]
+            day = f"2020-03-{1 + (n * 12 + i) % 28:02d}T00:00:00Z"
+            r = api.patch(
+                f"/api/academic/enrollments/{eid}",
+                headers={**writer, **JSON},
+                json=patch_body(day),
+            )
+            assert r.status_code == 202
+
+    def load_some(n: int) -> None:
+        for _i in range(6):
+            load_enrollments(settings, f"RACE.{secrets.token_hex(4)}", [f"f{secrets.token_hex(4)}"])
+
+    with ThreadPoolExecutor(8) as pool:
+        follower = pool.submit(follow)
+        jobs = [pool.submit(write_some, n) for n in range(4)] + [
+            pool.submit(load_some, n) for n in range(2)
+        ]
+        for job in jobs:
+            job.result()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # let the worker finish the queue
+            if queue_empty(settings):
+                break
+            time.sleep(0.1)
+        time.sleep(0.3)
+        stop.set()
+        follower.result()
+    everything = [e["id"] for e in read_all(api, reader, start)[0]]
+    assert len(everything) >= 12 * 4 // 2 + 12
+    assert followed == everything

@@ -158,3 +158,14 @@ def load_delete(settings: Settings, enrollment_id: str, netid: str) -> None:
         record(connection, [Change("enrollment.deleted", enrollment_id, "sis", netid)])
 
     write(settings, load)
+
+
+def queue_empty(settings: Settings) -> bool:
+    """No task is waiting or running."""
+    from sqlalchemy import func, select
+
+    from registrar.tasks.models import Task, TaskStatus
+    from tests.support.databases import read
+
+    stmt = select(func.count()).where(Task.status == TaskStatus.ACCEPTED)
+    return read(settings, lambda c: int(c.scalar(stmt) or 0)) == 0

@@ -13,8 +13,8 @@ from registrar.app import create_app
 from registrar.auth.scopes import ENROLLMENTS_WRITE
 from registrar.core.settings import Settings
 from tests.support.accounts import Accounts
-from tests.support.servers import Proc
 from tests.support.seeding import seed_enrollments
+from tests.support.servers import Proc
 from tests.support.tasks import JSON, patch_body
 
 

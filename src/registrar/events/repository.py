@@ -65,25 +65,21 @@ def page(
 
 
 def horizon(connection: Connection, cutoff: dt.datetime) -> int:
-    """The position at and before which events are gone (pruned, or older than `cutoff`): 0 when
-    none is. Pruning keeps the newest expired event as the mark of where it stopped (see
-    `prune`), so the oldest row is expired exactly when events were, or are due to be, removed."""
-    oldest = connection.execute(select(E.position, E.time).order_by(E.position).limit(1)).first()
-    if oldest is None or oldest.time >= cutoff:
-        return 0
-    return int(oldest.position)
+    """The newest position older than `cutoff`: that event and every one before it are past
+    retention (0 when none is). A reader's cursor from before it missed events: 410. Cheap: the
+    time index holds only the rows expired since the last prune, plus the one `prune` keeps."""
+    return int(connection.scalar(select(func.max(E.position)).where(E.time < cutoff)) or 0)
 
 
 def prune(connection: Connection, cutoff: dt.datetime) -> int:
-    """Delete events older than `cutoff`, but the newest of them: it stays as the horizon's mark.
+    """Delete the events past retention but the newest of them, which stays as the horizon's mark.
 
-    Positions have gaps (a rolled-back PostgreSQL transaction uses its sequence values), so "the
-    oldest retained position minus one" cannot tell a reader whether it missed anything; the kept
-    row can."""
-    newest_expired = connection.scalar(select(func.max(E.position)).where(E.time < cutoff))
-    if newest_expired is None:
+    Positions have gaps (a rolled-back PostgreSQL transaction uses its sequence values), so the
+    oldest position kept cannot tell a reader whether it missed anything; the kept row can."""
+    mark = horizon(connection, cutoff)
+    if not mark:
         return 0
-    result = connection.execute(delete(EVENTS).where(E.position < newest_expired))
+    result = connection.execute(delete(EVENTS).where(E.position < mark))
     return int(getattr(result, "rowcount", 0) or 0)
 
 
