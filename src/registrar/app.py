@@ -22,6 +22,7 @@ from registrar.core.runtime import Runtime
 from registrar.core.settings import Settings, get_settings
 from registrar.db.migrate import upgrade
 from registrar.enrollments.router import router as enrollments_router
+from registrar.events.router import router as events_router
 from registrar.http.docs import install_docs
 from registrar.http.middleware.body_limit import BodySizeLimit
 from registrar.http.middleware.cors import install_cors
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         runtime = Runtime.build(settings)
         app.state.runtime = runtime
         await runtime.keyring.current()
+        await runtime.notices.start()
         worker = None
         if with_worker:
             worker = Worker(runtime, concurrency=settings.worker_concurrency)
@@ -185,6 +187,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         tasks_router,
         petitions_router,
         reference_router,
+        events_router,
         observability_router,
     ):
         # The routers' own routes, added directly: `include_router` wraps each router in a

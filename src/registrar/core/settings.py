@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     worker_batch_linger_ms: float = 5.0
     task_retry_after_seconds: int = 1
 
+    # Events (GET /api/events): kept this many days; a cursor from before that gets 410.
+    event_retention_days: int = Field(default=30, ge=1)
+
     # Operations
     # Requests per service account (token `sub`) per fixed one-minute window; 0 = off.
     rate_limit_per_minute: int = 0

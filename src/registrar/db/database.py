@@ -61,6 +61,8 @@ class Database:
     read_cache: ReadCache | None = None
     # PostgreSQL only: where `PreparedRead`s run (db/prepared.py).
     postgres_reads: PostgresReads | None = None
+    # SQLite: the database file (db/notices.py watches its WAL-index header); None otherwise.
+    sqlite_path: str | None = None
     # Whether storage is refusing this process's writes (full disk...): db/write_health.py.
     write_health: WriteHealth = field(default_factory=WriteHealth)
     # The wide lane (`read_wide`): reader threads of its own on SQLite, a pool of its own with a

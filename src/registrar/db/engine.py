@@ -110,6 +110,7 @@ def create_database(settings: Settings) -> Database:
     stops = StopCounts()
     budget = settings.statement_budget_ms
     postgres_reads = None
+    sqlite_path = None
     if engine.dialect.name == "sqlite":
         _install_sqlite_pragmas(
             engine.sync_engine, settings.sqlite_busy_timeout_ms, settings.sqlite_synchronous
@@ -142,8 +143,10 @@ def create_database(settings: Settings) -> Database:
             transaction=True,
         )
         database = make_url(settings.database_url).database
-        if settings.read_cache_entries > 0 and database and database != ":memory:":
-            read_cache = ReadCache(WalChangeCounter(database), settings.read_cache_entries)
+        if database and database != ":memory:":
+            sqlite_path = database
+        if settings.read_cache_entries > 0 and sqlite_path:
+            read_cache = ReadCache(WalChangeCounter(sqlite_path), settings.read_cache_entries)
     else:
         reader_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         # The wide lane (Database.read_wide): a pool of its own, opened only when used, whose
@@ -178,6 +181,7 @@ def create_database(settings: Settings) -> Database:
         budget_ms=budget,
         stops=stops,
         postgres_reads=postgres_reads,
+        sqlite_path=sqlite_path,
     )
 
 

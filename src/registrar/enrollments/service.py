@@ -27,6 +27,22 @@ MAX_ERRORS = 20
 MAX_ID_LENGTH = width(Enrollment.id)
 
 
+# The representation's top-level keys (seed 002): those every reader sees, and those only a reader
+# with read.sensitive sees (absent, not null, for the others).
+PUBLIC_KEYS = (
+    "cache_date",
+    "id",
+    "is_active",
+    "is_in_session",
+    "netid",
+    "role",
+    "school_id",
+    "section",
+    "term",
+)
+SENSITIVE_KEYS = ("final_grade", "credit_hours_earned", "course_assessment")
+
+
 def number(value: float | None) -> float | int | None:
     """A number as seed 002 writes it: no stray `.0` on a whole one."""
     if value is None:

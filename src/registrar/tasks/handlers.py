@@ -30,11 +30,16 @@ from typing import Any
 
 from sqlalchemy import Connection, Row
 
+from registrar.events.record import Change
+
 
 @dataclass(frozen=True)
 class HandlerResult:
     path: str  # absolute URL of the created or updated resource
     message: str
+    # What the task changed, for the change record: the worker records them with the batch's
+    # other changes and its task.completed events, in one statement, last before the commit.
+    changes: tuple[Change, ...] = ()
 
 
 def task_message(problems: list[str]) -> str:

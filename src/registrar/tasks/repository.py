@@ -35,6 +35,7 @@ from sqlalchemy import (
 from registrar.core.clock import utcnow
 from registrar.db.base import UTCDateTime
 from registrar.db.database import database_now
+from registrar.db.notices import TASKS_FINISHED_CHANNEL
 from registrar.tasks.handlers import ClaimedTask
 from registrar.tasks.idempotency import KEY_TTL, IdempotencyClaim, KeyReused
 from registrar.tasks.models import IdempotencyKey, Task, TaskStatus
@@ -380,6 +381,35 @@ def queue_one(
 
 def get_task(connection: Connection, task_id: str) -> Row[Any] | None:
     return connection.execute(select(TASKS).where(T.id == task_id)).first()
+
+
+def tasks_of(connection: Connection, ids: list[str], sub: str) -> dict[str, Row[Any]]:
+    """The tasks with these ids that `sub` asked for, by id: one query (a feed page)."""
+    query = select(TASKS).where(T.id.in_(bindparam("ids", expanding=True)), T.sub == sub)
+    return {row.id: row for row in connection.execute(query, {"ids": ids})}
+
+
+def unfinished_of(connection: Connection, ids: list[str]) -> set[str]:
+    """Which of these tasks are still `accepted` (waiters on a timer ask it once for all)."""
+    query = select(T.id).where(
+        T.id.in_(bindparam("ids", expanding=True)), T.status == TaskStatus.ACCEPTED
+    )
+    return set(connection.scalars(query, {"ids": ids}))
+
+
+def announce_finished(connection: Connection, task_ids: Sequence[str]) -> None:
+    """PostgreSQL: tell every process's waiters (db/notices.py) that these tasks finished, when
+    this transaction commits: one NOTIFY a batch (its payload holds at most 8000 bytes: 300 ids
+    of 25)."""
+    if connection.dialect.name != "postgresql":
+        return
+    for start in range(0, len(task_ids), 300):
+        connection.execute(
+            _NOTIFY, {"c": TASKS_FINISHED_CHANNEL, "p": ",".join(task_ids[start : start + 300])}
+        )
+
+
+_NOTIFY = text("SELECT pg_notify(:c, :p)")
 
 
 def find_replay(connection: Connection, claim: IdempotencyClaim) -> str | None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import logging
 import os
 import secrets
@@ -42,6 +43,9 @@ from registrar.core.clock import utcnow
 from registrar.core.runtime import Runtime
 from registrar.core.settings import Settings
 from registrar.db.engine import asyncpg_dsn
+from registrar.db.notices import listen
+from registrar.events import repository as events_repo
+from registrar.events.record import Change, record
 from registrar.tasks import repository as repo
 from registrar.tasks.handlers import (
     BatchHandler,
@@ -74,6 +78,10 @@ class Outcome(StrEnum):
     ABORTED = "aborted"  # the worker stopped mid-batch: rolled back, released
 
 
+# The outcomes that end a task (`complete` or `error`): recorded as task.completed, and announced.
+FINISHED = (Outcome.COMPLETE, Outcome.ERROR)
+
+
 @dataclass(frozen=True)
 class Finished:
     """A task a batch ends: complete with its handler's result, or error with its problems."""
@@ -83,12 +91,14 @@ class Finished:
     path: str | None
     message: str
     last_error: str | None = None
+    # What the task changed (its handler's result), for the change record; none for an error.
+    changes: tuple[Change, ...] = ()
 
     @classmethod
     def of(cls, task: ClaimedTask, result: HandlerResult | PermanentTaskError) -> Finished:
         if isinstance(result, PermanentTaskError):
             return cls.failed(task, result.message, result.message)
-        return cls(task, TaskStatus.COMPLETE, result.path, result.message)
+        return cls(task, TaskStatus.COMPLETE, result.path, result.message, None, result.changes)
 
     @classmethod
     def failed(cls, task: ClaimedTask, message: str, error: str) -> Finished:
@@ -119,9 +129,15 @@ class BatchAbortedError(Exception):
     """The worker is stopping and the grace period is over: roll the batch back."""
 
 
-def _maintain(connection: Connection, retention_days: int) -> tuple[int, int]:
-    return repo.prune_finished(connection, retention_days=retention_days), repo.prune_keys(
-        connection
+def _maintain(
+    connection: Connection, retention_days: int, event_retention_days: int
+) -> tuple[int, int, int]:
+    return (
+        repo.prune_finished(connection, retention_days=retention_days),
+        repo.prune_keys(connection),
+        # Events past REGISTRAR_EVENT_RETENTION_DAYS (events/repository.py prune keeps the newest
+        # of them as the feed's horizon mark). Here until a periodic-job facility exists.
+        events_repo.prune(connection, utcnow() - dt.timedelta(days=event_retention_days)),
     )
 
 
@@ -338,6 +354,9 @@ class Worker:
         than the work); on PostgreSQL it turns some ten round trips per task into ten per batch.
         """
         outcomes = await self._run_batch(tasks)
+        # Committed: wake the long-polls of this process waiting on these tasks or the feed.
+        self.runtime.notices.tasks_finished(i for i, o in outcomes.items() if o in FINISHED)
+        self.runtime.notices.events_recorded()
         if log.isEnabledFor(logging.INFO):
             for task in tasks:
                 _log_outcome(task, outcomes[task.id], self.worker_id)
@@ -446,10 +465,21 @@ class Worker:
     def _finish(self, connection: Connection, finished: list[Finished]) -> None:
         """End a batch's finished tasks (complete or error), in one statement, under this worker's
         lease. The one place where all the tasks a batch finishes are known, inside its
-        transaction, just before its commit. LeaseLostError if one is no longer this worker's."""
+        transaction, just before its commit. LeaseLostError if one is no longer this worker's.
+
+        Then record what the batch changed, LAST before the commit (the commit-order lock,
+        events/record.py): one `record` with each completed task's changes and every finished
+        task's `task.completed` (its requester alone will see it); and one NOTIFY of the finished
+        ids for the long-polls waiting on them."""
         rows = [f.row(self.worker_id) for f in finished]
         if len(repo.finish_many(connection, rows, worker_id=self.worker_id)) != len(rows):
             raise LeaseLostError
+        changes: list[Change] = []
+        for f in finished:
+            changes += f.changes
+            changes.append(Change("task.completed", f.task.id, "api", requester=f.task.sub))
+        record(connection, changes)
+        repo.announce_finished(connection, [f.task.id for f in finished])
 
     def _run_isolated(self, connection: Connection, tasks: list[ClaimedTask]) -> dict[str, Outcome]:
         """Each task in a savepoint of its own, so one task's failure rolls back its writes alone
@@ -536,40 +566,27 @@ class Worker:
         await asyncio.sleep(5.0)
         while True:
             try:
-                tasks, keys = await self.runtime.db.write(
-                    _maintain, self.settings.task_retention_days
+                tasks, keys, events = await self.runtime.db.write(
+                    _maintain, self.settings.task_retention_days, self.settings.event_retention_days
                 )
-                if tasks or keys:
-                    log.info("pruned %d finished tasks and %d idempotency keys", tasks, keys)
+                if tasks or keys or events:
+                    log.info(
+                        "pruned %d finished tasks, %d idempotency keys and %d events",
+                        tasks,
+                        keys,
+                        events,
+                    )
             except Exception:
                 log.exception("pruning failed")
             await asyncio.sleep(MAINTENANCE_EVERY_SECONDS)
 
     async def _listen_loop(self) -> None:
-        import asyncpg
-
-        dsn = asyncpg_dsn(self.settings.database_url)
-        backoff = 1.0
-        while True:
-            conn = None
-            try:
-                conn = await asyncpg.connect(dsn)
-                await conn.add_listener(repo.NOTIFY_CHANNEL, lambda *_args: self.wake())
-                backoff = 1.0
-                self.wake()  # catch up on anything queued while we were not listening
-                while True:
-                    await asyncio.sleep(10)
-                    await conn.fetchval("SELECT 1")  # notice a dead connection
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("LISTEN connection lost (%s); polling until it is back", exc)
-                await asyncio.sleep(backoff)
-                backoff = min(30.0, backoff * 2)
-            finally:
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(conn.close(), 5)
+        await listen(
+            asyncpg_dsn(self.settings.database_url),
+            {repo.NOTIFY_CHANNEL: lambda _payload: self.wake()},
+            self.wake,  # catch up on anything queued while we were not listening
+            "worker",
+        )
 
 
 def run_worker(settings: Settings, concurrency: int) -> None:
