@@ -40,6 +40,7 @@ from registrar.petitions.router import router as petitions_router
 from registrar.reference.router import router as reference_router
 from registrar.tasks.router import router as tasks_router
 from registrar.tasks.worker import Worker
+from registrar.webhooks.router import router as webhooks_router
 
 log = logging.getLogger("registrar")
 
@@ -187,6 +188,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         tasks_router,
         petitions_router,
         reference_router,
+        webhooks_router,
         events_router,
         observability_router,
     ):

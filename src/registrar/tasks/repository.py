@@ -261,14 +261,17 @@ def prune_finished(connection: Connection, *, retention_days: int) -> int:
     return _rowcount(result)
 
 
-def requeue_failed(connection: Connection, task_id: str) -> str | None:
-    """Operator retry: a task in `error` goes back to `accepted` with its attempts reset.
+def requeue_failed(
+    connection: Connection, task_id: str, statuses: Sequence[str] = (TaskStatus.ERROR,)
+) -> str | None:
+    """Operator retry: a task in `error` (or another of `statuses`: a webhook delivery may be
+    sent again) goes back to `accepted` with its attempts reset.
 
     None when requeued, else why not.
     """
     result = connection.execute(
         update(TASKS)
-        .where(T.id == task_id, T.status == TaskStatus.ERROR)
+        .where(T.id == task_id, T.status.in_(list(statuses)))
         .values(
             status=TaskStatus.ACCEPTED,
             attempts=0,
@@ -285,6 +288,37 @@ def requeue_failed(connection: Connection, task_id: str) -> str | None:
         return None
     status = connection.scalar(select(T.status).where(T.id == task_id))
     return "no such task" if status is None else f"it is {status}, not error"
+
+
+def run_now(connection: Connection, task_id: str) -> bool:
+    """A queued task waiting for its backoff runs now (unless a worker holds it)."""
+    now = database_now(connection)
+    result = connection.execute(
+        update(TASKS)
+        .where(T.id == task_id, T.status == TaskStatus.ACCEPTED, T.locked_by.is_(None))
+        .values(run_at=now)
+    )
+    return _rowcount(result) == 1
+
+
+def defer(connection: Connection, task_ids: Sequence[str], *, worker_id: str, delay: float) -> int:
+    """Give back claimed tasks this worker will not run now, due again after `delay` seconds;
+    the attempt does not count (a webhook delivery whose receiver already has all the
+    connections it may have)."""
+    if not task_ids:
+        return 0
+    now = database_now(connection)
+    result = connection.execute(
+        update(TASKS)
+        .where(T.id.in_(list(task_ids)), T.locked_by == worker_id, T.status == TaskStatus.ACCEPTED)
+        .values(
+            locked_by=None,
+            locked_until=None,
+            run_at=now + dt.timedelta(seconds=delay),
+            attempts=case((T.attempts > 0, T.attempts - 1), else_=0),
+        )
+    )
+    return _rowcount(result)
 
 
 def stats(connection: Connection) -> dict[str, Any]:

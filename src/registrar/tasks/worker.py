@@ -57,6 +57,7 @@ from registrar.tasks.handlers import (
 )
 from registrar.tasks.models import TaskStatus
 from registrar.tasks.registry import HANDLERS, REQUIRED_SCOPES
+from registrar.webhooks.delivery import Deliverer
 
 log = logging.getLogger("registrar.worker")
 
@@ -185,6 +186,7 @@ class Worker:
         shutdown_grace_seconds: float = 10.0,
         handlers: Mapping[tuple[str, str], Handler] = HANDLERS,
         required_scopes: Mapping[tuple[str, str], str] = REQUIRED_SCOPES,
+        deliver_webhooks: bool = True,
     ) -> None:
         self.runtime = runtime
         self.handlers = {
@@ -217,6 +219,9 @@ class Worker:
         self._stopping = False
         self._wake_event: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Webhook deliveries run beside the handlers, on the same queue (webhooks/delivery.py
+        # says why not as handlers: no HTTP call inside a transaction).
+        self.deliverer = Deliverer(runtime, self.worker_id) if deliver_webhooks else None
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -231,6 +236,8 @@ class Worker:
         ]
         if self.runtime.db.dialect == "postgresql":
             self._background.append(asyncio.create_task(self._listen_loop(), name="worker listen"))
+        if self.deliverer is not None:
+            await self.deliverer.start()
         log.info("worker %s started (concurrency %d)", self.worker_id, self.concurrency)
 
     async def stop(self) -> None:
@@ -239,6 +246,8 @@ class Worker:
         self._stopping = True
         self.runtime.queue.remove_wakeup(self.wake)
         self.wake()
+        if self.deliverer is not None:
+            await self.deliverer.stop()
         with contextlib.suppress(asyncio.CancelledError):
             await self._runner
         running = list(self._inflight.items())
@@ -331,6 +340,8 @@ class Worker:
                 self._inflight.pop(task_id, None)
             if self._wake_event is not None:
                 self._wake_event.set()  # slots are free
+            if self.deliverer is not None:
+                self.deliverer.events_recorded()  # the batch may have recorded events
 
         runner.add_done_callback(_done)
 
