@@ -340,8 +340,6 @@ class Worker:
                 self._inflight.pop(task_id, None)
             if self._wake_event is not None:
                 self._wake_event.set()  # slots are free
-            if self.deliverer is not None:
-                self.deliverer.events_recorded()  # the batch may have recorded events
 
         runner.add_done_callback(_done)
 

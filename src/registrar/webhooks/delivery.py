@@ -36,7 +36,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 import orjson
@@ -49,6 +49,9 @@ from registrar.auth.accounts import Grants
 from registrar.auth.scopes import ENROLLMENTS_READ_SENSITIVE, PEOPLE_PRIVATE
 from registrar.core.clock import utcnow
 from registrar.core.runtime import Runtime
+from registrar.events import repository as events_repo
+from registrar.events.cursors import EventKeys
+from registrar.events.service import TYPE_SCOPES, Reader, event_keys, visible_events
 from registrar.tasks import repository as tasks_repo
 from registrar.tasks.handlers import ClaimedTask
 from registrar.tasks.models import TaskStatus
@@ -56,9 +59,6 @@ from registrar.tasks.service import new_task_id
 from registrar.webhooks import repository
 from registrar.webhooks.models import DeliveryStatus, SubscriptionStatus
 from registrar.webhooks.targets import TargetRefused, resolve
-
-if TYPE_CHECKING:  # TEMPORARY until the events branch's projection lands
-    from registrar.events.cursors import EventKeys
 
 log = logging.getLogger("registrar.webhooks")
 
@@ -79,8 +79,6 @@ def shaping_scopes(event_type: str, scopes: frozenset[str]) -> frozenset[str]:
     """The account's scopes that decided whether and how it was shown this event: the type's own,
     and read.sensitive and the private scope where they change what an event shows. While the
     account still holds all of them, the stored body is exactly what it may see."""
-    from registrar.events.service import TYPE_SCOPES  # TEMPORARY
-
     needed = TYPE_SCOPES[event_type]
     shaping = {needed} if needed is not None else set()
     if event_type.startswith("enrollment."):
@@ -119,9 +117,7 @@ def delivery_task(
 def fan_out(connection: Connection, keys: EventKeys, *, max_attempts: int) -> int:
     """Turn new events into deliveries for the subscriptions behind (see the module's docstring):
     the number of deliveries queued. Run in one write transaction."""
-    from registrar.events.service import Reader, visible_events  # TEMPORARY
-
-    head = repository.last_position(connection)
+    head = events_repo.newest_position(connection)
     hooks = repository.lock_lagging(connection, head, FAN_OUT_SUBSCRIPTIONS)
     if not hooks:
         return 0
@@ -358,6 +354,7 @@ class Deliverer:
         self._stopping = False
         self._events_due = True
         self._claim_due = True
+        self._subscribed = False  # any active subscription, as of the last look
         self.delivered = 0  # attempts answered 2xx by this process (the bench reads it)
 
     # --- life cycle -------------------------------------------------------------------------
@@ -378,6 +375,7 @@ class Deliverer:
         self._background = [
             asyncio.create_task(self._heartbeat_loop(), name="webhook heartbeat"),
             asyncio.create_task(self._maintenance_loop(), name="webhook maintenance"),
+            asyncio.create_task(self._events_loop(), name="webhook events"),
         ]
 
     async def stop(self) -> None:
@@ -445,11 +443,12 @@ class Deliverer:
             claim_due, self._claim_due = self._claim_due, False
             free = self.capacity - len(self._inflight)
             claimed: list[Claimed] = []
+            lagging = False
             try:
-                if events_due and await db.read(repository.behind):
+                if events_due:
+                    self._subscribed, lagging = await db.read(repository.subscriptions_state)
+                if events_due and lagging:
                     if self._keys is None:
-                        from registrar.events.service import event_keys  # TEMPORARY
-
                         self._keys = await event_keys(self.runtime)
                     if await db.write(
                         fan_out,
@@ -619,6 +618,24 @@ class Deliverer:
             self.wake()  # slots are free
 
     # --- background -------------------------------------------------------------------------
+
+    async def _events_loop(self) -> None:
+        """Fan out as soon as events are recorded, in this process or any other: the feed's own
+        wake-ups (db/notices.py: in-process, LISTEN on PostgreSQL, SQLite's WAL-index header),
+        listened to only while some subscription is active, so an instance without webhooks
+        pays nothing for them."""
+        poll = self.runtime.settings.worker_poll_seconds
+        while True:
+            if not self._subscribed:
+                await asyncio.sleep(poll)
+                continue
+            with self.runtime.notices.watch_events() as recorded:
+                while self._subscribed:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(recorded.wait(), poll)
+                    if recorded.is_set():
+                        recorded.clear()
+                        self.events_recorded()
 
     async def _heartbeat_loop(self) -> None:
         interval = max(0.5, self.lease_seconds / 3)

@@ -8,8 +8,20 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    Table,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 
+from registrar.events import repository as events_repo
 from registrar.events.models import Event
 from registrar.webhooks.models import (
     DeliveryStatus,
@@ -31,14 +43,9 @@ EVENTS = cast(Table, Event.__table__)
 # --- subscriptions --------------------------------------------------------------------------
 
 
-def last_position(connection: Connection) -> int:
-    """The newest event's position (0 when none): where a new subscription starts."""
-    return int(connection.scalar(select(func.max(EVENTS.c.position))) or 0)
-
-
 def insert_webhook(connection: Connection, row: dict[str, Any]) -> None:
     """A new subscription, starting after the newest event committed now."""
-    connection.execute(insert(HOOKS).values(**row, cursor=last_position(connection)))
+    connection.execute(insert(HOOKS).values(**row, cursor=events_repo.newest_position(connection)))
 
 
 def get_webhook(connection: Connection, webhook_id: str, sub: str) -> Row[Any] | None:
@@ -69,11 +76,15 @@ def change_webhook(
 # --- fan-out --------------------------------------------------------------------------------
 
 
-def behind(connection: Connection) -> bool:
-    """Whether any active subscription has events after its cursor (one indexed read)."""
+def subscriptions_state(connection: Connection) -> tuple[bool, bool]:
+    """(any active subscription, any active one behind the newest event), in one read."""
     head = select(func.max(EVENTS.c.position)).scalar_subquery()
-    lagging = select(H.id).where(H.status == SubscriptionStatus.ACTIVE, H.cursor < head).limit(1)
-    return connection.execute(lagging).first() is not None
+    active, lagging = connection.execute(
+        select(func.count(H.id), func.max(case((H.cursor < head, 1), else_=0))).where(
+            H.status == SubscriptionStatus.ACTIVE
+        )
+    ).one()
+    return bool(active), bool(lagging)
 
 
 def lock_lagging(connection: Connection, head: int, limit: int) -> list[Row[Any]]:
