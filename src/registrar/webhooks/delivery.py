@@ -34,8 +34,8 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections import Counter
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -72,6 +72,10 @@ ANSWER_BYTES = 64 * 1024
 # The longest wait between two retries of a delivery.
 RETRY_CAP_SECONDS = 12 * 3600.0
 MAINTENANCE_EVERY_SECONDS = 300.0
+# A subscription whose attempt has run this long is stalled: what waits behind it goes back to
+# the queue for DEFER_SECONDS. (A receiver answering at once takes a few milliseconds.)
+STALLED_AFTER_SECONDS = 1.0
+DEFER_SECONDS = 2.0
 USER_AGENT = f"registrar-webhooks/{__version__}"
 
 
@@ -322,6 +326,20 @@ def _describe(exc: BaseException) -> str:
     return f"request failed ({type(exc).__name__})"
 
 
+@dataclass
+class Lane:
+    """One subscription's deliveries in this process: those being sent (at most
+    `webhook_concurrency_per_subscription`, with when each started) and those waiting for one of
+    them to end."""
+
+    sending: dict[str, float] = field(default_factory=dict)
+    waiting: deque[tuple[ClaimedTask, Row[Any]]] = field(default_factory=deque)
+
+    def stalled(self, now: float) -> bool:
+        """Its receiver is slow: an attempt has been running for STALLED_AFTER_SECONDS."""
+        return any(now - started > STALLED_AFTER_SECONDS for started in self.sending.values())
+
+
 class Deliverer:
     """The deliverer of one worker process (see the module's docstring); `Worker` runs it."""
 
@@ -338,10 +356,12 @@ class Deliverer:
             worker_id=self.worker_id,
             retry_base_seconds=s.webhook_retry_base_seconds,
             disable_after=dt.timedelta(hours=s.webhook_disable_after_hours),
-            defer_seconds=min(self.timeout, 2.0),
+            defer_seconds=DEFER_SECONDS,
         )
-        self._inflight: dict[str, asyncio.Task[None]] = {}
-        self._lanes: Counter[str] = Counter()
+        # Claimed and not yet ended: sending, or waiting for a slot of their subscription.
+        self._held: set[str] = set()
+        self._sending: dict[str, asyncio.Task[None]] = {}
+        self._lanes: dict[str, Lane] = {}
         self._results: list[Result] = []
         self._recorded = asyncio.Event()
         self._recorder: asyncio.Task[None] | None = None
@@ -385,14 +405,16 @@ class Deliverer:
         self.wake()
         with contextlib.suppress(asyncio.CancelledError):
             await self._runner
-        running = list(self._inflight.values())
-        if running:
-            _done, pending = await asyncio.wait(running, timeout=self.timeout + 1)
+        for lane in self._lanes.values():
+            lane.waiting.clear()  # released below, unsent
+        sending = list(self._sending.values())
+        if sending:
+            _done, pending = await asyncio.wait(sending, timeout=self.timeout + 1)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         await self._flush()
-        unfinished = list(self._inflight)
+        unfinished = list(self._held)
         if unfinished:
             with contextlib.suppress(Exception):  # else the leases expire by themselves
                 await self.runtime.db.write(
@@ -441,7 +463,8 @@ class Deliverer:
             self._wake_event.clear()
             events_due, self._events_due = self._events_due, False
             claim_due, self._claim_due = self._claim_due, False
-            free = self.capacity - len(self._inflight)
+            self._give_back_stalled()
+            free = self.capacity - len(self._held)
             claimed: list[Claimed] = []
             lagging = False
             try:
@@ -515,20 +538,46 @@ class Deliverer:
                 )
             )
             return
-        if self._lanes[row.webhook_id] >= self.lane_capacity:
-            self._result(Result(task, row.webhook_id, "defer"))
-            return
-        self._lanes[row.webhook_id] += 1
-        runner = asyncio.create_task(self._send(task, row), name=f"webhook {task.id}")
-        self._inflight[task.id] = runner
+        self._held.add(task.id)
+        lane = self._lanes.setdefault(row.webhook_id, Lane())
+        if len(lane.sending) < self.lane_capacity:
+            self._start(lane, task, row)
+        elif lane.stalled(time.monotonic()):
+            self._give_back(task)
+        else:
+            lane.waiting.append((task, row))
+
+    def _start(self, lane: Lane, task: ClaimedTask, row: Row[Any]) -> None:
+        lane.sending[task.id] = time.monotonic()
+        sender = asyncio.create_task(self._send(task, row), name=f"webhook {task.id}")
+        self._sending[task.id] = sender
 
         def _done(_t: asyncio.Task[None]) -> None:
-            self._inflight.pop(task.id, None)
-            self._lanes[row.webhook_id] -= 1
-            if self._lanes[row.webhook_id] <= 0:
-                del self._lanes[row.webhook_id]
+            self._sending.pop(task.id, None)
+            self._held.discard(task.id)
+            lane.sending.pop(task.id, None)
+            if lane.waiting and not self._stopping:
+                self._start(lane, *lane.waiting.popleft())
+            elif not lane.sending and not lane.waiting:
+                self._lanes.pop(row.webhook_id, None)
 
-        runner.add_done_callback(_done)
+        sender.add_done_callback(_done)
+
+    def _give_back(self, task: ClaimedTask) -> None:
+        """Not now: the subscription's receiver is stalled. Due again in a moment, unattempted."""
+        self._held.discard(task.id)
+        self._result(Result(task, None, "defer"))
+
+    def _give_back_stalled(self) -> None:
+        """Deliveries waiting behind a stalled receiver go back to the queue, so that they hold
+        none of the process's slots while it hangs (they would wait a timeout per attempt)."""
+        now = time.monotonic()
+        for webhook_id, lane in list(self._lanes.items()):
+            if lane.waiting and lane.stalled(now):
+                while lane.waiting:
+                    self._give_back(lane.waiting.popleft()[0])
+                if not lane.sending:
+                    del self._lanes[webhook_id]
 
     async def _send(self, task: ClaimedTask, row: Row[Any]) -> None:
         """One attempt: resolve and check the host, POST the signed event to the address checked."""
@@ -641,7 +690,7 @@ class Deliverer:
         interval = max(0.5, self.lease_seconds / 3)
         while True:
             await asyncio.sleep(interval)
-            ids = list(self._inflight)
+            ids = list(self._held)
             if ids:
                 try:
                     await self.runtime.db.write(

@@ -253,3 +253,18 @@ def prune(connection: Connection, before: dt.datetime) -> int:
         delete(DELIVERIES).where(D.created < before, D.status != DeliveryStatus.PENDING)
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def put_samples(
+    connection: Connection,
+    hooks: list[dict[str, Any]],
+    delivery: dict[str, Any],
+    attempt: dict[str, Any],
+) -> None:
+    """`registrar demo`'s sample subscriptions, made anew (their logs with them): one delivery
+    and its failed attempt, for the examples of the log and the retry."""
+    connection.execute(delete(HOOKS).where(H.id.in_([h["id"] for h in hooks])))
+    cursor = events_repo.newest_position(connection)
+    connection.execute(insert(HOOKS), [{**h, "cursor": cursor} for h in hooks])
+    connection.execute(insert(DELIVERIES).values(**delivery))
+    connection.execute(insert(ATTEMPTS).values(**attempt))

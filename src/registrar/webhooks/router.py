@@ -33,7 +33,9 @@ OWN = (
     "Any valid token; an account sees and changes its own subscriptions only (another's is a "
     "404, as an unknown id)."
 )
-WEBHOOK_ID = path_example("webhook_id", "0123456789abcdef01234567", "24 lowercase hex characters")
+WEBHOOK_ID = path_example("webhook_id", service.SAMPLE_WEBHOOK, "24 lowercase hex characters")
+# The DELETE example deletes a sample of its own (the others stay for the other examples).
+DELETABLE_ID = path_example("webhook_id", service.SAMPLE_DELETABLE, "24 lowercase hex characters")
 BODY_PROBLEMS = (400, 408, 413, 415)
 
 
@@ -129,7 +131,7 @@ async def change_webhook(
     status_code=204,
     response_class=Response,
     responses=problem_responses(404),
-    openapi_extra={"parameters": [WEBHOOK_ID]},
+    openapi_extra={"parameters": [DELETABLE_ID]},
 )
 async def delete_webhook(webhook_id: str, client: CurrentClient, runtime: RuntimeDep) -> Response:
     await service.delete(runtime.db, webhook_id, client)
@@ -187,7 +189,7 @@ async def list_deliveries(
         "parameters": [
             WEBHOOK_ID,
             path_example(
-                "delivery_id", "89abcdef0123456789abcdef", "the delivery's id (the log's `id`)"
+                "delivery_id", service.SAMPLE_DELIVERY, "the delivery's id (the log's `id`)"
             ),
         ]
     },

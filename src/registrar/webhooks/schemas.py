@@ -25,7 +25,8 @@ CREATE_BODY_SCHEMA: dict[str, Any] = {
         "types": {"type": "array", "minItems": 1, "uniqueItems": True, "items": EVENT_TYPES_SCHEMA},
     },
 }
-CREATE_EXAMPLE = {"url": "https://example.com/registrar-events", "types": ["enrollment.updated"]}
+# A receiver on the demo's own machine (`make run` allows private targets).
+CREATE_EXAMPLE = {"url": "http://127.0.0.1:9000/registrar-events", "types": ["enrollment.updated"]}
 
 CHANGE_BODY_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -83,7 +84,8 @@ class RetryAccepted(BaseModel):
 
 
 def webhooks_section(max_attempts: int, base: float, timeout: float) -> dict[str, Any]:
-    """OpenAPI 3.1's `webhooks`: the request each subscription receives, one per event type."""
+    """OpenAPI 3.1's `webhooks`: the request each subscription receives, one per event type (the
+    body is the feed's CloudEvent schema, which GET /api/events puts in the document)."""
     signed = (
         "Signed per Standard Webhooks: verify `webhook-signature` (`v1,<base64 HMAC-SHA256 of "
         '"webhook-id.webhook-timestamp.body">`, keyed with the subscription\'s secret) with any '
@@ -137,21 +139,3 @@ def webhooks_section(max_attempts: int, base: float, timeout: float) -> dict[str
             }
         }
     return section
-
-
-CLOUD_EVENT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "CloudEvents 1.0 JSON; `data` is the resource as the subscription's account "
-    "may see it now (see GET /api/events).",
-    "required": ["specversion", "id", "source", "type", "time", "subject", "origin", "data"],
-    "properties": {
-        "specversion": {"type": "string", "const": "1.0"},
-        "id": {"type": "string"},
-        "source": {"type": "string"},
-        "type": EVENT_TYPES_SCHEMA,
-        "time": {"type": "string"},
-        "subject": {"type": "string"},
-        "origin": {"type": "string", "enum": ["sis", "api"]},
-        "data": {"type": "object"},
-    },
-}

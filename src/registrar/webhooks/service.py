@@ -5,15 +5,17 @@ subscriptions only: another's is a 404, as an unknown id."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import re
 import secrets
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from registrar.auth.client import Client
-from registrar.core.clock import iso_z, utcnow
+from registrar.core.clock import iso_z, iso_z_micro, utcnow
 from registrar.core.problems import ProblemError, bad_request, not_found
 from registrar.core.runtime import Runtime
 from registrar.db.database import Database
@@ -252,3 +254,61 @@ async def retry(
     if row is None:
         raise not_found("delivery")
     return {"id": row.id, "event": row.event_id, "status": row.status, "attempts": row.attempts}
+
+
+# `registrar demo`'s samples, owned by the demo account: the OpenAPI document's and the README's
+# examples use them. The receiver URL is on the demo's own machine, where nothing listens unless
+# you start something there (`make run` allows private targets; a deployment does not).
+SAMPLE_WEBHOOK = "5e0b7c1d2a3f4e5d6c7b8a90"
+SAMPLE_DELETABLE = "5e0b7c1d2a3f4e5d6c7b8a91"
+SAMPLE_DELIVERY = "5e0b7c1d2a3f4e5d6c7b8a92"
+SAMPLE_URL = "http://127.0.0.1:9000/registrar-events"
+SAMPLE_TYPES = ["enrollment.updated", "task.completed"]
+
+
+def put_samples(connection: Connection, sub: str, task_id: str, now: dt.datetime) -> None:
+    """The samples, anew: two subscriptions (one for the DELETE example) and one delivery of
+    `task_id`'s task.completed, whose first attempt found nothing listening."""
+    hooks = [
+        {
+            "id": hook_id,
+            "sub": sub,
+            "url": SAMPLE_URL,
+            "types": SAMPLE_TYPES,
+            "secret": new_secret(),
+            "created": now,
+            "status": SubscriptionStatus.ACTIVE.value,
+        }
+        for hook_id in (SAMPLE_WEBHOOK, SAMPLE_DELETABLE)
+    ]
+    event = {
+        "specversion": "1.0",
+        "id": "00000000000000000000000000000001",
+        "source": "/api/tasks",
+        "type": "task.completed",
+        "time": iso_z_micro(now),
+        "subject": task_id,
+        "origin": "api",
+        "data": {"id": task_id},
+    }
+    delivery = {
+        "id": SAMPLE_DELIVERY,
+        "webhook_id": SAMPLE_WEBHOOK,
+        "event_id": event["id"],
+        "event_type": event["type"],
+        "body": orjson.dumps(event),
+        "scopes": "",
+        "status": DeliveryStatus.FAILED.value,
+        "attempts": 1,
+        "created": now,
+    }
+    attempt = {
+        "webhook_id": SAMPLE_WEBHOOK,
+        "delivery_id": SAMPLE_DELIVERY,
+        "attempt": 1,
+        "time": now,
+        "status_code": None,
+        "error": "could not connect",
+        "duration_ms": 0.4,
+    }
+    repository.put_samples(connection, hooks, delivery, attempt)
