@@ -220,18 +220,29 @@ def schedule_retry(
     return _rowcount(result) == 1
 
 
-def release(connection: Connection, task_ids: Sequence[str], *, worker_id: str) -> int:
-    """Give back claimed tasks this worker will not run (shutdown); the attempt does not count."""
+def release(
+    connection: Connection,
+    task_ids: Sequence[str],
+    *,
+    worker_id: str,
+    run_after: float | None = None,
+) -> int:
+    """Give back claimed tasks this worker will not run (shutdown; or, with `run_after`, not for
+    that many seconds: a webhook delivery whose receiver is stalled); the attempt does not
+    count."""
     if not task_ids:
         return 0
+    values: dict[str, Any] = {
+        "locked_by": None,
+        "locked_until": None,
+        "attempts": case((T.attempts > 0, T.attempts - 1), else_=0),
+    }
+    if run_after is not None:
+        values["run_at"] = database_now(connection) + dt.timedelta(seconds=run_after)
     result = connection.execute(
         update(TASKS)
         .where(T.id.in_(list(task_ids)), T.locked_by == worker_id, T.status == TaskStatus.ACCEPTED)
-        .values(
-            locked_by=None,
-            locked_until=None,
-            attempts=case((T.attempts > 0, T.attempts - 1), else_=0),
-        )
+        .values(**values)
     )
     return _rowcount(result)
 
@@ -301,26 +312,6 @@ def run_now(connection: Connection, task_id: str) -> bool:
     return _rowcount(result) == 1
 
 
-def defer(connection: Connection, task_ids: Sequence[str], *, worker_id: str, delay: float) -> int:
-    """Give back claimed tasks this worker will not run now, due again after `delay` seconds;
-    the attempt does not count (a webhook delivery whose receiver already has all the
-    connections it may have)."""
-    if not task_ids:
-        return 0
-    now = database_now(connection)
-    result = connection.execute(
-        update(TASKS)
-        .where(T.id.in_(list(task_ids)), T.locked_by == worker_id, T.status == TaskStatus.ACCEPTED)
-        .values(
-            locked_by=None,
-            locked_until=None,
-            run_at=now + dt.timedelta(seconds=delay),
-            attempts=case((T.attempts > 0, T.attempts - 1), else_=0),
-        )
-    )
-    return _rowcount(result)
-
-
 def stats(connection: Connection) -> dict[str, Any]:
     """Counts per resource and state, and the oldest queued task's age, in one grouped query."""
     now = utcnow()
@@ -374,8 +365,12 @@ def status_counts(connection: Connection) -> list[tuple[str, int, dt.datetime | 
     return [(str(s), int(c), m) for s, c, m in rows]
 
 
-def insert_tasks(connection: Connection, tasks: list[dict[str, Any]]) -> None:
-    """Queue tasks in the caller's transaction (one statement); its commit publishes them."""
+def insert_tasks(
+    connection: Connection, tasks: list[dict[str, Any]], *, announce: bool = True
+) -> None:
+    """Queue tasks in the caller's transaction (one statement); its commit publishes them.
+    `announce=False`: no NOTIFY (webhook deliveries: the deliverer that queues them claims them
+    itself, and they are nothing the handlers' workers could run)."""
     if connection.dialect.name == "postgresql":
         # The database's clock, not this process's: "the newest request wins" compares
         # request_date across API processes on different machines.
@@ -383,7 +378,7 @@ def insert_tasks(connection: Connection, tasks: list[dict[str, Any]]) -> None:
         for task in tasks:
             task["request_date"] = task["run_at"] = now
     connection.execute(insert(TASKS), tasks)
-    if connection.dialect.name == "postgresql":
+    if announce and connection.dialect.name == "postgresql":
         # Delivered to LISTENers only when this transaction commits, never for a rolled-back one.
         for task in tasks:
             connection.execute(

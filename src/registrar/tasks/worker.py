@@ -56,6 +56,7 @@ from registrar.tasks.handlers import (
     task_message,
 )
 from registrar.tasks.models import TaskStatus
+from registrar.tasks.queue import set_from_any_thread
 from registrar.tasks.registry import HANDLERS, REQUIRED_SCOPES
 from registrar.webhooks.delivery import Deliverer
 
@@ -277,16 +278,8 @@ class Worker:
 
     def wake(self) -> None:
         """Callable from any thread: look for due tasks now."""
-        if self._wake_event is None or self._loop is None:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self._loop:
-            self._wake_event.set()
-        elif not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wake_event.set)
+        if self._wake_event is not None and self._loop is not None:
+            set_from_any_thread(self._loop, self._wake_event)
 
     # --- claiming and running ---------------------------------------------------------------
 

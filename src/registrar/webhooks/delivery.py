@@ -55,6 +55,7 @@ from registrar.events.service import TYPE_SCOPES, Reader, event_keys, visible_ev
 from registrar.tasks import repository as tasks_repo
 from registrar.tasks.handlers import ClaimedTask
 from registrar.tasks.models import TaskStatus
+from registrar.tasks.queue import set_from_any_thread
 from registrar.tasks.service import new_task_id
 from registrar.webhooks import repository
 from registrar.webhooks.models import DeliveryStatus, SubscriptionStatus
@@ -162,7 +163,7 @@ def fan_out(connection: Connection, keys: EventKeys, *, max_attempts: int) -> in
             tasks.append(delivery_task(delivery_id, hook, now, max_attempts))
     repository.insert_deliveries(connection, deliveries)
     if tasks:
-        tasks_repo.insert_tasks(connection, tasks)
+        tasks_repo.insert_tasks(connection, tasks, announce=False)
     repository.move_cursors(connection, cursors)
     return len(tasks)
 
@@ -308,7 +309,7 @@ def record(connection: Connection, results: list[Result], policy: Policy) -> lis
         statuses.append({"delivery": task.id, "new_status": status, "new_attempts": r.attempt})
     repository.insert_attempts(connection, attempts)
     repository.set_delivery_status(connection, statuses)
-    tasks_repo.defer(connection, deferred, worker_id=worker, delay=policy.defer_seconds)
+    tasks_repo.release(connection, deferred, worker_id=worker, run_after=policy.defer_seconds)
     repository.mark_succeeding(connection, succeeding - failing)
     return repository.mark_failing(
         connection, failing - succeeding, now=now, disable_before=now - policy.disable_after
@@ -438,16 +439,8 @@ class Deliverer:
         self._set()
 
     def _set(self) -> None:
-        if self._wake_event is None or self._loop is None:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self._loop:
-            self._wake_event.set()
-        elif not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wake_event.set)
+        if self._wake_event is not None and self._loop is not None:
+            set_from_any_thread(self._loop, self._wake_event)
 
     # --- the loop ---------------------------------------------------------------------------
 

@@ -218,7 +218,7 @@ def _retry(
         hook = repository.get_webhook(connection, webhook_id, sub)
         assert hook is not None
         tasks_repo.insert_tasks(
-            connection, [delivery_task(delivery_id, hook, utcnow(), max_attempts)]
+            connection, [delivery_task(delivery_id, hook, utcnow(), max_attempts)], announce=False
         )
     elif why_not is not None:
         tasks_repo.run_now(connection, delivery_id)
