@@ -62,9 +62,14 @@ class Receiver:
             return plan.pop(0) if len(plan) > 1 else plan[0]
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # socketserver's 5 drops connections when deliveries come at once
+    daemon_threads = True
+
+
 @contextmanager
 def receiver() -> Iterator[Receiver]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    server = _Server(("127.0.0.1", 0), BaseHTTPRequestHandler)
     state = Receiver(port=int(server.server_address[1]))
 
     class Handler(BaseHTTPRequestHandler):
@@ -93,7 +98,6 @@ def receiver() -> Iterator[Receiver]:
             pass
 
     server.RequestHandlerClass = Handler
-    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -77,6 +77,7 @@ MAINTENANCE_EVERY_SECONDS = 300.0
 # the queue for DEFER_SECONDS. (A receiver answering at once takes a few milliseconds.)
 STALLED_AFTER_SECONDS = 1.0
 DEFER_SECONDS = 2.0
+IDLE_CLAIM_SECONDS = 30.0
 USER_AGENT = f"registrar-webhooks/{__version__}"
 
 
@@ -376,6 +377,7 @@ class Deliverer:
         self._events_due = True
         self._claim_due = True
         self._subscribed = False  # any active subscription, as of the last look
+        self._claimed_at = 0.0
         self.delivered = 0  # attempts answered 2xx by this process (the bench reads it)
 
     # --- life cycle -------------------------------------------------------------------------
@@ -474,6 +476,7 @@ class Deliverer:
                         self._events_due = True  # a subscription may still be behind
                     claim_due = True
                 if claim_due and free > 0:
+                    self._claimed_at = time.monotonic()
                     claimed = await db.write(
                         claim,
                         worker_id=self.worker_id,
@@ -495,7 +498,12 @@ class Deliverer:
             try:
                 await asyncio.wait_for(self._wake_event.wait(), poll)
             except TimeoutError:
-                self._events_due = self._claim_due = True
+                # Retries whose backoff ended, events from another process. Without any active
+                # subscription there is little to claim (leftovers of deleted or disabled ones,
+                # which end at once): a look every IDLE_CLAIM_SECONDS, not a write every poll.
+                self._events_due = True
+                idle = time.monotonic() - self._claimed_at > IDLE_CLAIM_SECONDS
+                self._claim_due = self._subscribed or idle
             # Deliveries finishing and events arriving come in bursts: gather them.
             await asyncio.sleep(0.005)
 
