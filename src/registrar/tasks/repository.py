@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -299,6 +299,29 @@ def requeue_failed(
         return None
     status = connection.scalar(select(T.status).where(T.id == task_id))
     return "no such task" if status is None else f"it is {status}, not error"
+
+
+def postpone(
+    connection: Connection, resource: str, resource_ids: Iterable[str], *, run_after: float
+) -> int:
+    """Queued tasks of `resource` about these resource ids, not held by a worker, become due in
+    `run_after` seconds at the earliest (one statement)."""
+    ids = sorted(set(resource_ids))
+    if not ids:
+        return 0
+    later = database_now(connection) + dt.timedelta(seconds=run_after)
+    result = connection.execute(
+        update(TASKS)
+        .where(
+            T.status == TaskStatus.ACCEPTED,
+            T.resource == resource,
+            T.resource_id.in_(ids),
+            T.locked_by.is_(None),
+            T.run_at < later,
+        )
+        .values(run_at=later)
+    )
+    return _rowcount(result)
 
 
 def run_now(connection: Connection, task_id: str) -> bool:

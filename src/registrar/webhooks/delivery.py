@@ -238,10 +238,13 @@ def record(connection: Connection, results: list[Result], policy: Policy) -> lis
     succeeding: set[str] = set()
     failing: set[str] = set()
     deferred = []
+    stalled: set[str] = set()
     for r in results:
         task = r.task
         if r.outcome == "defer":
             deferred.append(task.id)
+            if r.webhook_id is not None:
+                stalled.add(r.webhook_id)
             continue
         if r.outcome != "sent":
             done = TaskStatus.COMPLETE if r.outcome == DeliveryStatus.SKIPPED else TaskStatus.ERROR
@@ -311,6 +314,9 @@ def record(connection: Connection, results: list[Result], policy: Policy) -> lis
     repository.insert_attempts(connection, attempts)
     repository.set_delivery_status(connection, statuses)
     tasks_repo.release(connection, deferred, worker_id=worker, run_after=policy.defer_seconds)
+    # And every other queued delivery of a stalled subscription: the next claims take others'
+    # instead of taking (and giving back) these, a batch at a time.
+    tasks_repo.postpone(connection, RESOURCE, stalled, run_after=policy.defer_seconds)
     repository.mark_succeeding(connection, succeeding - failing)
     return repository.mark_failing(
         connection, failing - succeeding, now=now, disable_before=now - policy.disable_after
@@ -544,7 +550,7 @@ class Deliverer:
         if len(lane.sending) < self.lane_capacity:
             self._start(lane, task, row)
         elif lane.stalled(time.monotonic()):
-            self._give_back(task)
+            self._give_back(task, row.webhook_id)
         else:
             lane.waiting.append((task, row))
 
@@ -564,10 +570,10 @@ class Deliverer:
 
         sender.add_done_callback(_done)
 
-    def _give_back(self, task: ClaimedTask) -> None:
+    def _give_back(self, task: ClaimedTask, webhook_id: str) -> None:
         """Not now: the subscription's receiver is stalled. Due again in a moment, unattempted."""
         self._held.discard(task.id)
-        self._result(Result(task, None, "defer"))
+        self._result(Result(task, webhook_id, "defer"))
 
     def _give_back_stalled(self) -> None:
         """Deliveries waiting behind a stalled receiver go back to the queue, so that they hold
@@ -576,7 +582,7 @@ class Deliverer:
         for webhook_id, lane in list(self._lanes.items()):
             if lane.waiting and lane.stalled(now):
                 while lane.waiting:
-                    self._give_back(lane.waiting.popleft()[0])
+                    self._give_back(lane.waiting.popleft()[0], webhook_id)
                 if not lane.sending:
                     del self._lanes[webhook_id]
 
