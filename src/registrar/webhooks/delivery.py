@@ -73,9 +73,9 @@ ANSWER_BYTES = 64 * 1024
 # The longest wait between two retries of a delivery.
 RETRY_CAP_SECONDS = 12 * 3600.0
 MAINTENANCE_EVERY_SECONDS = 300.0
-# A subscription whose attempt has run this long is stalled: what waits behind it goes back to
-# the queue for DEFER_SECONDS. (A receiver answering at once takes a few milliseconds.)
-STALLED_AFTER_SECONDS = 1.0
+# A subscription none of whose attempts has ended for this long is stalled (Lane.stalled): what
+# waits behind it goes back to the queue for DEFER_SECONDS.
+STALLED_AFTER_SECONDS = 2.0
 DEFER_SECONDS = 2.0
 IDLE_CLAIM_SECONDS = 30.0
 USER_AGENT = f"registrar-webhooks/{__version__}"
@@ -338,14 +338,21 @@ def _describe(exc: BaseException) -> str:
 class Lane:
     """One subscription's deliveries in this process: those being sent (at most
     `webhook_concurrency_per_subscription`, with when each started) and those waiting for one of
-    them to end."""
+    them to end, and when one last ended."""
 
     sending: dict[str, float] = field(default_factory=dict)
     waiting: deque[tuple[ClaimedTask, Row[Any]]] = field(default_factory=deque)
+    last_done: float = 0.0
 
     def stalled(self, now: float) -> bool:
-        """Its receiver is slow: an attempt has been running for STALLED_AFTER_SECONDS."""
-        return any(now - started > STALLED_AFTER_SECONDS for started in self.sending.values())
+        """Its receiver has made no progress for STALLED_AFTER_SECONDS: attempts are running and
+        none has ended since. (A receiver that answers at once ends one every few milliseconds,
+        even on a busy machine: "an attempt ran that long" alone mistook a CPU-bound worker's
+        slow turns for a stalled receiver, and halved the bench's throughput.)"""
+        if not self.sending:
+            return False
+        progress = max(self.last_done, min(self.sending.values()))
+        return now - progress > STALLED_AFTER_SECONDS
 
 
 class Deliverer:
@@ -494,7 +501,8 @@ class Deliverer:
                 failures += 1
                 log.exception("webhook fan-out or claim failed")
                 self._events_due = self._claim_due = True
-                await asyncio.sleep(min(30.0, poll * 2**failures))
+                with contextlib.suppress(TimeoutError):  # stop() wakes it
+                    await asyncio.wait_for(self._wake_event.wait(), min(30.0, poll * 2**failures))
                 continue
             for item in claimed:
                 self._dispatch(item)
@@ -563,6 +571,7 @@ class Deliverer:
             self._sending.pop(task.id, None)
             self._held.discard(task.id)
             lane.sending.pop(task.id, None)
+            lane.last_done = time.monotonic()
             if lane.waiting and not self._stopping:
                 self._start(lane, *lane.waiting.popleft())
             elif not lane.sending and not lane.waiting:
