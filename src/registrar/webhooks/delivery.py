@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import time
 from collections import deque
@@ -239,6 +240,7 @@ def record(connection: Connection, results: list[Result], policy: Policy) -> lis
     failing: set[str] = set()
     deferred = []
     stalled: set[str] = set()
+    finish = functools.partial(tasks_repo.finish, connection, worker_id=worker, path=None)
     for r in results:
         task = r.task
         if r.outcome == "defer":
@@ -248,12 +250,9 @@ def record(connection: Connection, results: list[Result], policy: Policy) -> lis
             continue
         if r.outcome != "sent":
             done = TaskStatus.COMPLETE if r.outcome == DeliveryStatus.SKIPPED else TaskStatus.ERROR
-            tasks_repo.finish(
-                connection,
+            finish(
                 task.id,
-                worker_id=worker,
                 status=done,
-                path=None,
                 message=r.message,
                 worker_data={"worker": worker},
             )
@@ -278,12 +277,9 @@ def record(connection: Connection, results: list[Result], policy: Policy) -> lis
         if r.delivered:
             succeeding.add(r.webhook_id)
             status = DeliveryStatus.DELIVERED
-            tasks_repo.finish(
-                connection,
+            finish(
                 task.id,
-                worker_id=worker,
                 status=TaskStatus.COMPLETE,
-                path=None,
                 message=f"Delivered: {r.status_code}.",
                 worker_data=worker_data,
             )
@@ -292,12 +288,9 @@ def record(connection: Connection, results: list[Result], policy: Policy) -> lis
             why = r.error or f"answered {r.status_code}"
             if task.attempts >= task.max_attempts:
                 status = DeliveryStatus.FAILED
-                tasks_repo.finish(
-                    connection,
+                finish(
                     task.id,
-                    worker_id=worker,
                     status=TaskStatus.ERROR,
-                    path=None,
                     message=f"Not delivered after {task.attempts} attempts: {why}.",
                     worker_data=worker_data,
                     last_error=why,
