@@ -181,8 +181,9 @@ async def list_deliveries(
     description=OWN
     + " The delivery (its id from the log) is queued to be sent now, with the same `webhook-id` "
     "and a fresh set of attempts, whether it failed, was delivered or is waiting for a retry. "
-    "409 while the subscription is disabled.",
-    status_code=202,
+    "Answers the delivery as queued (its attempts go to the log). 409 while the subscription is "
+    "disabled.",
+    status_code=200,
     response_model=RetryAccepted,
     responses=problem_responses(404, 409),
     openapi_extra={
@@ -197,4 +198,4 @@ async def list_deliveries(
 async def retry_delivery(
     webhook_id: str, delivery_id: str, client: CurrentClient, runtime: RuntimeDep
 ) -> Any:
-    return FastJSON(await service.retry(runtime, webhook_id, delivery_id, client), status_code=202)
+    return FastJSON(await service.retry(runtime, webhook_id, delivery_id, client), status_code=200)
