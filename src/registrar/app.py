@@ -40,6 +40,8 @@ from registrar.petitions.router import router as petitions_router
 from registrar.reference.router import router as reference_router
 from registrar.tasks.router import router as tasks_router
 from registrar.tasks.worker import Worker
+from registrar.webhooks.router import router as webhooks_router
+from registrar.webhooks.schemas import webhooks_section
 
 log = logging.getLogger("registrar")
 
@@ -158,6 +160,11 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
                 routes=app.routes,
             )
             finish_document(doc, app.routes, settings)
+            doc["webhooks"] = webhooks_section(
+                settings.webhook_max_attempts,
+                settings.webhook_retry_base_seconds,
+                settings.webhook_timeout_seconds,
+            )
             app.openapi_schema = doc
         return app.openapi_schema
 
@@ -187,6 +194,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         tasks_router,
         petitions_router,
         reference_router,
+        webhooks_router,
         events_router,
         observability_router,
     ):

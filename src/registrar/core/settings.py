@@ -83,6 +83,20 @@ class Settings(BaseSettings):
     worker_batch_linger_ms: float = 5.0
     task_retry_after_seconds: int = 1
 
+    # Webhooks (webhooks/): deliveries retry with exponential backoff from this first wait, up
+    # to this many attempts; a subscription failing this long is disabled.
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
+    webhook_max_attempts: int = Field(default=15, ge=1, le=100)
+    webhook_disable_after_hours: float = Field(default=72.0, gt=0)
+    # Private, loopback, link-local and other non-public targets are refused unless true.
+    webhook_allow_private: bool = False
+    # One attempt, from connecting to the last byte of the answer's head.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Deliveries in flight per worker process, and per subscription (so a receiver that hangs
+    # holds at most this many of the process's slots).
+    webhook_concurrency: int = Field(default=64, ge=1, le=1000)
+    webhook_concurrency_per_subscription: int = Field(default=8, ge=1, le=100)
+
     # Events (GET /api/events): kept this many days; a cursor from before that gets 410.
     event_retention_days: int = Field(default=30, ge=1)
 

@@ -14,6 +14,7 @@ from registrar.people.models import Person
 from registrar.petitions.models import Petition
 from registrar.reference.models import Origin, PetitionType, School
 from registrar.tasks.models import IdempotencyKey, Task
+from registrar.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 
 __all__ = [
     "Base",
@@ -34,4 +35,7 @@ __all__ = [
     "SigningKey",
     "Task",
     "Term",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -220,18 +220,29 @@ def schedule_retry(
     return _rowcount(result) == 1
 
 
-def release(connection: Connection, task_ids: Sequence[str], *, worker_id: str) -> int:
-    """Give back claimed tasks this worker will not run (shutdown); the attempt does not count."""
+def release(
+    connection: Connection,
+    task_ids: Sequence[str],
+    *,
+    worker_id: str,
+    run_after: float | None = None,
+) -> int:
+    """Give back claimed tasks this worker will not run (shutdown; or, with `run_after`, not for
+    that many seconds: a webhook delivery whose receiver is stalled); the attempt does not
+    count."""
     if not task_ids:
         return 0
+    values: dict[str, Any] = {
+        "locked_by": None,
+        "locked_until": None,
+        "attempts": case((T.attempts > 0, T.attempts - 1), else_=0),
+    }
+    if run_after is not None:
+        values["run_at"] = database_now(connection) + dt.timedelta(seconds=run_after)
     result = connection.execute(
         update(TASKS)
         .where(T.id.in_(list(task_ids)), T.locked_by == worker_id, T.status == TaskStatus.ACCEPTED)
-        .values(
-            locked_by=None,
-            locked_until=None,
-            attempts=case((T.attempts > 0, T.attempts - 1), else_=0),
-        )
+        .values(**values)
     )
     return _rowcount(result)
 
@@ -261,14 +272,17 @@ def prune_finished(connection: Connection, *, retention_days: int) -> int:
     return _rowcount(result)
 
 
-def requeue_failed(connection: Connection, task_id: str) -> str | None:
-    """Operator retry: a task in `error` goes back to `accepted` with its attempts reset.
+def requeue_failed(
+    connection: Connection, task_id: str, statuses: Sequence[str] = (TaskStatus.ERROR,)
+) -> str | None:
+    """Operator retry: a task in `error` (or another of `statuses`: a webhook delivery may be
+    sent again) goes back to `accepted` with its attempts reset.
 
     None when requeued, else why not.
     """
     result = connection.execute(
         update(TASKS)
-        .where(T.id == task_id, T.status == TaskStatus.ERROR)
+        .where(T.id == task_id, T.status.in_(list(statuses)))
         .values(
             status=TaskStatus.ACCEPTED,
             attempts=0,
@@ -285,6 +299,40 @@ def requeue_failed(connection: Connection, task_id: str) -> str | None:
         return None
     status = connection.scalar(select(T.status).where(T.id == task_id))
     return "no such task" if status is None else f"it is {status}, not error"
+
+
+def postpone(
+    connection: Connection, resource: str, resource_ids: Iterable[str], *, run_after: float
+) -> int:
+    """Queued tasks of `resource` about these resource ids, not held by a worker, become due in
+    `run_after` seconds at the earliest (one statement)."""
+    ids = sorted(set(resource_ids))
+    if not ids:
+        return 0
+    later = database_now(connection) + dt.timedelta(seconds=run_after)
+    result = connection.execute(
+        update(TASKS)
+        .where(
+            T.status == TaskStatus.ACCEPTED,
+            T.resource == resource,
+            T.resource_id.in_(ids),
+            T.locked_by.is_(None),
+            T.run_at < later,
+        )
+        .values(run_at=later)
+    )
+    return _rowcount(result)
+
+
+def run_now(connection: Connection, task_id: str) -> bool:
+    """A queued task waiting for its backoff runs now (unless a worker holds it)."""
+    now = database_now(connection)
+    result = connection.execute(
+        update(TASKS)
+        .where(T.id == task_id, T.status == TaskStatus.ACCEPTED, T.locked_by.is_(None))
+        .values(run_at=now)
+    )
+    return _rowcount(result) == 1
 
 
 def stats(connection: Connection) -> dict[str, Any]:
@@ -340,8 +388,12 @@ def status_counts(connection: Connection) -> list[tuple[str, int, dt.datetime | 
     return [(str(s), int(c), m) for s, c, m in rows]
 
 
-def insert_tasks(connection: Connection, tasks: list[dict[str, Any]]) -> None:
-    """Queue tasks in the caller's transaction (one statement); its commit publishes them."""
+def insert_tasks(
+    connection: Connection, tasks: list[dict[str, Any]], *, announce: bool = True
+) -> None:
+    """Queue tasks in the caller's transaction (one statement); its commit publishes them.
+    `announce=False`: no NOTIFY (webhook deliveries: the deliverer that queues them claims them
+    itself, and they are nothing the handlers' workers could run)."""
     if connection.dialect.name == "postgresql":
         # The database's clock, not this process's: "the newest request wins" compares
         # request_date across API processes on different machines.
@@ -349,7 +401,7 @@ def insert_tasks(connection: Connection, tasks: list[dict[str, Any]]) -> None:
         for task in tasks:
             task["request_date"] = task["run_at"] = now
     connection.execute(insert(TASKS), tasks)
-    if connection.dialect.name == "postgresql":
+    if announce and connection.dialect.name == "postgresql":
         # Delivered to LISTENers only when this transaction commits, never for a rolled-back one.
         for task in tasks:
             connection.execute(

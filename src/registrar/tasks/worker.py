@@ -56,7 +56,9 @@ from registrar.tasks.handlers import (
     task_message,
 )
 from registrar.tasks.models import TaskStatus
+from registrar.tasks.queue import set_from_any_thread
 from registrar.tasks.registry import HANDLERS, REQUIRED_SCOPES
+from registrar.webhooks.delivery import Deliverer
 
 log = logging.getLogger("registrar.worker")
 
@@ -185,6 +187,7 @@ class Worker:
         shutdown_grace_seconds: float = 10.0,
         handlers: Mapping[tuple[str, str], Handler] = HANDLERS,
         required_scopes: Mapping[tuple[str, str], str] = REQUIRED_SCOPES,
+        deliver_webhooks: bool = True,
     ) -> None:
         self.runtime = runtime
         self.handlers = {
@@ -217,6 +220,9 @@ class Worker:
         self._stopping = False
         self._wake_event: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Webhook deliveries run beside the handlers, on the same queue (webhooks/delivery.py
+        # says why not as handlers: no HTTP call inside a transaction).
+        self.deliverer = Deliverer(runtime, self.worker_id) if deliver_webhooks else None
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -231,6 +237,8 @@ class Worker:
         ]
         if self.runtime.db.dialect == "postgresql":
             self._background.append(asyncio.create_task(self._listen_loop(), name="worker listen"))
+        if self.deliverer is not None:
+            await self.deliverer.start()
         log.info("worker %s started (concurrency %d)", self.worker_id, self.concurrency)
 
     async def stop(self) -> None:
@@ -239,6 +247,8 @@ class Worker:
         self._stopping = True
         self.runtime.queue.remove_wakeup(self.wake)
         self.wake()
+        if self.deliverer is not None:
+            await self.deliverer.stop()
         with contextlib.suppress(asyncio.CancelledError):
             await self._runner
         running = list(self._inflight.items())
@@ -268,16 +278,8 @@ class Worker:
 
     def wake(self) -> None:
         """Callable from any thread: look for due tasks now."""
-        if self._wake_event is None or self._loop is None:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self._loop:
-            self._wake_event.set()
-        elif not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wake_event.set)
+        if self._wake_event is not None and self._loop is not None:
+            set_from_any_thread(self._loop, self._wake_event)
 
     # --- claiming and running ---------------------------------------------------------------
 
