@@ -315,7 +315,7 @@ def test_a_hanging_receiver_does_not_hold_up_the_others(
     # A type no other test's subscription takes: these two alone get the 20 events.
     slow_hook = subscribe(api, slow, hooks.answer("/hang", HANG), ["enrollment.deleted"])
     fast_hook = subscribe(api, fast, hooks.url("/fast"), ["enrollment.deleted"])
-    hooks.hang_seconds = TIMEOUT + 1
+    hooks.hang_seconds = TIMEOUT + 3
     removed = [
         Change("enrollment.deleted", eid, "sis", eid.rsplit("-", 2)[1])
         for eid in load(settings, 20)
@@ -323,8 +323,11 @@ def test_a_hanging_receiver_does_not_hold_up_the_others(
     write(settings, record, removed)  # one transaction: 20 events at once
     hooks.wait_for("/fast", 20)
     slow_rows = wait_log(api, slow, slow_hook, 1)
-    assert all(r["error"] == f"timed out after {TIMEOUT:g} s" for r in slow_rows), slow_rows
-    assert all(r["status_code"] is None for r in slow_rows)
+    # Attempts time out: the receiver hangs 6 s against the 3 s timeout (with a 4 s hang, CI on
+    # PostgreSQL once logged "the receiver broke the HTTP exchange" for an attempt whose timeout
+    # fired late on the loaded box). Any attempt may fail some other way; none may succeed.
+    assert any(r["error"] == f"timed out after {TIMEOUT:g} s" for r in slow_rows), slow_rows
+    assert all(r["error"] and r["status_code"] is None for r in slow_rows), slow_rows
     fast_rows = wait_log(api, fast, fast_hook, 20)
     assert all(r["status_code"] == 200 for r in fast_rows), fast_rows
     # Every fast delivery arrived before the first hanging attempt had timed out.
