@@ -455,13 +455,23 @@ def announce_finished(connection: Connection, task_ids: Sequence[str]) -> None:
     of 25)."""
     if connection.dialect.name != "postgresql":
         return
-    for start in range(0, len(task_ids), 300):
-        connection.execute(
-            _NOTIFY, {"c": TASKS_FINISHED_CHANNEL, "p": ",".join(task_ids[start : start + 300])}
-        )
+    for start in range(0, len(task_ids), _IDS_PER_NOTICE):
+        chunk = task_ids[start : start + _IDS_PER_NOTICE]
+        connection.execute(_NOTIFY, {"c": TASKS_FINISHED_CHANNEL, "p": ",".join(chunk)})
 
 
 _NOTIFY = text("SELECT pg_notify(:c, :p)")
+# Ids per NOTIFY: its payload holds at most 8000 bytes, 300 ids of 25.
+_IDS_PER_NOTICE = 300
+
+
+def finished_notice(task_ids: Sequence[str]) -> tuple[str, str] | None:
+    """The one NOTIFY (channel, payload) that tells every process's waiters these tasks finished,
+    for the caller to send in a statement of its own; None when they need more than one (or
+    none): `announce_finished` then."""
+    if not task_ids or len(task_ids) > _IDS_PER_NOTICE:
+        return None
+    return TASKS_FINISHED_CHANNEL, ",".join(task_ids)
 
 
 def find_replay(connection: Connection, claim: IdempotencyClaim) -> str | None:

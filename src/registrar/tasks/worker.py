@@ -480,8 +480,12 @@ class Worker:
         for f in finished:
             changes += f.changes
             changes.append(Change("task.completed", f.task.id, "api", requester=f.task.sub))
-        record(connection, changes)
-        repo.announce_finished(connection, [f.task.id for f in finished])
+        ids = [f.task.id for f in finished]
+        notice = repo.finished_notice(ids)
+        # PostgreSQL: the batch's NOTIFY goes in the change record's one statement when it fits.
+        record(connection, changes, notify=notice)
+        if notice is None:
+            repo.announce_finished(connection, ids)
 
     def _run_isolated(self, connection: Connection, tasks: list[ClaimedTask]) -> dict[str, Outcome]:
         """Each task in a savepoint of its own, so one task's failure rolls back its writes alone
