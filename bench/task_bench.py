@@ -17,9 +17,10 @@ stopped; then W `registrar worker` processes start and the clock runs until no t
 `accepted`. Tasks/s from the workers' start (their "started" log line; from their launch too),
 worker CPU per task (/proc of the worker processes over the drain) and PostgreSQL CPU per task
 (/proc of the database's own client backends, found in pg_stat_activity, over the drain; the
-autovacuum workers that run on it meanwhile apart, read as they go); rounds
-for 1 and 2 workers, --rounds times each, medians printed. --pin puts worker i on CPU i
-(taskset).
+autovacuum workers that run on it meanwhile apart, read as they go) and, when the server preloads
+pg_stat_statements (shared_preload_libraries), the database's statements' execution and planning
+time over the drain (--statements: the costliest ones, per task); rounds for 1 and 2 workers,
+--rounds times each, medians printed. --pin puts worker i on CPU i (taskset).
 
     .venv/bin/python bench/task_bench.py --postgres [--tasks 5000] [--rounds 3] [--workers 1,2]
 """
