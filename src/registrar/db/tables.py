@@ -13,6 +13,7 @@ from registrar.events.models import Event
 from registrar.people.models import Person
 from registrar.petitions.models import Petition
 from registrar.reference.models import Origin, PetitionType, School
+from registrar.sis.models import SisLoad
 from registrar.tasks.models import IdempotencyKey, Task
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "Section",
     "ServiceAccount",
     "SigningKey",
+    "SisLoad",
     "Task",
     "Term",
 ]

@@ -35,7 +35,7 @@ def number(value: float | None) -> float | int | None:
 
 def represent(row: Row[Any], *, sensitive: bool) -> dict[str, Any]:
     """Seed 002's shape; the sensitive keys are absent, not null, without the scope."""
-    out: dict[str, Any] = {"cache_date": iso_z(row.cache_date)}
+    out: dict[str, Any] = {"cache_date": iso_z(repository.cache_date(row))}
     if sensitive:
         out["final_grade"] = row.final_grade
         out["credit_hours_earned"] = number(row.credit_hours_earned)

@@ -47,6 +47,10 @@ TERM_KEYS = frozenset({"id", "lms_term_id", "sis_ptrm_code", "sis_term_code"})
 ASSESSMENT_KEYS = frozenset({"submit_date", "opt_out_date"})
 
 
+class LoadFailed(Exception):
+    """A load that cannot go on (bad line, unreadable file): one line for the operator."""
+
+
 class LineError(ValueError):
     """A bad line: the load stops and writes nothing."""
 

@@ -1,0 +1,45 @@
+"""The loads of SIS extracts: one row per load that committed (spec section 6)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Boolean, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from registrar.db.base import Base, UTCDateTime
+
+
+class SisLoad(Base):
+    """A load that committed: when it confirmed its records, what it was, what it changed.
+
+    It is also how `cache_date` is kept without rewriting rows. A complete load (`--replace`, and
+    every scheduled refresh) confirms every enrollment that survives it, so an enrollment's
+    `cache_date` is the later of its own column (the last load that changed it, or confirmed it in
+    a partial load) and `loaded_at` of the newest complete load: an unchanged refresh writes this
+    one row and no enrollment (enrollments/repository.py reads it).
+    """
+
+    __tablename__ = "sis_loads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # When the load began applying, under the load lock: its records' cache_date.
+    loaded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    # When the extract was taken from the SIS (--as-of; default the file's modification time).
+    as_of: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    # Whether it held every enrollment (--replace): then it confirmed all of them.
+    complete: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    source: Mapped[str | None] = mapped_column(String(1024))
+    lines: Mapped[int] = mapped_column(Integer, nullable=False)
+    inserted: Mapped[int] = mapped_column(Integer, nullable=False)
+    updated: Mapped[int] = mapped_column(Integer, nullable=False)
+    unchanged: Mapped[int] = mapped_column(Integer, nullable=False)
+    removed: Mapped[int] = mapped_column(Integer, nullable=False)
+    # Records whose API-written value was newer than the extract, and so kept.
+    kept: Mapped[int] = mapped_column(Integer, nullable=False)
+    milliseconds: Mapped[int | None] = mapped_column(Integer)  # how long it took
+
+    __table_args__ = (
+        # The newest complete load, in one probe: read with every enrollment.
+        Index("ix_sis_loads_complete_loaded_at", "complete", "loaded_at"),
+    )
