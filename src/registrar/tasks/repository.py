@@ -31,6 +31,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
 from registrar.core.clock import utcnow
 from registrar.db.base import UTCDateTime
@@ -354,6 +355,26 @@ def insert_tasks(connection: Connection, tasks: list[dict[str, Any]]) -> None:
             connection.execute(
                 text("SELECT pg_notify(:c, :p)"), {"c": NOTIFY_CHANNEL, "p": task["id"]}
             )
+
+
+def insert_periodic(connection: Connection, tasks: list[dict[str, Any]]) -> int:
+    """Queue periodic jobs' slot tasks (tasks/periodic.py) unless they exist: their ids are derived
+    from the slot, so however many processes insert one, one row exists. How many were new."""
+    if connection.dialect.name == "postgresql":
+        now = database_now(connection)
+        for task in tasks:
+            task["request_date"] = task["run_at"] = now
+        statement: Any = postgresql.insert(TASKS)
+    else:
+        statement = sqlite.insert(TASKS)
+    new = connection.execute(
+        statement.on_conflict_do_nothing(index_elements=["id"]).returning(T.id), tasks
+    ).all()
+    if new and connection.dialect.name == "postgresql":
+        connection.execute(
+            text("SELECT pg_notify(:c, :p)"), [{"c": NOTIFY_CHANNEL, "p": r.id} for r in new]
+        )
+    return len(new)
 
 
 def put_finished_tasks(connection: Connection, tasks: list[dict[str, Any]]) -> None:
