@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     worker_batch_linger_ms: float = 5.0
     task_retry_after_seconds: int = 1
 
+    # SIS refresh (sis/refresh.py): the extract the workers reload, with --replace semantics,
+    # whenever its modification time or size changed; looked at every this many seconds.
+    sis_extract: Path | None = None
+    sis_refresh_seconds: float = Field(default=1800.0, gt=0)
+
     # Operations
     # Requests per service account (token `sub`) per fixed one-minute window; 0 = off.
     rate_limit_per_minute: int = 0

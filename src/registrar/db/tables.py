@@ -13,7 +13,7 @@ from registrar.events.models import Event
 from registrar.people.models import Person
 from registrar.petitions.models import Petition
 from registrar.reference.models import Origin, PetitionType, School
-from registrar.sis.models import SisLoad
+from registrar.sis.models import SisLoad, SisRefresh
 from registrar.tasks.models import IdempotencyKey, Task
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "ServiceAccount",
     "SigningKey",
     "SisLoad",
+    "SisRefresh",
     "Task",
     "Term",
 ]

@@ -16,6 +16,7 @@ import os
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from registrar.db.read_cache import ReadCache
+from registrar.sis.refresh import RefreshStatus
 from registrar.tasks.models import TaskStatus
 
 TaskFigures = list[tuple[str, int, dt.datetime | None]]
@@ -97,12 +98,44 @@ def _read_cache_registry(cache: ReadCache | None) -> CollectorRegistry:
     return registry
 
 
+def _sis_refresh_registry(status: RefreshStatus) -> CollectorRegistry:
+    """The scheduled SIS refresh (sis/refresh.py), as recorded in the database."""
+    registry = CollectorRegistry(auto_describe=True)
+    if status.last_ok is not None and status.last_ok.finished_at is not None:
+        Gauge(
+            "registrar_sis_refresh_last_success_timestamp_seconds",
+            "When the last successful SIS refresh committed (Unix time).",
+            registry=registry,
+        ).set(status.last_ok.finished_at.timestamp())
+    last = Gauge(
+        "registrar_sis_refresh_last_attempt",
+        "1 for the outcome of the newest SIS refresh attempt (ok, failed, running).",
+        ["outcome"],
+        registry=registry,
+    )
+    for outcome in ("ok", "failed", "running"):
+        last.labels(outcome).set(
+            1 if status.last is not None and status.last.status == outcome else 0
+        )
+    Gauge(
+        "registrar_sis_refresh_failures",
+        "SIS refresh attempts that failed (a bad extract: nothing was changed), ever recorded.",
+        registry=registry,
+    ).set(status.failures)
+    return registry
+
+
 def exposition(
-    read_cache: ReadCache | None, task_figures: TaskFigures | None, *, writes_failing: bool = False
+    read_cache: ReadCache | None,
+    task_figures: TaskFigures | None,
+    *,
+    writes_failing: bool = False,
+    sis_refresh: RefreshStatus | None = None,
 ) -> bytes:
     """The text a scrape gets: this process's (or every process's) request figures, the read
-    cache's, the task queue's as read a moment ago (None: the database could not be read), and
-    whether storage is refusing this process's writes (db/write_health.py)."""
+    cache's, the task queue's as read a moment ago (None: the database could not be read),
+    whether storage is refusing this process's writes (db/write_health.py), and the scheduled
+    SIS refresh's record (when one is configured and could be read)."""
     if _MULTIPROC:
         from prometheus_client import multiprocess
 
@@ -128,4 +161,6 @@ def exposition(
         parts.append(generate_latest(down))
     else:
         parts.append(generate_latest(_task_figures_registry(task_figures)))
+    if sis_refresh is not None:
+        parts.append(generate_latest(_sis_refresh_registry(sis_refresh)))
     return b"".join(parts)

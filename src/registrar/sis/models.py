@@ -1,10 +1,11 @@
-"""The loads of SIS extracts: one row per load that committed (spec section 6)."""
+"""The loads of SIS extracts (one row per load that committed, spec section 6) and the record of
+scheduled SIS refreshes (one row per attempt, sis/refresh.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from registrar.db.base import Base, UTCDateTime
@@ -42,4 +43,44 @@ class SisLoad(Base):
     __table_args__ = (
         # The newest complete load, in one probe: read with every enrollment.
         Index("ix_sis_loads_complete_loaded_at", "complete", "loaded_at"),
+    )
+
+
+class SisRefresh(Base):
+    """One attempt to refresh from the extract file: the file as it was seen (path, size,
+    modification time), the task that made it, and how it ended. The newest row is what the next
+    refresh compares the file with; one `running` row at most (the partial unique index)."""
+
+    __tablename__ = "sis_refreshes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(String(24), nullable=False)
+    # The task's attempt that holds the refresh: only it may record the end (a worker whose lease
+    # expired while it still ran cannot commit over the attempt that took the task over).
+    task_attempt: Mapped[int] = mapped_column(Integer, nullable=False)
+    extract: Mapped[str] = mapped_column(Text, nullable=False)
+    # -1 for both when the file could not be read.
+    file_size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    file_mtime_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # running, ok, failed
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    message: Mapped[str | None] = mapped_column(Text)  # a failure's, as the load wrote it
+    # The load's counts (null until it succeeds); kept = API writes the load did not undo.
+    lines: Mapped[int | None] = mapped_column(Integer)
+    inserted: Mapped[int | None] = mapped_column(Integer)
+    updated: Mapped[int | None] = mapped_column(Integer)
+    unchanged: Mapped[int | None] = mapped_column(Integer)
+    removed: Mapped[int | None] = mapped_column(Integer)
+    kept: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index(
+            "ix_sis_refreshes_running",
+            "status",
+            unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+        Index("ix_sis_refreshes_status_finished", "status", "finished_at"),
     )

@@ -11,16 +11,20 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import text
+from sqlalchemy import Connection, Row, Table, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from registrar.core.clock import utcnow, whole_second
 from registrar.db.base import sqlite_timestamp
 from registrar.enrollments import repository as enrollments_repository
 from registrar.events.record import lock_commit_order
+from registrar.sis.models import SisRefresh
 from registrar.sis.records import LineError, SectionRow, StageRow, TermRow
+from registrar.tasks.models import Task, TaskStatus
+
+TASKS = cast(Table, Task.__table__)
 
 # Page cache of the loading connection, in KiB: a million-row load touches ~14 indexes at random,
 # and with SQLite's default 2 MiB cache it spills and rereads pages all the time. SQLite only takes
@@ -589,3 +593,113 @@ class Stage:
             await self.conn.exec_driver_sql(f"PRAGMA cache_size = {int(self._cache)}")
             await self.conn.exec_driver_sql("PRAGMA temp.cache_size = -2000")
         # PostgreSQL: ON COMMIT DROP.
+
+
+# --- the record of scheduled refreshes (sis/refresh.py decides; these are its statements) -------
+
+REFRESHES = cast(Table, SisRefresh.__table__)
+R = REFRESHES.c
+RUNNING, OK, FAILED = "running", "ok", "failed"
+# PostgreSQL: begin_refresh's transactions take this advisory lock, so two workers deciding at the
+# same instant decide one after the other (SQLite's write lock does the same there).
+REFRESH_LOCK = 0x5155_5F52_4546  # any constant the service uses for nothing else
+ABANDONED = "its task ended before the refresh finished; nothing was loaded"
+
+
+def latest_refresh(connection: Connection) -> Row[Any] | None:
+    return connection.execute(select(REFRESHES).order_by(R.id.desc()).limit(1)).first()
+
+
+def begin_refresh(
+    connection: Connection,
+    *,
+    task_id: str,
+    attempt: int,
+    extract: str,
+    size: int,
+    mtime_ns: int,
+    now: dt.datetime,
+) -> tuple[str, Row[Any] | None]:
+    """Decide whether this task refreshes from the file as seen, and if so record that it does.
+
+    ("start", row): a new attempt, `running`, held by this task's attempt; ("resume", row): this
+    task held the running attempt (its worker was killed, the lease expired, it runs again);
+    ("busy", row): another live task holds the running attempt; ("unchanged", row): the newest
+    attempt saw this very file (loaded, or failed: a bad file is tried again only once it
+    changes). A running attempt whose task ended (out of attempts) is closed as failed first.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": REFRESH_LOCK})
+    last = latest_refresh(connection)
+    if last is not None and last.status == RUNNING:
+        if last.task_id == task_id:
+            connection.execute(
+                update(REFRESHES)
+                .where(R.id == last.id)
+                .values(
+                    task_attempt=attempt, extract=extract, file_size=size, file_mtime_ns=mtime_ns
+                )
+            )
+            return "resume", latest_refresh(connection)
+        owner = connection.scalar(select(TASKS.c.status).where(TASKS.c.id == last.task_id))
+        if owner == TaskStatus.ACCEPTED:
+            return "busy", last
+        connection.execute(
+            update(REFRESHES)
+            .where(R.id == last.id)
+            .values(status=FAILED, finished_at=now, message=ABANDONED)
+        )
+        last = latest_refresh(connection)
+    if last is not None and (last.extract, last.file_size, last.file_mtime_ns) == (
+        extract,
+        size,
+        mtime_ns,
+    ):
+        return "unchanged", last
+    connection.execute(
+        insert(REFRESHES).values(
+            task_id=task_id,
+            task_attempt=attempt,
+            extract=extract,
+            file_size=size,
+            file_mtime_ns=mtime_ns,
+            status=RUNNING,
+            started_at=now,
+        )
+    )
+    return "start", latest_refresh(connection)
+
+
+def end_refresh(
+    connection: Connection,
+    refresh_id: int,
+    *,
+    task_id: str,
+    attempt: int,
+    now: dt.datetime,
+    status: str,
+    message: str | None = None,
+    counts: dict[str, int | None] | None = None,
+) -> bool:
+    """Close the running attempt, if this task's attempt still holds it (False if not)."""
+    result = connection.execute(
+        update(REFRESHES)
+        .where(
+            R.id == refresh_id,
+            R.task_id == task_id,
+            R.task_attempt == attempt,
+            R.status == RUNNING,
+        )
+        .values(status=status, finished_at=now, message=message, **(counts or {}))
+    )
+    return int(getattr(result, "rowcount", 0) or 0) == 1
+
+
+def refresh_figures(connection: Connection) -> tuple[Row[Any] | None, Row[Any] | None, int]:
+    """The newest attempt, the newest success, and how many attempts failed: three index
+    probes, for `registrar sis status`, /metrics and /health."""
+    last_ok = connection.execute(
+        select(REFRESHES).where(R.status == OK).order_by(R.finished_at.desc()).limit(1)
+    ).first()
+    failures = connection.scalar(select(func.count()).where(R.status == FAILED))
+    return latest_refresh(connection), last_ok, int(failures or 0)

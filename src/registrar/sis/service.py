@@ -26,10 +26,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from registrar.db.base import sqlite_timestamp
 from registrar.db.database import Database
@@ -181,12 +183,15 @@ async def load_records(
     source: str | None = None,
     on_batch: Callable[[int], None] | None = None,
     on_phase: Callable[[str], None] | None = None,
+    before_commit: Callable[[AsyncConnection, LoadResult], Awaitable[None]] | None = None,
 ) -> LoadResult:
     """Validate and upsert `(line number, parsed object)` pairs in one transaction.
 
-    Shared by `load` (lines of a file) and `registrar demo` (generated records). `as_of` is when
-    the records were taken from the SIS (None: now, nothing the API wrote is newer). Raises
-    LineError on the first bad record; then nothing is written.
+    Shared by `load` (lines of a file), `registrar demo` (generated records) and the scheduled
+    refresh, whose `before_commit` records the refresh in the load's own transaction (it may raise
+    to roll the load back). `as_of` is when the records were taken from the SIS (None: now,
+    nothing the API wrote is newer). Raises LineError on the first bad record; then nothing is
+    written.
     """
     started = time.perf_counter()
     result = LoadResult()
@@ -244,6 +249,10 @@ async def load_records(
             if on_phase is not None:
                 on_phase("analyzing")
             await stage.analyze(force=changed > 0 and changed >= ANALYZE_SHARE * result.lines)
+            if before_commit is not None:
+                # The caller's record of this load (the refresh's), in its transaction: before
+                # the change record, whose INSERT must stay last (events/record.py's rule).
+                await before_commit(conn, result)
             await stage.record_changes(result.created_after)
         except BaseException:
             # Let a batch in flight finish before the rollback: cancelling a COPY half-way leaves
