@@ -219,6 +219,7 @@ def test_a_worker_killed_mid_refresh(
         "the load finished before the kill: make the extract bigger"
     )
     assert snapshot(url) == before  # all or nothing: nothing of the load is visible
+    # Leases of 2 s: the rescuer's heartbeat must keep its own alive through the whole load.
     processes.append(Proc(url, "worker", log_file=tmp_path / "rescuer.log", **env))
     done = wait_attempts(url, 1, "ok")[0]
     assert done["task_id"] == running["task_id"]  # the same task, run again

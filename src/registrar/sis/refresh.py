@@ -27,9 +27,12 @@ REGISTRAR_SIS_REFRESH_SECONDS; each looks at the file and, under a lock, at the 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import os
+import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from registrar.core.clock import iso_z, utcnow
 from registrar.core.settings import Settings
 from registrar.db.database import Database
+from registrar.db.engine import create_database
 from registrar.sis import repository as repo
 from registrar.sis.extract import ExtractReader, open_extract
 from registrar.sis.records import LineError
@@ -112,6 +116,8 @@ async def refresh(db: Database, settings: Settings, *, task_id: str, attempt: in
 
     async def record(conn: AsyncConnection, result: LoadResult) -> None:
         """The load's last statement, in its transaction: the attempt ends `ok`."""
+        if stopping.is_set():
+            raise RefreshInterrupted("the worker is stopping; the refresh rolled back")
         if SeenFile.look(path) != seen:
             raise RefreshInterrupted(f"{seen.path} changed while it was loaded; loading it again")
         counts = {
@@ -125,12 +131,9 @@ async def refresh(db: Database, settings: Settings, *, task_id: str, attempt: in
         if not await conn.run_sync(end, now=utcnow(), status=repo.OK, counts=counts):
             raise RefreshInterrupted("another attempt holds the refresh now; this one rolled back")
 
+    stopping = threading.Event()
     try:
-        with open_extract(path) as handle:
-            # TODO(issue 12, sis-load): pass as_of=seen.modified once load_records takes --as-of.
-            result = await load_records(
-                db, ExtractReader(handle), replace=True, before_commit=record
-            )
+        result = await _load_apart(settings, path, record, stopping)
     except (LineError, LoadFailed, OSError) as exc:
         reason = (
             f"cannot read {seen.path}: {exc.strerror or exc}"
@@ -141,6 +144,50 @@ async def refresh(db: Database, settings: Settings, *, task_id: str, attempt: in
         await db.write(end, now=utcnow(), status=repo.FAILED, message=message)
         raise RefreshFailed(message) from None
     return f"Refreshed from {seen.path}: {result.summary()}."
+
+
+async def _load_apart(
+    settings: Settings,
+    path: Path,
+    before_commit: Callable[[AsyncConnection, LoadResult], Awaitable[None]],
+    stopping: threading.Event,
+) -> LoadResult:
+    """`load_records(path, replace=True)` on a thread with an event loop and a database of its
+    own: the load parses the file on its event loop between batches (seconds for a large
+    extract), which on the worker's loop would stall its heartbeat past the lease (the task would
+    be claimed again mid-load) and, under `registrar serve`, the API's requests. Cancelled (the
+    worker stopping), it rolls back at its next batch and this returns once it has."""
+
+    def on_batch(_lines: int) -> None:
+        if stopping.is_set():
+            raise RefreshInterrupted("the worker is stopping; the refresh rolled back")
+
+    async def load() -> LoadResult:
+        # One writer and one reader connection: a load needs no more.
+        lean = settings.model_copy(
+            update={"db_pool_size": 1, "db_max_overflow": 0, "read_cache_entries": 0}
+        )
+        db = create_database(lean)
+        try:
+            with open_extract(path) as handle:
+                # TODO(issue 12, sis-load): pass as_of=modified time once load_records takes it.
+                return await load_records(
+                    db,
+                    ExtractReader(handle),
+                    replace=True,
+                    on_batch=on_batch,
+                    before_commit=before_commit,
+                )
+        finally:
+            await db.dispose()
+
+    running = asyncio.ensure_future(asyncio.to_thread(asyncio.run, load()))
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+        stopping.set()
+        await asyncio.gather(running, return_exceptions=True)
+        raise
 
 
 @dataclass(frozen=True)
