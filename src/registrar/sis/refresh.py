@@ -8,7 +8,7 @@ REGISTRAR_SIS_REFRESH_SECONDS; each looks at the file and, under a lock, at the 
 
 - "Changed" means the path, size or modification time (to the nanosecond) differs from the file
   the newest attempt saw: one `stat`, 4 us. A content hash would read the whole file every slot
-  of every worker (bench/extract_change_bench.py, a 1,000,000-line extract of 426 MiB: SHA-256
+  (bench/extract_change_bench.py, a 1,000,000-line extract of 426 MiB: SHA-256
   0.34 s, BLAKE2b 0.82 s, from the page cache) and would be wrong besides: a file written again
   with the same content is a newer extract, whose modification time is when the SIS was read
   (`--as-of`).
@@ -17,7 +17,9 @@ REGISTRAR_SIS_REFRESH_SECONDS; each looks at the file and, under a lock, at the 
   that same transaction, marks the attempt `ok` with the load's counts. So the load and the record
   that it happened commit together: a worker killed mid-load commits neither, its task's lease
   expires and the task runs again ("resume"), and a worker killed after the commit but before the
-  task's end finds, when the task runs again, that the file is already loaded.
+  task's end finds, when the task runs again, that the file is already loaded. Only the task's
+  current attempt may close the record, so a worker that lost its lease while it still loaded
+  (hung past it) cannot commit over the attempt that took the task over: its load rolls back.
 - A bad extract (a bad line, an unreadable file) rolls the load back and marks the attempt
   `failed` with the load's message: the task ends `error` at once, not retried; the next change
   of the file is tried again. Any other failure (the database away) is retried as tasks are.
