@@ -226,6 +226,10 @@ def test_a_worker_killed_mid_refresh(
     assert (done["lines"], done["inserted"], done["updated"]) == (big, big - 300, 300)
     rows = enrollments(url)
     assert len(rows) == big and {r["final_grade"] for r in rows.values()} == {"C"}
+    assert done["task_attempt"] == 2  # the rescuer's run of the task loaded it
     task = next(t for t in refresh_tasks(url) if t["id"] == running["task_id"])
-    assert task["status"] == "complete" and task["attempts"] == 2, task
+    # SQLite: the rescuer's heartbeat cannot write while its own load holds the write lock, so
+    # the 2 s lease may lapse and the task be claimed a third time once the load committed: that
+    # run finds the file loaded (one load, checked below).
+    assert task["status"] == "complete" and task["attempts"] >= 2, task
     assert len(loads(url)) == 1
