@@ -1,7 +1,7 @@
 """sis_refreshes: the record of scheduled SIS refreshes
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-02
 
 One row per attempt to refresh from REGISTRAR_SIS_EXTRACT (sis/refresh.py): the file as seen,
@@ -17,7 +17,7 @@ from alembic import op
 from registrar.db.base import UTCDateTime
 
 revision: str = "0010"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
