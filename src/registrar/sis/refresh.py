@@ -49,7 +49,7 @@ from registrar.db.engine import create_database
 from registrar.sis import repository as repo
 from registrar.sis.extract import ExtractReader, open_extract
 from registrar.sis.records import LineError
-from registrar.sis.service import LoadFailed, LoadResult, load_records
+from registrar.sis.service import LoadFailed, LoadResult, file_time, load_records
 
 RESOURCE = "sis.refresh"
 
@@ -128,7 +128,7 @@ async def refresh(db: Database, settings: Settings, *, task_id: str, attempt: in
             "updated": result.updated,
             "unchanged": result.unchanged,
             "removed": result.removed,
-            "kept": None,
+            "kept": result.kept,
         }
         if not await conn.run_sync(end, now=utcnow(), status=repo.OK, counts=counts):
             raise RefreshInterrupted("another attempt holds the refresh now; this one rolled back")
@@ -172,11 +172,14 @@ async def _load_apart(
         db = create_database(lean)
         try:
             with open_extract(path) as handle:
-                # TODO(issue 12, sis-load): pass as_of=modified time once load_records takes it.
+                # Taken from the SIS when the file was written, as `registrar load` assumes: API
+                # writes made since then are newer than the extract and kept (result.kept).
                 return await load_records(
                     db,
                     ExtractReader(handle),
                     replace=True,
+                    as_of=file_time(path),
+                    source=str(path),
                     on_batch=on_batch,
                     before_commit=before_commit,
                 )
