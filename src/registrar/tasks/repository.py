@@ -263,6 +263,27 @@ def heartbeat(
     return _rowcount(result)
 
 
+def renew_lease(
+    connection: Connection, task_id: str, *, worker_id: str, attempt: int, lease_seconds: float
+) -> bool:
+    """Extend one task's lease from inside another transaction: a job that keeps its own (the SIS
+    refresh, sis/refresh.py) renews it in the transaction that commits its work, so the lease is
+    fresh the moment the work is visible. True while this worker's run of this attempt holds it
+    (then no other run of the task can have done or be doing the work)."""
+    now = database_now(connection)
+    result = connection.execute(
+        update(TASKS)
+        .where(
+            T.id == task_id,
+            T.locked_by == worker_id,
+            T.attempts == attempt,
+            T.status == TaskStatus.ACCEPTED,
+        )
+        .values(locked_until=now + dt.timedelta(seconds=lease_seconds))
+    )
+    return _rowcount(result) == 1
+
+
 def prune_finished(connection: Connection, *, retention_days: int) -> int:
     cutoff = utcnow() - dt.timedelta(days=retention_days)
     result = connection.execute(
