@@ -267,7 +267,9 @@ async def drain(db_url: str, workers: list[subprocess.Popen[bytes]], logs: list[
         pg_cpu = sum(cpu_seconds(pid) - cpu0 for pid, cpu0 in pg_seen.items())
         top = await _statements(conn) if statements else []
         counts = await conn.fetchrow(
-            "SELECT (SELECT count(*) FROM tasks WHERE status = 'complete') AS complete,"
+            # The PATCH tasks only: the worker's scheduler queues periodic tasks of its own.
+            "SELECT (SELECT count(*) FROM tasks WHERE status = 'complete'"
+            " AND resource = 'academic.enrollments') AS complete,"
             " (SELECT count(*) FROM enrollment_audit) AS audits"
         )
     finally:
