@@ -253,7 +253,10 @@ async def drain(db_url: str, workers: list[subprocess.Popen[bytes]], logs: list[
         worker_cpu0 = cpu_seconds(*pids)
         pg_seen = await backends(database, conn)
         vacuum: dict[int, float] = {}
-        sql = "SELECT count(*) FROM tasks WHERE status = 'accepted'"
+        sql = (
+            "SELECT count(*) FROM tasks WHERE status = 'accepted'"
+            " AND resource = 'academic.enrollments'"
+        )
         while await conn.fetchval(sql):
             # Backends that connect during the drain count from zero. An autovacuum worker is
             # read as it goes (it may end before the drain does).
