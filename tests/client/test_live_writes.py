@@ -31,15 +31,10 @@ from tests.support.client import (
     location_of,
     make_client,
     resolve,
+    student,
 )
 
 TASK_ID = re.compile(r"[0-9a-f]{24}")
-
-
-def student(term: str = "202001", netid: str = "f003stu", subject: str = "MATH.003.01") -> str:
-    crn = {"AAAS.010.01": 10000, "MATH.003.01": 10100, "COSC.001.02": 10200}[subject]
-    crn += ["201809", "201901", "202001", "202003"].index(term)
-    return f"{subject}-{term}-U-{crn}-{netid}-student"
 
 
 @pytest.fixture

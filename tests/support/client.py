@@ -96,10 +96,18 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> N
 
 @contextlib.contextmanager
 def live_server(
-    tmp: Path, settings: dict[str, str] | None = None, *, worker: bool = True
+    tmp: Path,
+    settings: dict[str, str] | None = None,
+    *,
+    worker: bool = True,
+    database_url: str | None = None,
 ) -> Iterator[LiveServer]:
-    """`registrar serve` on a free port over a new database, stopped (SIGTERM) afterwards."""
-    database_url, drop = new_database_url(tmp)
+    """`registrar serve` on a free port over a new database (dropped afterwards), or over
+    `database_url` (kept: a restart), stopped (SIGTERM) afterwards."""
+    if database_url is None:
+        database_url, drop = new_database_url(tmp)
+    else:
+        drop = lambda: None  # noqa: E731 - the caller's database outlives this server
     port = free_port()
     env = {
         "REGISTRAR_DATABASE_URL": database_url,
@@ -125,6 +133,29 @@ def live_server(
             proc.wait()
         log.close()
         drop()
+
+
+@contextlib.contextmanager
+def worker_process(server: LiveServer) -> Iterator[subprocess.Popen[bytes]]:
+    """`registrar worker` over the server's database (a server started with worker=False),
+    stopped (SIGTERM) afterwards."""
+    log = (server.tmp / f"worker-{secrets.token_hex(4)}.log").open("wb")
+    proc = subprocess.Popen(
+        [str(BIN / "registrar"), "worker"],
+        env={**os.environ, **server.env},
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
 
 
 # --- the extract the live tests read -------------------------------------------------------
@@ -171,6 +202,12 @@ def enrollment(
     if confidential:
         record["confidential"] = True
     return record
+
+
+def student(term: str = "202001", netid: str = "f003stu", subject: str = "MATH.003.01") -> str:
+    """The id of a student's enrollment in the extract."""
+    crn = 10000 + SUBJECTS.index(subject) * 100 + list(TERMS).index(term)
+    return f"{subject}-{term}-U-{crn}-{netid}-student"
 
 
 def extract() -> list[dict[str, Any]]:
