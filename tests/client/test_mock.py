@@ -429,7 +429,7 @@ async def test_webhooks_create_list_get_deliveries_delete(flavor: str, mock: Moc
     mock.routes["/api/webhooks/wh_1"] = lambda r: (
         httpx.Response(204) if r.method == "DELETE" else httpx.Response(200, json=HOOK)
     )
-    attempt = {"id": "d1", "event_id": "ev1", "attempt": 1, "status_code": 500}
+    attempt = {"id": "d1", "event": "ev1", "attempt": 1, "status_code": 500}
     mock.routes["/api/webhooks/wh_1/deliveries"] = lambda r: httpx.Response(200, json=[attempt])
     c = mock.client(flavor)
     try:

@@ -288,12 +288,16 @@ class RequestLog:
     def __init__(self) -> None:
         self.urls: list[Any] = []  # httpx.URL of each request, in order
         self.responses: list[tuple[str, str, int]] = []  # (method, path, status)
+        # (method, path, Idempotency-Key) of each request
+        self.keys: list[tuple[str, str, str | None]] = []
 
     def http_client(self, flavor: str) -> Any:
         import httpx
 
         def on_request(request: httpx.Request) -> None:
             self.urls.append(request.url)
+            key = request.headers.get("Idempotency-Key")
+            self.keys.append((request.method, request.url.path, key))
 
         def on_response(response: httpx.Response) -> None:
             r = response.request
@@ -419,6 +423,29 @@ class ScriptedServer:
 # --- a proxy that cuts a write's connection after the server answered ----------------------
 
 
+_PROBLEM = b'{"title":"Service Unavailable","status":503,"detail":"Try again later."}'
+UNAVAILABLE = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
+    b"Retry-After: 1\r\nContent-Length: " + str(len(_PROBLEM)).encode() + b"\r\n\r\n" + _PROBLEM
+)
+
+
+def _discard_body(sock: socket.socket, data: bytes) -> None:
+    """Read the rest of a request whose head (and maybe part of its body) is `data`."""
+    head, _sep, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _colon, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    missing = length - len(body)
+    while missing > 0:
+        chunk = sock.recv(missing)
+        if not chunk:
+            return
+        missing -= len(chunk)
+
+
 class CuttingProxy:
     """Forwards TCP to `upstream`. While `cuts` > 0, the next write request (PATCH, or POST
     under /api/academic) is forwarded, its response read from the server (so the server has
@@ -428,6 +455,11 @@ class CuttingProxy:
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.cuts = 0
+        # While > 0, the next request starting with one of `unavailable_for` is answered `503`
+        # with `Retry-After: 1` here, never reaching the server (which stays unchanged).
+        self.unavailable = 0
+        self.unavailable_for: tuple[bytes, ...] = (b"PATCH ", b"POST /api/academic")
+        self.refused: list[float] = []  # when each 503 was sent (time.monotonic())
         self.dropped: list[bytes] = []
         self._lock = threading.Lock()
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -450,6 +482,16 @@ class CuttingProxy:
         def client_to_upstream() -> None:
             try:
                 while data := client.recv(65536):
+                    if data.startswith(self.unavailable_for):
+                        with self._lock:
+                            refuse = self.unavailable > 0
+                            if refuse:
+                                self.unavailable -= 1
+                                self.refused.append(time.monotonic())
+                        if refuse:
+                            _discard_body(client, data)
+                            client.sendall(UNAVAILABLE)
+                            continue
                     if data.startswith((b"PATCH ", b"POST /api/academic")):
                         with self._lock:
                             if self.cuts > 0:
