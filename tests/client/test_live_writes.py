@@ -146,6 +146,7 @@ async def test_petition_create_get_list_and_the_students_view(client: Any) -> No
     assert record.payload["decision"] == fields["decision"]
     assert record.requester.sub == "client-all"
     assert set(record) >= {"request_date", "completed_date", "worker_data", "resource_id"}
+    assert (await resolve(task.refresh())).raw == record.raw  # a new record, the same task
     # wait() on a finished record asks nothing more and hands it back.
     assert (await resolve(record.wait())).raw == record.raw
 
