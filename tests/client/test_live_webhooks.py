@@ -60,7 +60,13 @@ async def test_subscribe_receive_verify_log_resend_delete(flavor: str, feed: Liv
             with pytest.raises(WebhookVerificationError):
                 webhooks.verify(created.secret, first.headers, first.body.replace(b"20", b"21"))
 
-            (attempt,) = await collect(c.webhooks.deliveries(created.id))
+            # The attempt is logged once it ended (after the receiver answered): look until it is.
+            for _ in range(100):
+                attempts = await collect(c.webhooks.deliveries(created.id))
+                if attempts:
+                    break
+                await asyncio.sleep(0.1)
+            (attempt,) = attempts
             assert attempt.id == first.headers["webhook-id"]
             assert attempt.event == event.id
             assert attempt.attempt == 1
