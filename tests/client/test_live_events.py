@@ -197,7 +197,8 @@ async def test_resuming_from_a_stored_cursor_after_a_restart(flavor: str, tmp_pa
     """A consumer handles one event, stores the stream's cursor and stops; the server restarts;
     a new client resumes from the stored cursor and gets exactly the events after it (the rest,
     and one recorded after the restart): none repeated, none skipped."""
-    database_url, drop = new_database_url(tmp_path)
+    # On PostgreSQL these run asyncio.run(): not inside this test's event loop.
+    database_url, drop = await asyncio.to_thread(new_database_url, tmp_path)
     ids = [student("201901", f"f00{i}stu", "MATH.003.01") for i in range(4)]
     try:
         with live_server(tmp_path, database_url=database_url) as first:
@@ -233,7 +234,7 @@ async def test_resuming_from_a_stored_cursor_after_a_restart(flavor: str, tmp_pa
             finally:
                 await close(c)
     finally:
-        drop()
+        await asyncio.to_thread(drop)
     assert stored and stored != start.cursor
     assert [handled.subject] + [e.subject for e in rest] == ids
     assert len({handled.id, *(e.id for e in rest)}) == 4
