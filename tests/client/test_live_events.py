@@ -161,6 +161,33 @@ async def test_following_waits_on_the_servers_long_poll(flavor: str, feed: LiveS
     assert "enrollment.updated" not in hidden_types
 
 
+async def test_following_asks_again_after_each_empty_hold(flavor: str, feed: LiveServer) -> None:
+    """Following goes on across empty answers: each request is held its `wait` (1 s here) and
+    answered empty, the next asked at once from the cursor that answer gave, until the change
+    made 2.5 s in arrives. Not a busy loop, and no event lost between two holds."""
+    key = feed.key("feed-all", ALL_SCOPES)
+    log = RequestLog()
+    c = make_client(flavor, feed.base_url, key, log=log)
+    eid = student("202003", "f002stu", "MATH.003.01")
+    when = f"2020-04-0{1 if flavor == 'sync' else 2}T10:00:00Z"
+    try:
+        end = c.events.list(types="enrollment.updated")
+        await to_the_end(end)
+        stream = c.events.list(after=end.cursor, types="enrollment.updated", follow=True, wait=1)
+        before = len(log.urls)
+        with later(2.5, lambda: set_submit_date(feed, key, eid, when)):
+            event = await next_item(stream)
+    finally:
+        await close(c)
+    assert event.subject == eid
+    assert event.data.course_assessment.submit_date == when
+    polls = [u for u in log.urls[before:] if u.path == EVENTS]
+    assert 3 <= len(polls) <= 10, polls  # about one a second, not one every few milliseconds
+    assert all(u.params["wait"] == "1" for u in polls)
+    assert polls[0].params["after"] == end.cursor
+    assert all(u.params.get("after") for u in polls)
+
+
 async def test_task_completed_is_shown_to_its_requester_alone(
     flavor: str, feed: LiveServer
 ) -> None:
