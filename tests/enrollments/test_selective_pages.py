@@ -173,3 +173,24 @@ def test_a_commit_is_seen_by_the_next_identical_request(
             settings, update(Person).where(Person.netid == "f003abc").values(confidential=False)
         )
         execute(settings, Enrollment.__table__.delete().where(Enrollment.id == added["id"]))
+
+
+@pytest.mark.parametrize("extra", [-1, 0, 1])
+def test_page_one_counts_the_same_at_the_page_size_boundary(
+    api: TestClient, enrollments: Any, reader: Any, extra: int
+) -> None:
+    """Page 1 holding all of the caller's rows takes its count from its own length (no count
+    query); one row more than it holds, it is counted. A section with a confidential member:
+    neither way counts the hidden row, nor lets it move the boundary."""
+    section = "AAAS.010.01-202001-U-10191"
+    want = expected(enrollments, private=False, section_id=section)
+    assert len(want) >= 2 and any(
+        e["netid"] == HIDDEN and e["section_id"] == section for e in enrollments
+    )
+    pagesize = len(want) + extra
+    response = api.get(URL, params={"section.id": section, "pagesize": pagesize}, headers=reader)
+    assert response.status_code == 200
+    assert response.headers["x-total-count"] == str(len(want))
+    ids = [r["id"] for r in response.json()]
+    assert len(ids) == min(pagesize, len(want)) and set(ids) <= set(want)
+    assert (_next(response) is None) == (extra >= 0)

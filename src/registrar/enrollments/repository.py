@@ -134,15 +134,19 @@ def visible_enrollments(
     return {row.id: row for row in connection.execute(query, {"ids": ids})}
 
 
+# Built once (a frozen description; every page asked for a new one).
+_COLLECTION = CollectionSpec(
+    resource="enrollments",
+    key=Enrollment.pk,
+    table=Enrollment,
+    fields=FIELDS,
+    visibility=visible_to,
+    hidden=hidden_from,
+)
+
+
 def collection_spec() -> CollectionSpec:
-    return CollectionSpec(
-        resource="enrollments",
-        key=Enrollment.pk,
-        table=Enrollment,
-        fields=FIELDS,
-        visibility=visible_to,
-        hidden=hidden_from,
-    )
+    return _COLLECTION
 
 
 def any_enrollment(connection: Connection) -> bool:

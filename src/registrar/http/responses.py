@@ -3,6 +3,7 @@ the headers that describe a page of a collection."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -27,20 +28,34 @@ def page_headers(page: Page, url: URL) -> dict[str, str]:
     X-Ignored-Parameters, for a page of the collection at `url`."""
     key = page.continuation_key
     headers = {"X-Request-ID": key, "X-Total-Count": str(page.total)}
+    # The key and the cursor are unpadded base64url (paging/found_sets.py), which `urlencode`
+    # leaves as they are: written straight, with the link's base built once.
+    base = absolute_link(url, "")
     links = []
     if page.next_cursor is not None:
         # The cursor says where the next page starts; no page number, so the chain is not bound
         # by `page`'s limit (which is there for offsets).
-        next_query = urlencode(
+        next_query = _query(
             {"continuation_key": key, "pagesize": page.pagesize, "cursor": page.next_cursor}
         )
-        links.append(f'<{absolute_link(url, next_query)}>; rel="next"')
-    first_query = urlencode({"continuation_key": key, "page": 1, "pagesize": page.pagesize})
-    links.append(f'<{absolute_link(url, first_query)}>; rel="first"')
+        links.append(f'<{base}{next_query}>; rel="next"')
+    first_query = _query({"continuation_key": key, "page": 1, "pagesize": page.pagesize})
+    links.append(f'<{base}{first_query}>; rel="first"')
     headers["Link"] = ", ".join(links)
     if page.ignored:
         headers["X-Ignored-Parameters"] = ",".join(_header_safe(n) for n in page.ignored)
     return headers
+
+
+def _query(params: dict[str, Any]) -> str:
+    """`urlencode(params)`, without its quoting for values that need none (base64url, numbers)."""
+    values = [str(v) for v in params.values()]
+    if all(_PLAIN.fullmatch(v) for v in values):
+        return "&".join(f"{n}={v}" for n, v in zip(params, values, strict=True))
+    return urlencode(params)
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def absolute_link(url: URL, query: str) -> str:

@@ -111,6 +111,11 @@ def _open(secret: bytes, text: str, context: bytes, invalid: ProblemError) -> by
 
 def _owner(resource: str, sub: str, scopes: Iterable[str]) -> bytes:
     """What a found set is bound to: its collection and the token that counted it."""
+    return _owner_of(resource, sub, frozenset(scopes))
+
+
+@functools.lru_cache(maxsize=1024)  # bounded (issue 9 item 7); a token's is asked every page
+def _owner_of(resource: str, sub: str, scopes: frozenset[str]) -> bytes:
     return json.dumps([resource, sub, sorted(scopes)], separators=(",", ":")).encode()
 
 

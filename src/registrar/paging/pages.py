@@ -235,7 +235,20 @@ async def _new_selective_set(
     else:
         keys = _keys(spec, parsed.conditions, client, pagesize, page, None)
         read, args = _read_selective_page, (spec, parsed.conditions, client, keys, rows)
-    found = await db.read_cached(read, *args, cache_key=cache_key)
+    counted = page > 1
+    if not counted:
+        # Page 1 without its count: when it holds every visible matching row (no more than
+        # `pagesize`: a student's or a section's page, nearly always), the count is its length,
+        # seen by the same statement, with the same rows hidden; the count's second walk of the
+        # matching rows (and their FERPA probes) is skipped. Only a longer one is read again
+        # with its count (one statement: rows and figures of one moment).
+        uncounted = _SELECTIVE_ROWS if read is _SELECTIVE_PAGE else _read_selective_rows
+        found = await db.read_cached(uncounted, *args, cache_key=cache_key)
+        if found and len(found) <= pagesize:
+            return int(found[0].found_newest or 0), len(found), found
+        counted = bool(found)
+    if counted:
+        found = await db.read_cached(read, *args, cache_key=cache_key)
     if not found:
         # An empty page: the figures alone (a page past the end, or nothing to see).
         newest, total = await db.read(_read_figures, spec, parsed.conditions, client)
@@ -262,10 +275,15 @@ def _keys(
     return keys.offset((page - 1) * pagesize) if page > 1 else keys
 
 
-def _with_figures(spec: CollectionSpec, rows: Select[Any], visible: list[Any]) -> Select[Any]:
-    """`rows` with the found set's figures on every row: the snapshot (the newest key) and the
-    count of the caller's matching rows, scalar subqueries the database evaluates once."""
+def _with_figures(
+    spec: CollectionSpec, rows: Select[Any], visible: list[Any], *, counted: bool = True
+) -> Select[Any]:
+    """`rows` with the found set's figures on every row: the snapshot (the newest key) and, when
+    `counted`, the count of the caller's matching rows, scalar subqueries the database evaluates
+    once."""
     newest = select(func.max(spec.key)).scalar_subquery()
+    if not counted:
+        return rows.add_columns(newest.label("found_newest"))
     return rows.add_columns(
         newest.label("found_newest"), _count(spec, visible).label("found_total")
     )
@@ -274,7 +292,7 @@ def _with_figures(spec: CollectionSpec, rows: Select[Any], visible: list[Any]) -
 # Statements for a page filtered by one equality, built once per (collection, field, FERPA view,
 # representation): the value, limit and offset are bound parameters. A few dozen at most (kept
 # under a bound all the same, should a caller build its representation per request).
-_SELECTIVE_STATEMENTS: dict[tuple[str, str, bool, int], tuple[Select[Any], Select[Any]]] = {}
+_SELECTIVE_STATEMENTS: dict[tuple[str, str, bool, int, bool], tuple[Select[Any], Select[Any]]] = {}
 
 
 def _selective_plan(
@@ -285,8 +303,10 @@ def _selective_plan(
     value: Any,
     limit: int,
     offset: int,
+    *,
+    counted: bool = True,
 ) -> tuple[Select[Any], dict[str, Any]]:
-    key = (spec.resource, field.name, client.sees_private, id(rows))
+    key = (spec.resource, field.name, client.sees_private, id(rows), counted)
     built = _SELECTIVE_STATEMENTS.get(key)
     if built is None or built[0] is not rows:
         # (The representation is the repository's statement built once; `rows` is kept beside
@@ -294,7 +314,7 @@ def _selective_plan(
         visible = [field.column == bindparam("key_value"), *spec.visibility(client)]
         keys = select(spec.key).where(*visible).order_by(spec.key)
         keys = keys.limit(bindparam("page_limit")).offset(bindparam("page_offset"))
-        statement = _page(spec, keys, _with_figures(spec, rows, visible))
+        statement = _page(spec, keys, _with_figures(spec, rows, visible, counted=counted))
         if len(_SELECTIVE_STATEMENTS) >= 256:
             _SELECTIVE_STATEMENTS.clear()
         built = _SELECTIVE_STATEMENTS[key] = (rows, statement)
@@ -302,7 +322,13 @@ def _selective_plan(
     return built[1], params
 
 
+def _selective_rows_plan(*args: Any) -> tuple[Select[Any], dict[str, Any]]:
+    return _selective_plan(*args, counted=False)
+
+
 _SELECTIVE_PAGE = PreparedRead(_selective_plan)
+# The same page without its count (page 1: see _new_selective_set).
+_SELECTIVE_ROWS = PreparedRead(_selective_rows_plan)
 
 
 def _read_page(
@@ -340,6 +366,20 @@ def _read_selective_page(
     """A selective page with its found set's figures on every row, in one statement."""
     visible = [*conditions, *spec.visibility(client)]
     return list(connection.execute(_page(spec, keys, _with_figures(spec, rows, visible))).all())
+
+
+def _read_selective_rows(
+    connection: Connection,
+    spec: CollectionSpec,
+    conditions: list[ColumnElement[bool]],
+    client: Client,
+    keys: Select[Any],
+    rows: Select[Any],
+) -> list[Row[Any]]:
+    """`_read_selective_page` without the count (page 1: see _new_selective_set)."""
+    visible = [*conditions, *spec.visibility(client)]
+    statement = _page(spec, keys, _with_figures(spec, rows, visible, counted=False))
+    return list(connection.execute(statement).all())
 
 
 def _read_figures(
