@@ -312,9 +312,17 @@ def _selective_plan(
         # (The representation is the repository's statement built once; `rows` is kept beside
         # its own id so that a reused id can never find another's statement.)
         visible = [field.column == bindparam("key_value"), *spec.visibility(client)]
-        keys = select(spec.key).where(*visible).order_by(spec.key)
-        keys = keys.limit(bindparam("page_limit")).offset(bindparam("page_offset"))
-        statement = _page(spec, keys, _with_figures(spec, rows, visible, counted=counted))
+        # The rows straight from the equality's index, not through `_page`'s list of keys: a
+        # few dozen rows, the joined tables probed once each (SQLite probed a section's row
+        # once for all of its enrollments, where the key list probed it per row, and built and
+        # read a list of keys). `_page` is for wide filters, whose joins could otherwise drive.
+        statement = (
+            _with_figures(spec, rows, visible, counted=counted)
+            .where(*visible)
+            .order_by(spec.key)
+            .limit(bindparam("page_limit"))
+            .offset(bindparam("page_offset"))
+        )
         if len(_SELECTIVE_STATEMENTS) >= 256:
             _SELECTIVE_STATEMENTS.clear()
         built = _SELECTIVE_STATEMENTS[key] = (rows, statement)
