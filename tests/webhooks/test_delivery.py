@@ -357,7 +357,6 @@ def test_no_secret_in_the_logs(
     assert secret not in caplog.text and secret.removeprefix("whsec_") not in caplog.text
 
 
-
 def test_the_secret_is_stored_sealed(
     api: TestClient, settings: Settings, accounts: Accounts, hooks: Receiver
 ) -> None:
