@@ -144,7 +144,14 @@ async def idle_cpu(pid: int, base: str, jwt: str, paths: list[str]) -> tuple[flo
     """The API process's CPU (% of a core) over WINDOW seconds with a long-poll open per path;
     how many of them were still open at the end."""
     writers = await open_polls(base, jwt, paths)
-    await asyncio.sleep(2)  # all read and waiting
+    # Until every poll has been read and made its first query (a thousand of them take a few
+    # seconds of the process's CPU): half a second with under 1% of a core, at most 30 s.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        await asyncio.sleep(0.5)
+        if cpu_seconds(pid) - before < 0.005:
+            break
     cpu0, t0 = cpu_seconds(pid), time.monotonic()
     await asyncio.sleep(WINDOW)
     cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0) * 100
