@@ -11,7 +11,7 @@ Measures, on one SQLite server with demo data (--enrollments, default 100,000):
     and touching each record's id. Wall time, and the share of it this process spent on CPU: a
     small share means the walk is bound by the server, not the client.
 
-    flock -x /work/cpu.lock .venv/bin/python bench/client_bench.py [--enrollments 100000]
+    /work/notes/bin/cpu-exclusive .venv/bin/python bench/client_bench.py [--enrollments 100000]
 """
 
 from __future__ import annotations

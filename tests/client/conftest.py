@@ -21,6 +21,16 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="session")
+def feed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server of its own for the events feed and webhooks, whose tests count events and
+    expire cursors (webhooks may go to a receiver on this machine)."""
+    settings = {"REGISTRAR_WEBHOOK_ALLOW_PRIVATE": "true"}
+    with live_server(tmp_path_factory.mktemp("client-feed"), settings) as server:
+        server.load(extract())
+        yield server
+
+
+@pytest.fixture(scope="session")
 def all_key(live: LiveServer) -> str:
     """Every scope, the private one included."""
     return live.key("client-all", ALL_SCOPES)

@@ -299,3 +299,15 @@ async def test_a_scope_the_account_lacks_is_forbidden(flavor: str, live: LiveSer
 
 async def test_unknown_student_has_no_petitions(client: Any) -> None:
     assert await collect(client.students.petitions("nobody")) == []
+
+
+async def test_request_reaches_any_other_endpoint_with_the_token(client: Any) -> None:
+    """The escape hatch: `/api/petition_types` (no method of its own) with the token, the
+    retry policy and the errors of every call."""
+    response = await resolve(client.request("GET", "/api/petition_types/Q41"))
+    assert response.status_code == 200
+    assert response.json()["id"] == "Q41"
+    listed = await resolve(client.request("GET", "/api/petition_types", params={"pagesize": 5}))
+    assert len(listed.json()) == 5
+    with pytest.raises(NotFound):
+        await resolve(client.request("GET", "/api/academic/enrollments/nobody-here"))

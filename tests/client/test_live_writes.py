@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -31,15 +32,10 @@ from tests.support.client import (
     location_of,
     make_client,
     resolve,
+    student,
 )
 
 TASK_ID = re.compile(r"[0-9a-f]{24}")
-
-
-def student(term: str = "202001", netid: str = "f003stu", subject: str = "MATH.003.01") -> str:
-    crn = {"AAAS.010.01": 10000, "MATH.003.01": 10100, "COSC.001.02": 10200}[subject]
-    crn += ["201809", "201901", "202001", "202003"].index(term)
-    return f"{subject}-{term}-U-{crn}-{netid}-student"
 
 
 @pytest.fixture
@@ -150,6 +146,7 @@ async def test_petition_create_get_list_and_the_students_view(client: Any) -> No
     assert record.payload["decision"] == fields["decision"]
     assert record.requester.sub == "client-all"
     assert set(record) >= {"request_date", "completed_date", "worker_data", "resource_id"}
+    assert (await resolve(task.refresh())).raw == record.raw  # a new record, the same task
     # wait() on a finished record asks nothing more and hands it back.
     assert (await resolve(record.wait())).raw == record.raw
 
@@ -313,3 +310,40 @@ async def test_concurrent_writes_from_one_async_client(live: LiveServer, all_key
         assert len({d.path for d in done}) == 8
     finally:
         await close(c)
+
+
+async def test_a_503_with_retry_after_is_waited_out_and_the_write_applied_once(
+    flavor: str, live: LiveServer, all_key: str, proxy: CuttingProxy
+) -> None:
+    """In front of the live server, the write is answered `503` with `Retry-After: 1` twice;
+    the client waits the second each time, sends the same Idempotency-Key and bytes, and the
+    server applies it once. A read is retried the same way."""
+    log = RequestLog()
+    c = make_client(flavor, proxy.base_url, all_key, log=log)
+    fields = petition_fields("f005stu")
+    try:
+        await resolve(c.enrollments.get(student()))  # log in and warm the connection first
+        proxy.unavailable = 2
+        started = time.monotonic()
+        task = await resolve(c.petitions.create(**fields))
+        took = time.monotonic() - started
+        assert len(proxy.refused) == 2
+        done = await resolve(task.wait(timeout=30))
+        assert done.status == "complete"
+        created = await collect(c.petitions.list(netid="f005stu", decision=fields["decision"]))
+        assert len(created) == 1
+
+        proxy.unavailable_for = (b"GET /api/academic/enrollments/",)
+        proxy.unavailable = 1
+        assert (await resolve(c.enrollments.get(student()))).id == student()
+        assert len(proxy.refused) == 3
+    finally:
+        await close(c)
+    assert took >= 2.0  # Retry-After: 1, twice
+    posts = [s for m, p, s in log.responses if m == "POST" and p == "/api/academic/petitions"]
+    assert posts == [503, 503, 202]
+    keys = [k for m, p, k in log.keys if (m, p) == ("POST", "/api/academic/petitions")]
+    assert len(keys) == 3
+    assert len(set(keys)) == 1 and None not in keys
+    gets = [s for m, p, s in log.responses if p == f"/api/academic/enrollments/{student()}"]
+    assert gets == [200, 503, 200]

@@ -318,7 +318,8 @@ async def test_wait_asks_again_at_once_after_a_full_hold(flavor: str, mock: Mock
     finally:
         await close(c)
     assert done.status == "complete"
-    assert [hold for _t, hold in seen] == ["3", None]
+    assert seen[0][1] == "3"
+    assert 0 < float(seen[1][1] or 0) <= 0.5  # the rest of the timeout, held too
     assert seen[1][0] - seen[0][0] < 2.55 + 0.2  # asked again at once after the hold
 
 
@@ -428,7 +429,7 @@ async def test_webhooks_create_list_get_deliveries_delete(flavor: str, mock: Moc
     mock.routes["/api/webhooks/wh_1"] = lambda r: (
         httpx.Response(204) if r.method == "DELETE" else httpx.Response(200, json=HOOK)
     )
-    attempt = {"id": "d1", "event_id": "ev1", "attempt": 1, "status_code": 500}
+    attempt = {"id": "d1", "event": "ev1", "attempt": 1, "status_code": 500}
     mock.routes["/api/webhooks/wh_1/deliveries"] = lambda r: httpx.Response(200, json=[attempt])
     c = mock.client(flavor)
     try:

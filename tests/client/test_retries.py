@@ -189,19 +189,39 @@ async def test_a_given_idempotency_key_is_sent(flavor: str, server: ScriptedServ
     assert call.headers["Content-Type"] == "application/json"
 
 
-async def test_a_subscription_is_not_resent_after_the_request_may_have_arrived(
+async def test_a_subscription_is_resent_with_the_same_idempotency_key(
     flavor: str, server: ScriptedServer
 ) -> None:
-    """Webhook subscriptions carry no Idempotency-Key in the contract: a broken connection after
-    sending is not retried (it could subscribe twice)."""
-    server.script("/api/webhooks", Answer(drop=True))
+    """The connection breaks after the subscription was sent: the retry carries the same
+    Idempotency-Key and bytes, so the server answers the first one's 201 (one subscription)."""
+    hook = {"id": "wh_1", "url": "https://example.edu/hook", "types": ["enrollment.updated"]}
+    server.script("/api/webhooks", Answer(drop=True), Answer(201, {**hook, "secret": "whsec_x"}))
+    c = make_client(flavor, server.base_url, "rk_test", retry=RetryPolicy(backoff=0.05))
+    try:
+        created = await resolve(c.webhooks.create(hook["url"], ["enrollment.updated"]))
+    finally:
+        await close(c)
+    assert created.secret == "whsec_x"
+    calls = server.calls("/api/webhooks")
+    assert len(calls) == 2
+    assert len({call.headers["Idempotency-Key"] for call in calls}) == 1
+    assert len({call.body for call in calls}) == 1
+
+
+async def test_a_delivery_retry_is_not_resent_after_it_may_have_arrived(
+    flavor: str, server: ScriptedServer
+) -> None:
+    """Sending a delivery again has no Idempotency-Key: a broken connection after sending is
+    not retried (it could queue the delivery twice)."""
+    path = "/api/webhooks/wh_1/deliveries/d1/retry"
+    server.script(path, Answer(drop=True))
     c = make_client(flavor, server.base_url, "rk_test", retry=RetryPolicy(backoff=0.05))
     try:
         with pytest.raises(APIConnectionError):
-            await resolve(c.webhooks.create("https://example.edu/hook", ["enrollment.updated"]))
+            await resolve(c.webhooks.retry_delivery("wh_1", "d1"))
     finally:
         await close(c)
-    assert len(server.calls("/api/webhooks")) == 1
+    assert len(server.calls(path)) == 1
 
 
 async def test_reads_are_retried_on_a_dropped_connection(

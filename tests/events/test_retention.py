@@ -5,10 +5,13 @@ gaps, so only a kept row can say whether a reader missed something)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from registrar.app import create_app
 from registrar.auth.scopes import ENROLLMENTS_READ
 from registrar.core.clock import utcnow
 from registrar.core.settings import Settings
@@ -18,6 +21,14 @@ from registrar.events.record import Change, record
 from tests.support.accounts import Accounts
 from tests.support.databases import read, write
 from tests.support.events import EVENTS, read_all, read_page
+
+
+@pytest.fixture(scope="module")
+def api(settings: Settings) -> Iterator[TestClient]:
+    """The app without its worker: the worker's hourly `tasks.prune` (queued as it starts) prunes
+    events with the same retention, and would race this test's own prune for the expired ones."""
+    with TestClient(create_app(settings, run_worker=False), base_url="http://testserver") as client:
+        yield client
 
 
 def count(settings: Settings) -> int:

@@ -96,10 +96,18 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> N
 
 @contextlib.contextmanager
 def live_server(
-    tmp: Path, settings: dict[str, str] | None = None, *, worker: bool = True
+    tmp: Path,
+    settings: dict[str, str] | None = None,
+    *,
+    worker: bool = True,
+    database_url: str | None = None,
 ) -> Iterator[LiveServer]:
-    """`registrar serve` on a free port over a new database, stopped (SIGTERM) afterwards."""
-    database_url, drop = new_database_url(tmp)
+    """`registrar serve` on a free port over a new database (dropped afterwards), or over
+    `database_url` (kept: a restart), stopped (SIGTERM) afterwards."""
+    if database_url is None:
+        database_url, drop = new_database_url(tmp)
+    else:
+        drop = lambda: None  # noqa: E731 - the caller's database outlives this server
     port = free_port()
     env = {
         "REGISTRAR_DATABASE_URL": database_url,
@@ -125,6 +133,29 @@ def live_server(
             proc.wait()
         log.close()
         drop()
+
+
+@contextlib.contextmanager
+def worker_process(server: LiveServer) -> Iterator[subprocess.Popen[bytes]]:
+    """`registrar worker` over the server's database (a server started with worker=False),
+    stopped (SIGTERM) afterwards."""
+    log = (server.tmp / f"worker-{secrets.token_hex(4)}.log").open("wb")
+    proc = subprocess.Popen(
+        [str(BIN / "registrar"), "worker"],
+        env={**os.environ, **server.env},
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
 
 
 # --- the extract the live tests read -------------------------------------------------------
@@ -171,6 +202,12 @@ def enrollment(
     if confidential:
         record["confidential"] = True
     return record
+
+
+def student(term: str = "202001", netid: str = "f003stu", subject: str = "MATH.003.01") -> str:
+    """The id of a student's enrollment in the extract."""
+    crn = 10000 + SUBJECTS.index(subject) * 100 + list(TERMS).index(term)
+    return f"{subject}-{term}-U-{crn}-{netid}-student"
 
 
 def extract() -> list[dict[str, Any]]:
@@ -251,12 +288,16 @@ class RequestLog:
     def __init__(self) -> None:
         self.urls: list[Any] = []  # httpx.URL of each request, in order
         self.responses: list[tuple[str, str, int]] = []  # (method, path, status)
+        # (method, path, Idempotency-Key) of each request
+        self.keys: list[tuple[str, str, str | None]] = []
 
     def http_client(self, flavor: str) -> Any:
         import httpx
 
         def on_request(request: httpx.Request) -> None:
             self.urls.append(request.url)
+            key = request.headers.get("Idempotency-Key")
+            self.keys.append((request.method, request.url.path, key))
 
         def on_response(response: httpx.Response) -> None:
             r = response.request
@@ -382,6 +423,29 @@ class ScriptedServer:
 # --- a proxy that cuts a write's connection after the server answered ----------------------
 
 
+_PROBLEM = b'{"title":"Service Unavailable","status":503,"detail":"Try again later."}'
+UNAVAILABLE = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
+    b"Retry-After: 1\r\nContent-Length: " + str(len(_PROBLEM)).encode() + b"\r\n\r\n" + _PROBLEM
+)
+
+
+def _discard_body(sock: socket.socket, data: bytes) -> None:
+    """Read the rest of a request whose head (and maybe part of its body) is `data`."""
+    head, _sep, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _colon, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    missing = length - len(body)
+    while missing > 0:
+        chunk = sock.recv(missing)
+        if not chunk:
+            return
+        missing -= len(chunk)
+
+
 class CuttingProxy:
     """Forwards TCP to `upstream`. While `cuts` > 0, the next write request (PATCH, or POST
     under /api/academic) is forwarded, its response read from the server (so the server has
@@ -391,6 +455,11 @@ class CuttingProxy:
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.cuts = 0
+        # While > 0, the next request starting with one of `unavailable_for` is answered `503`
+        # with `Retry-After: 1` here, never reaching the server (which stays unchanged).
+        self.unavailable = 0
+        self.unavailable_for: tuple[bytes, ...] = (b"PATCH ", b"POST /api/academic")
+        self.refused: list[float] = []  # when each 503 was sent (time.monotonic())
         self.dropped: list[bytes] = []
         self._lock = threading.Lock()
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -413,6 +482,16 @@ class CuttingProxy:
         def client_to_upstream() -> None:
             try:
                 while data := client.recv(65536):
+                    if data.startswith(self.unavailable_for):
+                        with self._lock:
+                            refuse = self.unavailable > 0
+                            if refuse:
+                                self.unavailable -= 1
+                                self.refused.append(time.monotonic())
+                        if refuse:
+                            _discard_body(client, data)
+                            client.sendall(UNAVAILABLE)
+                            continue
                     if data.startswith((b"PATCH ", b"POST /api/academic")):
                         with self._lock:
                             if self.cuts > 0:

@@ -64,7 +64,9 @@ def command(*args: str) -> list[str]:
 
 
 class Proc:
-    def __init__(self, database_url: str, *args: str, **env: str) -> None:
+    def __init__(
+        self, database_url: str, *args: str, log_file: Path | None = None, **env: str
+    ) -> None:
         full_env = {
             **os.environ,
             "REGISTRAR_DATABASE_URL": database_url,
@@ -74,8 +76,11 @@ class Proc:
             "REGISTRAR_LOG_LEVEL": "WARNING",
             **env,
         }
+        # A long-running process logs to a file: a pipe nobody reads fills and blocks it.
+        self.log_file = log_file
+        err = subprocess.PIPE if log_file is None else log_file.open("ab")
         self.proc = subprocess.Popen(
-            command(*args), env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            command(*args), env=full_env, stdout=subprocess.DEVNULL, stderr=err
         )
 
     def kill(self) -> None:
@@ -101,8 +106,10 @@ class Proc:
             self.proc.wait(10)
 
 
-def serve(database_url: str, port: int, *extra: str, **env: str) -> Proc:
-    p = Proc(database_url, "serve", "--port", str(port), *extra, **env)
+def serve(
+    database_url: str, port: int, *extra: str, log_file: Path | None = None, **env: str
+) -> Proc:
+    p = Proc(database_url, "serve", "--port", str(port), *extra, log_file=log_file, **env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         assert p.proc.poll() is None, p.proc.stderr.read().decode() if p.proc.stderr else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from registrar.cli import clients, keys, reference, tasks
+from registrar.cli import clients, keys, reference, sis, tasks
 from registrar.cli.demo import demo
 from registrar.cli.load import load
 from registrar.cli.migrate import migrate
@@ -21,5 +21,6 @@ app.add_typer(clients.app, name="clients")
 app.add_typer(keys.app, name="keys")
 app.add_typer(tasks.app, name="tasks")
 app.add_typer(reference.app, name="reference")
+app.add_typer(sis.app, name="sis")
 for command in (serve, worker, migrate, load, demo):
     app.command()(command)

@@ -45,12 +45,12 @@ def iso_z(value: dt.datetime) -> str: ...
 @overload
 def iso_z(value: None) -> None: ...
 def iso_z(value: dt.datetime | None) -> str | None:
-    """2020-03-05T17:53:46Z: whole seconds."""
+    """2020-03-05T17:53:46Z: whole seconds (isoformat: strftime writes year 999 as `999`)."""
     if value is None:
         return None
     if value.tzinfo is not None:
         value = value.astimezone(dt.UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.replace(tzinfo=None, microsecond=0).isoformat() + "Z"
 
 
 @overload

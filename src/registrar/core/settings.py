@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     worker_batch_linger_ms: float = 5.0
     task_retry_after_seconds: int = 1
 
+    # SIS refresh (sis/refresh.py): the extract the workers reload, with --replace semantics,
+    # whenever its modification time or size changed; looked at every this many seconds.
+    sis_extract: Path | None = None
+    sis_refresh_seconds: float = Field(default=1800.0, gt=0)
+
     # Webhooks (webhooks/): deliveries retry with exponential backoff from this first wait, up
     # to this many attempts; a subscription failing this long is disabled.
     webhook_retry_base_seconds: float = Field(default=5.0, gt=0)

@@ -50,8 +50,10 @@ def sqlite_timestamp(value: dt.datetime) -> str:
 
     Raw SQL bypasses the column type, so write the very same format: SQLite compares these as text.
     """
-    value = value.astimezone(dt.UTC)
-    return f"{value:%Y-%m-%d %H:%M:%S}.{value.microsecond:06d}"
+    # Not strftime's %Y: it writes year 999 as `999`, which sorts wrongly as text and which the
+    # driver cannot read back (issue 9 item 6); SQLAlchemy writes four digits.
+    value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value.isoformat(sep=" ", timespec="microseconds")
 
 
 def width(column: Any) -> int:

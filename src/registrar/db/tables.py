@@ -13,6 +13,7 @@ from registrar.events.models import Event
 from registrar.people.models import Person
 from registrar.petitions.models import Petition
 from registrar.reference.models import Origin, PetitionType, School
+from registrar.sis.models import SisLoad, SisRefresh
 from registrar.tasks.models import IdempotencyKey, Task
 from registrar.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 
@@ -33,6 +34,8 @@ __all__ = [
     "Section",
     "ServiceAccount",
     "SigningKey",
+    "SisLoad",
+    "SisRefresh",
     "Task",
     "Term",
     "Webhook",

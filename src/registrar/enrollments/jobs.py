@@ -53,6 +53,8 @@ def apply_course_assessments(connection: Connection, tasks: Sequence[ClaimedTask
             wanted.append((task, normalized["course_assessment"]))
     if not wanted:
         return results
+    # Before locking the rows: a SIS load applying now finishes first (repository.API_WRITE_LOCK).
+    repository.share_write_lock(connection)
     found = repository.current_assessments(connection, (t.resource_id or "" for t, _ in wanted))
     newest = repository.newest_requests(connection, found)
     applied = repository.applied_tasks(connection, (t.id for t, _ in wanted))
@@ -76,13 +78,20 @@ def apply_course_assessments(connection: Connection, tasks: Sequence[ClaimedTask
             [row.course_submit_date, row.course_opt_out_date, newest.get(enrollment_id)],
         )
         before = service.assessment(now[0], now[1])
+        # The audit's time, and the row's api_changed_at when written (a load older keeps it).
+        changed_at = utcnow()
         note = f"PATCH course_assessment (attempt {task.attempts})"
         if now[2] is not None and now[2] > task.request_date:
             note += "; superseded by a newer request already applied, not written"
         else:
             now[0], now[1] = _date(assessment["submit_date"]), _date(assessment["opt_out_date"])
             now[2] = task.request_date
-            writes[row.pk] = {"enrollment_pk": row.pk, "submit": now[0], "opt_out": now[1]}
+            writes[row.pk] = {
+                "enrollment_pk": row.pk,
+                "submit": now[0],
+                "opt_out": now[1],
+                "changed_at": changed_at,
+            }
         after = service.assessment(now[0], now[1])
         changes: tuple[Change, ...] = ()
         if after != before:  # a value that really changed (a superseded task changes nothing)
@@ -95,7 +104,7 @@ def apply_course_assessments(connection: Connection, tasks: Sequence[ClaimedTask
                 "task_id": task.id,
                 "actor_sub": task.sub,
                 "worker_id": task.worker_id,
-                "changed_at": utcnow(),
+                "changed_at": changed_at,
                 "started_at": task.started_at or utcnow(),
                 "before": {"course_assessment": before},
                 "after": {"course_assessment": after},

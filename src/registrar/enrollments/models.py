@@ -47,7 +47,12 @@ class Enrollment(Base):
     credit_hours_earned: Mapped[float | None] = mapped_column(Float, index=True)
     course_submit_date: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
     course_opt_out_date: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
+    # When a load last changed the row (or confirmed it, in a partial load); the cache_date a
+    # reader sees is the later of this and the newest complete load (sis/models.py: SisLoad).
     cache_date: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    # When a task last wrote a value the API can write (course_assessment): a load of an extract
+    # taken before this keeps it (--as-of); a load that writes the SIS's value clears it.
+    api_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         # Serves `netid=` filters, and covers the FERPA count of a term range (people/ferpa.py

@@ -19,13 +19,14 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     true,
     update,
 )
 
 from registrar.auth.client import Client
 from registrar.db.prepared import PreparedRead
-from registrar.enrollments.filters import FIELDS
+from registrar.enrollments.filters import FIELDS, confirmed_at
 from registrar.enrollments.models import Enrollment, EnrollmentAudit, Section, Term
 from registrar.paging.pages import CollectionSpec
 from registrar.people import ferpa
@@ -57,12 +58,27 @@ _ROW_COLUMNS = (
     Enrollment.course_submit_date,
     Enrollment.course_opt_out_date,
     Enrollment.cache_date,
+    # A complete load confirms every enrollment without writing them: a reader's cache_date is the
+    # later of the row's own and this (`cache_date` below). An uncorrelated subquery, run once
+    # per statement: one index probe (ix_sis_loads_complete_loaded_at).
+    confirmed_at().label("confirmed_at"),
     Section.lms_section_id,
     Section.sis_section_id,
     Term.lms_term_id,
     Term.sis_ptrm_code,
     Term.sis_term_code,
 )
+
+
+def cache_date(row: Row[Any]) -> Any:
+    """When the SIS last confirmed this enrollment (a row of `enrollment_rows`)."""
+    return later(row.cache_date, row.confirmed_at)
+
+
+def later(cache_date: Any, confirmed_at: Any) -> Any:
+    """A row's cache_date as a reader sees it: the later of its column and the newest complete
+    load's time (`confirmed_at`, None before any)."""
+    return cache_date if confirmed_at is None or cache_date > confirmed_at else confirmed_at
 
 
 # The names, in order (enrollments/service.py unpacks rows by position).
@@ -192,7 +208,11 @@ _APPLIED = {
 _WRITE = (
     update(_ENROLLMENTS)
     .where(_ENROLLMENTS.c.pk == bindparam("enrollment_pk"))
-    .values(course_submit_date=bindparam("submit"), course_opt_out_date=bindparam("opt_out"))
+    .values(
+        course_submit_date=bindparam("submit"),
+        course_opt_out_date=bindparam("opt_out"),
+        api_changed_at=bindparam("changed_at"),
+    )
 )
 _AUDIT = insert(_AUDITS)
 
@@ -222,10 +242,35 @@ def applied_tasks(connection: Connection, task_ids: Iterable[str]) -> set[str]:
 
 
 def write_assessments(connection: Connection, writes: list[dict[str, Any]]) -> None:
-    """Set course_assessment on many enrollments ({enrollment_pk, submit, opt_out} each): one
-    executemany, sent to PostgreSQL in one round trip by asyncpg."""
+    """Set course_assessment on many enrollments ({enrollment_pk, submit, opt_out, changed_at}
+    each), and when the API wrote them (a load older than that keeps them): one executemany, sent
+    to PostgreSQL in one round trip by asyncpg."""
     if writes:
         connection.execute(_WRITE, writes)
+
+
+# API writes and SIS loads of enrollments exclude each other on PostgreSQL (SQLite has one writer):
+# a batch of tasks takes this lock shared before it locks the rows it writes, a load takes it
+# exclusive for its applying phase, so a load decides what to keep from API writes that all
+# committed before it, and a batch applied while a load runs waits and is applied after it (no
+# lost update either way). Any constant unique among the service's advisory locks (events use
+# 7_402_731_116).
+API_WRITE_LOCK = 7_402_731_117
+_SHARE_LOCK = text("SELECT pg_advisory_xact_lock_shared(:k)").bindparams(k=API_WRITE_LOCK)
+_EXCLUSIVE_LOCK = text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=API_WRITE_LOCK)
+
+
+def share_write_lock(connection: Connection) -> None:
+    """A batch's side of the lock (re-entrant: an isolated rerun in the same transaction costs
+    one round trip)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(_SHARE_LOCK)
+
+
+def hold_write_lock(connection: Connection) -> None:
+    """A load's side: wait for the batches being applied, hold off new ones until commit."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(_EXCLUSIVE_LOCK)
 
 
 def add_audits(connection: Connection, rows: list[dict[str, Any]]) -> None:

@@ -68,6 +68,7 @@ _COLUMNS = [
     "course_submit_date",
     "course_opt_out_date",
     "cache_date",
+    "confirmed_at",
     "lms_section_id",
     "sis_section_id",
     "lms_term_id",
@@ -99,13 +100,15 @@ def represent(row: Row[Any] | tuple[Any, ...], *, sensitive: bool) -> dict[str, 
         submit_date,
         opt_out_date,
         cache_date,
+        confirmed_at,
         lms_section_id,
         sis_section_id,
         lms_term_id,
         sis_ptrm_code,
         sis_term_code,
     ) = tuple(row)[:_WIDTH]
-    out: dict[str, Any] = {"cache_date": _iso(cache_date)}
+    # When the SIS last confirmed it: the later of the row's column and the newest complete load.
+    out: dict[str, Any] = {"cache_date": _iso(repository.later(cache_date, confirmed_at))}
     if sensitive:
         out["final_grade"] = final_grade
         out["credit_hours_earned"] = number(credit_hours_earned)

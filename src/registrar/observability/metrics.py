@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from registrar.db.database import Database
 from registrar.db.read_cache import ReadCache
+from registrar.sis.refresh import RefreshStatus
 from registrar.tasks.models import TaskStatus
 
 TaskFigures = list[tuple[str, int, dt.datetime | None]]
@@ -98,6 +99,33 @@ def _read_cache_registry(cache: ReadCache | None) -> CollectorRegistry:
     return registry
 
 
+def _sis_refresh_registry(status: RefreshStatus) -> CollectorRegistry:
+    """The scheduled SIS refresh (sis/refresh.py), as recorded in the database."""
+    registry = CollectorRegistry(auto_describe=True)
+    if status.last_ok is not None and status.last_ok.finished_at is not None:
+        Gauge(
+            "registrar_sis_refresh_last_success_timestamp_seconds",
+            "When the last successful SIS refresh committed (Unix time).",
+            registry=registry,
+        ).set(status.last_ok.finished_at.timestamp())
+    last = Gauge(
+        "registrar_sis_refresh_last_attempt",
+        "1 for the outcome of the newest SIS refresh attempt (ok, failed, running).",
+        ["outcome"],
+        registry=registry,
+    )
+    for outcome in ("ok", "failed", "running"):
+        last.labels(outcome).set(
+            1 if status.last is not None and status.last.status == outcome else 0
+        )
+    Gauge(
+        "registrar_sis_refresh_failures",
+        "SIS refresh attempts that failed (a bad extract: nothing was changed), ever recorded.",
+        registry=registry,
+    ).set(status.failures)
+    return registry
+
+
 def _reads_registry(db: Database) -> CollectorRegistry:
     """This process's read lanes and statement stops (db/database.py `read_wide`)."""
     registry = CollectorRegistry(auto_describe=True)
@@ -129,10 +157,12 @@ def exposition(
     *,
     writes_failing: bool = False,
     reads: Database | None = None,
+    sis_refresh: RefreshStatus | None = None,
 ) -> bytes:
     """The text a scrape gets: this process's (or every process's) request figures, the read
-    cache's, the task queue's as read a moment ago (None: the database could not be read), and
-    whether storage is refusing this process's writes (db/write_health.py)."""
+    cache's, the task queue's as read a moment ago (None: the database could not be read),
+    whether storage is refusing this process's writes (db/write_health.py), and the scheduled
+    SIS refresh's record (when one is configured and could be read)."""
     if _MULTIPROC:
         from prometheus_client import multiprocess
 
@@ -160,4 +190,6 @@ def exposition(
         parts.append(generate_latest(down))
     else:
         parts.append(generate_latest(_task_figures_registry(task_figures)))
+    if sis_refresh is not None:
+        parts.append(generate_latest(_sis_refresh_registry(sis_refresh)))
     return b"".join(parts)

@@ -18,6 +18,7 @@ from registrar.core.runtime import Runtime
 from registrar.db.database import ping
 from registrar.http.problems import database_unavailable, problem_responses
 from registrar.observability.metrics import TaskFigures, exposition
+from registrar.sis.refresh import RefreshStatus, refresh_status
 from registrar.tasks.repository import status_counts
 
 router = APIRouter(tags=["operations"])
@@ -33,7 +34,10 @@ log = logging.getLogger("registrar.metrics")
         "error: every write answers 503 meanwhile, until 30 s pass without such a failure) the "
         'body is `{"status": "degraded", "reads": "ok", "writes": "failing '
         'since ...", ...}`: still `200` (the contract: 200 whenever the database answers), '
-        "or `503` with `?require=writes`, for a load balancer or monitor that should act on it."
+        "or `503` with `?require=writes`, for a load balancer or monitor that should act on it. "
+        "With a scheduled SIS refresh (REGISTRAR_SIS_EXTRACT), `sis_refresh` says when the last "
+        "successful one committed and how long ago (`age_seconds`), and how the newest attempt "
+        "ended: an old or failed refresh leaves the answer `200` (the last good data is served)."
     ),
     responses={
         **problem_responses(400),
@@ -47,9 +51,11 @@ async def health(request: Request, require: Literal["reads", "writes"] = "reads"
         await asyncio.wait_for(runtime.db.read(ping), timeout=5)
     except Exception:  # any failure to reach the database means "not healthy"
         return database_unavailable(retry_after)
+    sis = await _sis_refresh(runtime)
+    extra = {} if sis is None else {"sis_refresh": _refresh_health(sis)}
     writes = runtime.db.write_health
     if not writes.failing() or writes.since is None or writes.last is None:
-        return JSONResponse({"status": "ok", "database": runtime.db.dialect})
+        return JSONResponse({"status": "ok", "database": runtime.db.dialect, **extra})
     body = {
         "status": "degraded",
         "database": runtime.db.dialect,
@@ -57,10 +63,33 @@ async def health(request: Request, require: Literal["reads", "writes"] = "reads"
         "writes": f"failing since {iso_z(writes.since)}",
         "reason": writes.reason,
         "last_failure": iso_z(writes.last),
+        **extra,
     }
     if require == "writes":
         return JSONResponse(body, status_code=503, headers={"Retry-After": str(retry_after)})
     return JSONResponse(body)
+
+
+def _refresh_health(sis: RefreshStatus) -> dict[str, object]:
+    age = sis.success_age()
+    ok = sis.last_ok
+    return {
+        "last_success": iso_z(ok.finished_at) if ok is not None else None,
+        "age_seconds": None if age is None else round(age),
+        "last_attempt": sis.last.status if sis.last is not None else None,
+    }
+
+
+async def _sis_refresh(runtime: Runtime) -> RefreshStatus | None:
+    """The scheduled refresh's record, when one is configured (None also if it cannot be read:
+    /health and /metrics answer about the rest)."""
+    if runtime.settings.sis_extract is None:
+        return None
+    try:
+        return await refresh_status(runtime.db)
+    except Exception:
+        log.warning("cannot read the SIS refresh record")
+        return None
 
 
 async def _task_figures(runtime: Runtime) -> TaskFigures | None:
@@ -90,5 +119,6 @@ async def metrics_endpoint(request: Request) -> Response:
         await _task_figures(runtime),
         writes_failing=runtime.db.write_health.failing(),
         reads=runtime.db,
+        sis_refresh=await _sis_refresh(runtime),
     )
     return Response(body, media_type=CONTENT_TYPE_LATEST)

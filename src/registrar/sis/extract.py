@@ -6,8 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from registrar.sis.records import parse_line
-from registrar.sis.service import LoadFailed
+from registrar.sis.records import LoadFailed, parse_line
 
 
 def open_extract(path: Path) -> IO[bytes]:

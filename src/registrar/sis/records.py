@@ -47,6 +47,10 @@ TERM_KEYS = frozenset({"id", "lms_term_id", "sis_ptrm_code", "sis_term_code"})
 ASSESSMENT_KEYS = frozenset({"submit_date", "opt_out_date"})
 
 
+class LoadFailed(Exception):
+    """A load that cannot go on (bad line, unreadable file): one line for the operator."""
+
+
 class LineError(ValueError):
     """A bad line: the load stops and writes nothing."""
 
@@ -159,7 +163,138 @@ def _utc(value: Any, line: int, name: str) -> dt.datetime | None:
 
 
 def check(obj: Any, line: int) -> Record:
-    """Validate one parsed line (or one generated record) against the extract's format."""
+    """Validate one parsed line (or one generated record) against the extract's format; a bad
+    line raises one LineError naming every problem it has (issue 11 item 12), `; `-separated."""
+    try:
+        return _check(obj, line)
+    except LineError as first:
+        problems = _problems(obj, line) or [first.problem]
+        raise LineError(line, "; ".join(problems)) from None
+
+
+def _problems(obj: Any, line: int) -> list[str]:
+    """Every problem of a bad line: each check of `_check` run on its own. Only for lines that
+    failed, so the fast path stays one pass that stops at the first problem."""
+    found: list[str] = []
+
+    def attempt(check_one: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return check_one(*args, **kwargs)
+        except LineError as exc:
+            found.append(exc.problem)
+            return _BAD
+
+    def keys(value: Any, where: str, required: frozenset[str], allowed: frozenset[str]) -> bool:
+        if type(value) is not dict:
+            attempt(_keys, value, line, where, required, allowed)
+            return False
+        prefix = "" if where == "the line" else f"{where}: "
+        missing = sorted(required - value.keys())
+        unknown = sorted(value.keys() - allowed)
+        if missing:
+            found.append(f"{prefix}missing key(s): {', '.join(missing)}")
+        if unknown:
+            found.append(f"{prefix}unknown key(s): {', '.join(show(k) for k in unknown)}")
+        return True
+
+    if not keys(obj, "the line", frozenset(), ALLOWED):
+        return found
+    missing = sorted(REQUIRED - obj.keys())
+    if missing:
+        found.insert(0, f"missing key(s): {', '.join(missing)}")
+    netid = attempt(_required, obj["netid"], line, "netid", MAX_NETID) if "netid" in obj else _BAD
+    role = attempt(_required, obj["role"], line, "role", MAX_ROLE) if "role" in obj else _BAD
+    if "school_id" in obj:
+        attempt(_text, obj["school_id"], line, "school_id", MAX_SCHOOL, nullable=True)
+    for name in ("is_active", "is_in_session"):
+        if name in obj:
+            attempt(_bool, obj[name], line, name)
+    section_id: Any = _BAD
+    section = obj.get("section")
+    if "section" in obj and keys(section, "section", SECTION_KEYS, SECTION_KEYS):
+        if "id" in section:
+            section_id = attempt(_required, section["id"], line, "section.id", MAX_SECTION)
+        for name, limit in (
+            ("lms_section_id", MAX_LMS_SECTION),
+            ("sis_section_id", MAX_SIS_SECTION),
+        ):
+            if name in section:
+                attempt(_text, section[name], line, f"section.{name}", limit, nullable=True)
+    term = obj.get("term")
+    if "term" in obj and keys(term, "term", TERM_KEYS, TERM_KEYS):
+        for name, limit, nullable in (
+            ("id", MAX_TERM, False),
+            ("lms_term_id", MAX_LMS_TERM, True),
+            ("sis_ptrm_code", MAX_PTRM, True),
+            ("sis_term_code", MAX_TERM_CODE, True),
+        ):
+            if name in term:
+                attempt(_text, term[name], line, f"term.{name}", limit, nullable=nullable)
+    if "id" in obj:
+        enrollment_id = attempt(_required, obj["id"], line, "id", MAX_ID)
+        if _BAD not in (enrollment_id, netid, role, section_id):
+            attempt(_same_id, enrollment_id, section_id, netid, role, line)
+    attempt(_text, obj.get("final_grade"), line, "final_grade", MAX_GRADE, nullable=True)
+    attempt(_hours, obj.get("credit_hours_earned"), line)
+    assessment = obj.get("course_assessment")
+    if assessment is not None and keys(
+        assessment, "course_assessment", ASSESSMENT_KEYS, ASSESSMENT_KEYS
+    ):
+        dates = [
+            attempt(_utc, assessment[k], line, f"course_assessment.{k}")
+            for k in ("submit_date", "opt_out_date")
+            if k in assessment
+        ]
+        if len(dates) == 2 and _BAD not in dates:
+            attempt(_one_date, *dates, line)
+    attempt(_cache_date, obj.get("cache_date"), line)
+    attempt(_confidential, obj.get("confidential", False), line)
+    return found
+
+
+_BAD = object()  # a value `_problems` could not read
+
+
+def _same_id(enrollment_id: str, section_id: str, netid: str, role: str, line: int) -> None:
+    expected = f"{section_id}-{netid}-{role}"
+    if enrollment_id != expected:
+        raise LineError(
+            line,
+            f"id must be {{section.id}}-{{netid}}-{{role}} = {show(expected)}, "
+            f"got {show(enrollment_id)}",
+        )
+
+
+def _hours(hours: Any, line: int) -> float | None:
+    if hours is None:
+        return None
+    # bool is an int to Python, not a number to JSON's readers.
+    if type(hours) not in (int, float) or not 0 <= hours < 1000:
+        raise LineError(
+            line, f"credit_hours_earned must be a number from 0 to 999 or null, got {show(hours)}"
+        )
+    return float(hours)
+
+
+def _one_date(submit: Any, opt_out: Any, line: int) -> None:
+    if submit is not None and opt_out is not None:
+        raise LineError(
+            line, "course_assessment: at most one of submit_date and opt_out_date may be set"
+        )
+
+
+def _cache_date(cache_date: Any, line: int) -> None:
+    if cache_date is not None and type(cache_date) is not str:
+        raise LineError(line, f"cache_date must be a string or null, got {show(cache_date)}")
+
+
+def _confidential(confidential: Any, line: int) -> bool:
+    if confidential is not True and confidential is not False:
+        raise LineError(line, f"confidential must be true or false, got {show(confidential)}")
+    return confidential
+
+
+def _check(obj: Any, line: int) -> Record:
     _keys(obj, line, "the line", REQUIRED, ALLOWED)
     netid = _required(obj["netid"], line, "netid", MAX_NETID)
     role = _required(obj["role"], line, "role", MAX_ROLE)
@@ -187,24 +322,10 @@ def check(obj: Any, line: int) -> Record:
     )
 
     enrollment_id = _required(obj["id"], line, "id", MAX_ID)
-    expected = f"{section_id}-{netid}-{role}"
-    if enrollment_id != expected:
-        raise LineError(
-            line,
-            f"id must be {{section.id}}-{{netid}}-{{role}} = {show(expected)}, "
-            f"got {show(enrollment_id)}",
-        )
+    _same_id(enrollment_id, section_id, netid, role, line)
 
     grade = _text(obj.get("final_grade"), line, "final_grade", MAX_GRADE, nullable=True)
-    hours = obj.get("credit_hours_earned")
-    if hours is not None:
-        # bool is an int to Python, not a number to JSON's readers.
-        if type(hours) not in (int, float) or not 0 <= hours < 1000:
-            raise LineError(
-                line,
-                f"credit_hours_earned must be a number from 0 to 999 or null, got {show(hours)}",
-            )
-        hours = float(hours)
+    hours = _hours(obj.get("credit_hours_earned"), line)
 
     submit = opt_out = None
     assessment = obj.get("course_assessment")
@@ -212,17 +333,10 @@ def check(obj: Any, line: int) -> Record:
         _keys(assessment, line, "course_assessment", ASSESSMENT_KEYS, ASSESSMENT_KEYS)
         submit = _utc(assessment["submit_date"], line, "course_assessment.submit_date")
         opt_out = _utc(assessment["opt_out_date"], line, "course_assessment.opt_out_date")
-        if submit is not None and opt_out is not None:
-            raise LineError(
-                line, "course_assessment: at most one of submit_date and opt_out_date may be set"
-            )
+        _one_date(submit, opt_out, line)
 
-    cache_date = obj.get("cache_date")
-    if cache_date is not None and type(cache_date) is not str:
-        raise LineError(line, f"cache_date must be a string or null, got {show(cache_date)}")
-    confidential = obj.get("confidential", False)
-    if confidential is not True and confidential is not False:
-        raise LineError(line, f"confidential must be true or false, got {show(confidential)}")
+    _cache_date(obj.get("cache_date"), line)
+    confidential = _confidential(obj.get("confidential", False), line)
 
     return Record(
         row=StageRow(

@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, cast
 
-from sqlalchemy import text
+from sqlalchemy import Connection, Row, Table, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from registrar.core.clock import utcnow, whole_second
 from registrar.db.base import sqlite_timestamp
+from registrar.enrollments import repository as enrollments_repository
+from registrar.events.record import lock_commit_order
+from registrar.sis.models import SisRefresh
 from registrar.sis.records import LineError, SectionRow, StageRow, TermRow
+from registrar.tasks.models import Task, TaskStatus
+
+TASKS = cast(Table, Task.__table__)
 
 # Page cache of the loading connection, in KiB: a million-row load touches ~14 indexes at random,
 # and with SQLite's default 2 MiB cache it spills and rereads pages all the time. SQLite only takes
@@ -47,6 +55,72 @@ STAGE_COLUMNS = StageRow._fields
 assert tuple(_STAGE_TYPES) == STAGE_COLUMNS
 # The enrollment columns a line carries; "unchanged" means none of these differs.
 DATA_COLUMNS = STAGE_COLUMNS[2:]
+# The representation's top-level key each column is part of (the change record's `changed`).
+REPRESENTATION_KEY = {
+    **{c: c for c in DATA_COLUMNS},
+    "section_id": "section",
+    "term_id": "term",
+    "course_submit_date": "course_assessment",
+    "course_opt_out_date": "course_assessment",
+}
+# The order of `changed`: the representation's (enrollments/service.py `represent`), then the
+# person's confidentiality (not a key of it: see `_related`).
+KEY_ORDER = (
+    "final_grade",
+    "credit_hours_earned",
+    "course_assessment",
+    "is_active",
+    "is_in_session",
+    "netid",
+    "role",
+    "school_id",
+    "section",
+    "term",
+    "confidential",
+)
+assert set(REPRESENTATION_KEY.values()) <= set(KEY_ORDER)
+# What the API can write: a load keeps these when the API wrote them after the extract was taken.
+ASSESSMENT_COLUMNS = ("course_submit_date", "course_opt_out_date")
+assert set(ASSESSMENT_COLUMNS) <= set(DATA_COLUMNS)
+
+# What the load changes, one row per enrollment, built before the change and recorded (events)
+# after it: kind 'u' (updated; `writes` when its own row changes, `kept` when an API write newer
+# than the extract is kept) or 'd' (deleted); `keys` the changed representation keys, each as
+# `,"key"`. Created enrollments are not listed: they are the pks the load adds.
+_DIFF_COLUMNS = "id {t} NOT NULL, netid {t} NOT NULL, kind {t} NOT NULL, keys {t} NOT NULL, "
+_DIFF_DDL = {
+    True: "CREATE TEMP TABLE sis_diff ("
+    + _DIFF_COLUMNS.format(t="TEXT")
+    + "writes INTEGER NOT NULL, kept INTEGER NOT NULL)",
+    False: "CREATE TEMP TABLE sis_diff ("
+    + _DIFF_COLUMNS.format(t="text")
+    + "writes boolean NOT NULL, kept boolean NOT NULL) ON COMMIT DROP",
+}
+# Sections, terms and people (their confidentiality) the extract changed: kind, id.
+_TOUCHED_DDL = {
+    True: "CREATE TEMP TABLE sis_touched (kind TEXT NOT NULL, id TEXT NOT NULL)",
+    False: "CREATE TEMP TABLE sis_touched (kind text NOT NULL, id text NOT NULL) ON COMMIT DROP",
+}
+
+
+@dataclass
+class Touched:
+    """Existing sections, terms and people whose description the extract changes: every
+    enrollment of theirs reads differently afterwards."""
+
+    sections: list[str] = field(default_factory=list)
+    terms: list[str] = field(default_factory=list)
+    people: list[str] = field(default_factory=list)
+
+
+@dataclass
+class References:
+    """People (netid -> confidential), terms and sections the extract adds or changes."""
+
+    people: dict[str, bool]
+    terms: list[TermRow]
+    sections: list[SectionRow]
+    touched: Touched = field(default_factory=Touched)
 
 
 def _stage_ddl(dialect: int, suffix: str = "") -> str:
@@ -61,11 +135,10 @@ _PG_STAGE = _stage_ddl(1, " ON COMMIT DROP")
 class Stage:
     """The staging table and the set-based statements, per dialect."""
 
-    def __init__(self, conn: AsyncConnection, now: dt.datetime) -> None:
+    def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
         self.sqlite = conn.dialect.name == "sqlite"
-        self.now = now
-        self.now_param: Any = sqlite_timestamp(now) if self.sqlite else now
+        self.set_now(whole_second(utcnow()))
         self.distinct = "IS NOT" if self.sqlite else "IS DISTINCT FROM"
         self._raw: Any = None
         self._cache = -2000
@@ -77,7 +150,8 @@ class Stage:
             self._cache = int((await self.conn.exec_driver_sql("PRAGMA cache_size")).scalar_one())
             await self.conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
             await self.conn.exec_driver_sql(f"PRAGMA temp.cache_size = -{SQLITE_TEMP_CACHE_KIB}")
-            await self.conn.exec_driver_sql("DROP TABLE IF EXISTS temp.sis_stage")
+            for table in ("sis_stage", "sis_diff", "sis_touched"):
+                await self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{table}")
             await self.conn.exec_driver_sql(_SQLITE_STAGE)
         else:
             await self.conn.exec_driver_sql(_PG_STAGE)  # also starts the transaction for COPY
@@ -129,53 +203,187 @@ class Stage:
                 )
             first[enrollment_id] = line
 
-    async def count(self) -> tuple[int, int]:
-        """(staged ids the enrollments table holds already, how many of those differ)."""
-        differs = " OR ".join(f"e.{c} {self.distinct} s.{c}" for c in DATA_COLUMNS)
-        existing, changed = await self._one(
-            "SELECT count(*), coalesce(sum(CASE WHEN " + differs + " THEN 1 ELSE 0 END), 0) "
-            "FROM sis_stage s JOIN enrollments e ON e.id = s.id"
+    async def lock(self) -> None:
+        """Hold off API writes of enrollments until commit (enrollments.repository's lock); then
+        take the load's time, after every write that got in first."""
+        await self.conn.run_sync(enrollments_repository.hold_write_lock)
+        self.set_now(whole_second(utcnow()))
+
+    def set_now(self, now: dt.datetime) -> None:
+        self.now = now
+        self.now_param = self._param(now)
+
+    def _param(self, value: dt.datetime) -> Any:
+        return sqlite_timestamp(value) if self.sqlite else value
+
+    async def existing(self) -> int:
+        """How many staged ids the enrollments table holds already."""
+        return int(
+            (await self._one("SELECT count(*) FROM sis_stage s JOIN enrollments e ON e.id = s.id"))[
+                0
+            ]
         )
-        return int(existing), int(changed)
+
+    async def diff(self, as_of: dt.datetime, touched: Touched) -> tuple[int, int]:
+        """Stage what the load changes in `sis_diff` (one row per enrollment it updates, with the
+        representation keys that change): (enrollments updated, API writes kept).
+
+        A record whose API-written value (course_assessment) is newer than the extract (`as_of`)
+        keeps it: the key is not written and not an update. Enrollments whose section, term or
+        person the extract changed are listed too (the keys `section`, `term`, `confidential`),
+        though their own rows are not written, so that the change record lets a reader of the feed
+        rebuild what it may see.
+        """
+        await self.conn.exec_driver_sql(_DIFF_DDL[self.sqlite])
+        await self._touched(touched)
+        is_kept = f"coalesce(e.api_changed_at > :as_of, {'0' if self.sqlite else 'false'})"
+        assessment = " OR ".join(f"e.{c} {self.distinct} s.{c}" for c in ASSESSMENT_COLUMNS)
+        rest = [c for c in DATA_COLUMNS if c not in ASSESSMENT_COLUMNS]
+        by_key: dict[str, list[str]] = {}
+        for column in rest:
+            by_key.setdefault(REPRESENTATION_KEY[column], []).append(
+                f"e.{column} {self.distinct} s.{column}"
+            )
+        by_key["course_assessment"] = [f"(({assessment}) AND NOT {is_kept})"]
+        writes = " OR ".join(cond for conds in by_key.values() for cond in conds)
+        differs = " OR ".join(f"e.{c} {self.distinct} s.{c}" for c in DATA_COLUMNS)
+        related = self._related("e", touched)
+        keys_sql = " || ".join(
+            f"CASE WHEN {' OR '.join(by_key.get(key, []) + related.get(key, []))} "
+            f"THEN ',\"{key}\"' ELSE '' END"
+            for key in KEY_ORDER
+            if key in by_key or key in related
+        )
+        any_related = " OR ".join(c for conds in related.values() for c in conds) or "1 = 0"
+        true, false = ("1", "0") if self.sqlite else ("true", "false")
+        await self.conn.execute(
+            text(
+                "INSERT INTO sis_diff (id, netid, kind, keys, writes, kept) "
+                f"SELECT s.id, s.netid, 'u', {keys_sql}, "
+                f"CASE WHEN {writes} THEN {true} ELSE {false} END, "
+                f"CASE WHEN ({assessment}) AND {is_kept} THEN {true} ELSE {false} END "
+                "FROM sis_stage s JOIN enrollments e ON e.id = s.id "
+                f"WHERE {differs} OR {any_related}"
+            ),
+            {"as_of": self._param(as_of)},
+        )
+        await self.conn.exec_driver_sql(
+            f"CREATE UNIQUE INDEX {'temp.' if self.sqlite else ''}ix_sis_diff_id ON sis_diff (id)"
+        )
+        updated, kept = await self._one(
+            "SELECT coalesce(sum(CASE WHEN writes THEN 1 ELSE 0 END), 0), "
+            "coalesce(sum(CASE WHEN kept THEN 1 ELSE 0 END), 0) FROM sis_diff"
+        )
+        return int(updated), int(kept)
+
+    async def _touched(self, touched: Touched) -> None:
+        await self.conn.exec_driver_sql(_TOUCHED_DDL[self.sqlite])
+        rows = [
+            {"kind": kind, "id": key}
+            for kind, keys in (
+                ("section", touched.sections),
+                ("term", touched.terms),
+                ("person", touched.people),
+            )
+            for key in keys
+        ]
+        if rows:
+            await self.conn.execute(
+                text("INSERT INTO sis_touched (kind, id) VALUES (:kind, :id)"), rows
+            )
+
+    @staticmethod
+    def _related(alias: str, touched: Touched) -> dict[str, list[str]]:
+        """Per representation key, the condition that an enrollment's section, term or person
+        (confidentiality) changed in this load; only the kinds that did."""
+        related: dict[str, list[str]] = {}
+        for key, column, kind, keys in (
+            ("section", "section_id", "section", touched.sections),
+            ("term", "term_id", "term", touched.terms),
+            # Not a key of the representation: the person's confidentiality flipped, so readers
+            # without the private scope stop (or start) seeing the enrollment. Recorded as an
+            # update naming "confidential", one per enrollment of that person, so the feed can
+            # tell such a reader that the record left (or entered) its view.
+            ("confidential", "netid", "person", touched.people),
+        ):
+            if keys:
+                related[key] = [
+                    f"{alias}.{column} IN (SELECT id FROM sis_touched WHERE kind = '{kind}')"
+                ]
+        return related
+
+    async def related_elsewhere(self, touched: Touched) -> None:
+        """Enrollments the extract does not list whose section, term or person it changed (a
+        partial load): their change record too (after `remove_absent`: deleted ones are not)."""
+        related = self._related("e", touched)
+        if not related:
+            return
+        keys_sql = " || ".join(
+            f"CASE WHEN {' OR '.join(conds)} THEN ',\"{key}\"' ELSE '' END"
+            for key, conds in related.items()
+        )
+        false = "0" if self.sqlite else "false"
+        await self.conn.execute(
+            text(
+                "INSERT INTO sis_diff (id, netid, kind, keys, writes, kept) "
+                f"SELECT e.id, e.netid, 'u', {keys_sql}, {false}, {false} FROM enrollments e "
+                f"WHERE ({' OR '.join(c for conds in related.values() for c in conds)}) "
+                "AND NOT EXISTS (SELECT 1 FROM sis_diff d WHERE d.id = e.id)"
+            )
+        )
 
     async def _existing(self, sql: str) -> dict[str, tuple[Any, ...]]:
         rows = (await self.conn.execute(text(sql))).all()
         return {row[0]: tuple(row) for row in rows}
 
-    async def upsert_references(
+    async def compare_references(
         self,
         people: dict[str, bool],
         terms_seen: Iterable[TermRow],
         sections_seen: Iterable[SectionRow],
-    ) -> int:
-        """People (netid -> confidential), terms and sections: compared in Python (they number in
-        the tens of thousands, not millions), so only new or changed ones are written and the
-        counts are exact on both backends (asyncpg's executemany reports no row counts). Returns
-        how many people were added or changed."""
+    ) -> References:
+        """People (netid -> confidential), terms and sections new or changed in the extract:
+        compared in Python (they number in the tens of thousands, not millions), so only those
+        are written and the counts are exact on both backends (asyncpg's executemany reports no
+        row counts)."""
         known_people = await self._existing("SELECT netid, confidential FROM people")
-        changed_people = [
-            {"netid": netid, "confidential": conf, "now": self.now_param}
-            for netid, conf in people.items()
-            if netid not in known_people or bool(known_people[netid][1]) != conf
-        ]
-        if changed_people:
+        known_terms = await self._existing(
+            "SELECT id, lms_term_id, sis_ptrm_code, sis_term_code FROM terms"
+        )
+        known_sections = await self._existing(
+            "SELECT id, lms_section_id, sis_section_id FROM sections"
+        )
+        refs = References(
+            people={
+                netid: conf
+                for netid, conf in people.items()
+                if netid not in known_people or bool(known_people[netid][1]) != conf
+            },
+            terms=[t for t in terms_seen if known_terms.get(t.id) != t],
+            sections=[x for x in sections_seen if known_sections.get(x.id) != x],
+        )
+        # Changed, not new: only those have enrollments whose representation moves.
+        refs.touched = Touched(
+            people=[n for n in refs.people if n in known_people],
+            terms=[t.id for t in refs.terms if t.id in known_terms],
+            sections=[x.id for x in refs.sections if x.id in known_sections],
+        )
+        return refs
+
+    async def upsert_references(self, refs: References) -> None:
+        if refs.people:
             await self.conn.execute(
                 text(
                     "INSERT INTO people (netid, confidential, updated_at) "
                     "VALUES (:netid, :confidential, :now) ON CONFLICT (netid) DO UPDATE SET "
                     "confidential = excluded.confidential, updated_at = excluded.updated_at"
                 ),
-                changed_people,
+                [
+                    {"netid": netid, "confidential": conf, "now": self.now_param}
+                    for netid, conf in refs.people.items()
+                ],
             )
-        known_terms = await self._existing(
-            "SELECT id, lms_term_id, sis_ptrm_code, sis_term_code FROM terms"
-        )
-        terms = [
-            {"id": t.id, "lms": t.lms_term_id, "ptrm": t.sis_ptrm_code, "code": t.sis_term_code}
-            for t in terms_seen
-            if known_terms.get(t.id) != t
-        ]
-        if terms:
+        if refs.terms:
             await self.conn.execute(
                 text(
                     "INSERT INTO terms (id, lms_term_id, sis_ptrm_code, sis_term_code) "
@@ -183,17 +391,17 @@ class Stage:
                     "lms_term_id = excluded.lms_term_id, sis_ptrm_code = excluded.sis_ptrm_code, "
                     "sis_term_code = excluded.sis_term_code"
                 ),
-                terms,
+                [
+                    {
+                        "id": t.id,
+                        "lms": t.lms_term_id,
+                        "ptrm": t.sis_ptrm_code,
+                        "code": t.sis_term_code,
+                    }
+                    for t in refs.terms
+                ],
             )
-        known_sections = await self._existing(
-            "SELECT id, lms_section_id, sis_section_id FROM sections"
-        )
-        sections = [
-            {"id": x.id, "lms": x.lms_section_id, "sis": x.sis_section_id}
-            for x in sections_seen
-            if known_sections.get(x.id) != x
-        ]
-        if sections:
+        if refs.sections:
             await self.conn.execute(
                 text(
                     "INSERT INTO sections (id, lms_section_id, sis_section_id) "
@@ -201,60 +409,121 @@ class Stage:
                     "lms_section_id = excluded.lms_section_id, "
                     "sis_section_id = excluded.sis_section_id"
                 ),
-                sections,
+                [
+                    {"id": x.id, "lms": x.lms_section_id, "sis": x.sis_section_id}
+                    for x in refs.sections
+                ],
             )
-        return len(changed_people)
 
     async def remove_absent(self) -> int:
-        """Delete the enrollments the extract does not hold; how many."""
+        """Delete the enrollments the extract does not hold (their change record first); how
+        many."""
         # Audit rows are kept: enrollment_audit has no foreign key to enrollments, on purpose.
+        false = "0" if self.sqlite else "false"
         removed = await self.conn.execute(
             text(
-                "DELETE FROM enrollments WHERE NOT EXISTS "
-                "(SELECT 1 FROM sis_stage s WHERE s.id = enrollments.id)"
+                "INSERT INTO sis_diff (id, netid, kind, keys, writes, kept) "
+                f"SELECT e.id, e.netid, 'd', '', {false}, {false} FROM enrollments e "
+                "WHERE NOT EXISTS (SELECT 1 FROM sis_stage s WHERE s.id = e.id)"
             )
         )
-        return max(removed.rowcount, 0)
+        if removed.rowcount <= 0:
+            return 0
+        await self.conn.execute(
+            text("DELETE FROM enrollments WHERE id IN (SELECT id FROM sis_diff WHERE kind = 'd')")
+        )
+        return int(removed.rowcount)
 
-    async def upsert_enrollments(self, *, inserted: int, updated: int, unchanged: int) -> None:
-        """Three set-based statements rather than one INSERT ... ON CONFLICT DO UPDATE.
+    async def update_enrollments(self, *, confirm_unchanged: bool) -> None:
+        """Write the rows `diff` found changed: their columns (an API write newer than the
+        extract kept), cache_date, and api_changed_at cleared where the SIS's value replaced one.
 
-        An upsert rewrites every column, so every index entry, of every row it touches; most rows
-        of a periodic extract are unchanged, and for them only cache_date (and its index) moves.
+        Unchanged rows are not written: a complete load confirms them all by its row in
+        sis_loads. A partial load (`confirm_unchanged`) stamps its own unchanged rows' cache_date,
+        the one column it moves (a cost in proportion to that extract).
         """
         now = {"now": self.now_param}
-        differs = " OR ".join(f"enrollments.{c} {self.distinct} s.{c}" for c in DATA_COLUMNS)
-        if updated:
-            sets = ", ".join(f"{c} = s.{c}" for c in DATA_COLUMNS)
-            await self.conn.execute(
-                text(
-                    f"UPDATE enrollments SET {sets}, cache_date = :now FROM sis_stage s "
-                    f"WHERE s.id = enrollments.id AND ({differs})"
-                ),
-                now,
-            )
-        if unchanged:
+        sets = ", ".join(
+            f"{c} = CASE WHEN d.kept THEN enrollments.{c} ELSE s.{c} END"
+            if c in ASSESSMENT_COLUMNS
+            else f"{c} = s.{c}"
+            for c in DATA_COLUMNS
+        )
+        replaced = " OR ".join(f"enrollments.{c} {self.distinct} s.{c}" for c in ASSESSMENT_COLUMNS)
+        await self.conn.execute(
+            text(
+                f"UPDATE enrollments SET {sets}, cache_date = :now, api_changed_at = CASE "
+                f"WHEN NOT d.kept AND ({replaced}) THEN NULL ELSE enrollments.api_changed_at END "
+                "FROM sis_stage s JOIN sis_diff d ON d.id = s.id "
+                "WHERE s.id = enrollments.id AND d.writes"
+            ),
+            now,
+        )
+        if confirm_unchanged:
             await self.conn.execute(
                 text(
                     "UPDATE enrollments SET cache_date = :now FROM sis_stage s "
-                    f"WHERE s.id = enrollments.id AND enrollments.cache_date {self.distinct} :now"
+                    "WHERE s.id = enrollments.id AND enrollments.cache_date < :now"
                 ),
                 now,
             )
-        if inserted:
-            rebuild = await self._drop_indexes_for_bulk_insert(inserted)
-            columns = ", ".join(DATA_COLUMNS)
-            # New rows get their pk in extract order.
-            await self.conn.execute(
-                text(
-                    f"INSERT INTO enrollments (id, {columns}, cache_date) "
-                    f"SELECT id, {columns}, :now FROM sis_stage s WHERE NOT EXISTS "
-                    "(SELECT 1 FROM enrollments e WHERE e.id = s.id) ORDER BY line"
-                ),
-                now,
-            )
-            for create_index in rebuild:
-                await self.conn.exec_driver_sql(create_index)
+
+    async def insert_enrollments(self, inserted: int) -> int:
+        """Insert the staged enrollments that are new, in extract order; the largest pk before
+        them (their change record is every pk above it)."""
+        last = int((await self._one("SELECT coalesce(max(pk), 0) FROM enrollments"))[0])
+        if not inserted:
+            return last
+        rebuild = await self._drop_indexes_for_bulk_insert(inserted)
+        columns = ", ".join(DATA_COLUMNS)
+        # New rows get their pk in extract order.
+        await self.conn.execute(
+            text(
+                f"INSERT INTO enrollments (id, {columns}, cache_date) "
+                f"SELECT id, {columns}, :now FROM sis_stage s WHERE NOT EXISTS "
+                "(SELECT 1 FROM enrollments e WHERE e.id = s.id) ORDER BY line"
+            ),
+            {"now": self.now_param},
+        )
+        for create_index in rebuild:
+            await self.conn.exec_driver_sql(create_index)
+        return last
+
+    async def record_load(self, row: dict[str, Any]) -> None:
+        await self.conn.execute(
+            text(
+                f"INSERT INTO sis_loads ({', '.join(row)}) "
+                f"VALUES ({', '.join(':' + k for k in row)})"
+            ),
+            {**row, "loaded_at": self.now_param, "as_of": self._param(row["as_of"])},
+        )
+
+    async def record_changes(self, created_after: int) -> None:
+        """The change record of the load (events/record.py), set-based, as the transaction's last
+        statements: deletions and updates from `sis_diff`, creations from the new pks."""
+        await self.conn.run_sync(lock_commit_order)
+        when = {"t": self._param(utcnow())}
+        changed = "'[' || substr(d.keys, 2) || ']'"
+        if not self.sqlite:
+            changed = f"CAST({changed} AS json)"
+        await self.conn.execute(
+            text(
+                "INSERT INTO events (type, subject, origin, netid, changed, time) "
+                "SELECT CASE WHEN d.kind = 'd' THEN 'enrollment.deleted' "
+                "ELSE 'enrollment.updated' END, d.id, 'sis', d.netid, "
+                f"CASE WHEN d.kind = 'd' THEN NULL ELSE {changed} END, :t FROM sis_diff d "
+                "WHERE d.kind = 'd' OR d.keys <> '' ORDER BY d.kind, d.id"
+            ),
+            when,
+        )
+        await self.conn.execute(
+            text(
+                "INSERT INTO events (type, subject, origin, netid, time) "
+                "SELECT 'enrollment.created', id, 'sis', netid, :t FROM enrollments "
+                "WHERE pk > :last ORDER BY pk"
+            ),
+            {**when, "last": created_after},
+        )
 
     async def _drop_indexes_for_bulk_insert(self, inserting: int) -> list[str]:
         """On SQLite, when a load mostly adds rows, drop the secondary indexes and build them again
@@ -280,20 +549,157 @@ class Stage:
             await self.conn.exec_driver_sql(f'DROP INDEX "{name}"')
         return [sql for _name, sql in indexes]
 
+    async def analyze(self, *, force: bool) -> bool:
+        """Fresh statistics for the planners, in the load's own transaction (a load killed after
+        its commit cannot leave new data without them): when the load changed much (`force`),
+        or when the tables have none yet (a database restored, or loaded by an older version that
+        ran ANALYZE after its commit). Whether it ran."""
+        if not force:
+            if self.sqlite:
+                missing = (
+                    not (
+                        await self._one(
+                            "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'"
+                        )
+                    )[0]
+                    or not (
+                        await self._one(
+                            "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'enrollments'"
+                        )
+                    )[0]
+                )
+            else:
+                missing = not (
+                    await self._one(
+                        "SELECT count(*) FROM pg_stats WHERE schemaname = current_schema() "
+                        "AND tablename = 'enrollments'"
+                    )
+                )[0]
+            if not missing:
+                return False
+        if self.sqlite:
+            # A sample per index is plenty for the planner and keeps this under a second.
+            await self.conn.exec_driver_sql("PRAGMA analysis_limit = 2000")
+            await self.conn.exec_driver_sql("ANALYZE")
+            await self.conn.exec_driver_sql("PRAGMA analysis_limit = 0")
+        else:
+            await self.conn.exec_driver_sql("ANALYZE enrollments, people, sections, terms")
+        return True
+
     async def finish(self) -> None:
         if self.sqlite:
-            await self.conn.exec_driver_sql("DROP TABLE IF EXISTS temp.sis_stage")
+            for table in ("sis_stage", "sis_diff", "sis_touched"):
+                await self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{table}")
             await self.conn.exec_driver_sql(f"PRAGMA cache_size = {int(self._cache)}")
             await self.conn.exec_driver_sql("PRAGMA temp.cache_size = -2000")
         # PostgreSQL: ON COMMIT DROP.
 
 
-async def analyze(conn: AsyncConnection) -> None:
-    """Fresh statistics after a bulk change, so the planners pick the indexes."""
-    if conn.dialect.name == "sqlite":
-        # A sample per index is plenty for the planner and keeps this under a second.
-        await conn.exec_driver_sql("PRAGMA analysis_limit = 2000")
-        await conn.exec_driver_sql("ANALYZE")
-        await conn.exec_driver_sql("PRAGMA analysis_limit = 0")
-    else:
-        await conn.exec_driver_sql("ANALYZE enrollments, people, sections, terms")
+# --- the record of scheduled refreshes (sis/refresh.py decides; these are its statements) -------
+
+REFRESHES = cast(Table, SisRefresh.__table__)
+R = REFRESHES.c
+RUNNING, OK, FAILED = "running", "ok", "failed"
+# PostgreSQL: begin_refresh's transactions take this advisory lock, so two workers deciding at the
+# same instant decide one after the other (SQLite's write lock does the same there).
+REFRESH_LOCK = 0x5155_5F52_4546  # any constant the service uses for nothing else
+ABANDONED = "its task ended before the refresh finished; nothing was loaded"
+
+
+def latest_refresh(connection: Connection) -> Row[Any] | None:
+    return connection.execute(select(REFRESHES).order_by(R.id.desc()).limit(1)).first()
+
+
+def begin_refresh(
+    connection: Connection,
+    *,
+    task_id: str,
+    attempt: int,
+    extract: str,
+    size: int,
+    mtime_ns: int,
+    now: dt.datetime,
+) -> tuple[str, Row[Any] | None]:
+    """Decide whether this task refreshes from the file as seen, and if so record that it does.
+
+    ("start", row): a new attempt, `running`, held by this task's attempt; ("resume", row): this
+    task held the running attempt (its worker was killed, the lease expired, it runs again);
+    ("busy", row): another live task holds the running attempt; ("unchanged", row): the newest
+    attempt saw this very file (loaded, or failed: a bad file is tried again only once it
+    changes). A running attempt whose task ended (out of attempts) is closed as failed first.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": REFRESH_LOCK})
+    last = latest_refresh(connection)
+    if last is not None and last.status == RUNNING:
+        if last.task_id == task_id:
+            connection.execute(
+                update(REFRESHES)
+                .where(R.id == last.id)
+                .values(
+                    task_attempt=attempt, extract=extract, file_size=size, file_mtime_ns=mtime_ns
+                )
+            )
+            return "resume", latest_refresh(connection)
+        owner = connection.scalar(select(TASKS.c.status).where(TASKS.c.id == last.task_id))
+        if owner == TaskStatus.ACCEPTED:
+            return "busy", last
+        connection.execute(
+            update(REFRESHES)
+            .where(R.id == last.id)
+            .values(status=FAILED, finished_at=now, message=ABANDONED)
+        )
+        last = latest_refresh(connection)
+    if last is not None and (last.extract, last.file_size, last.file_mtime_ns) == (
+        extract,
+        size,
+        mtime_ns,
+    ):
+        return "unchanged", last
+    connection.execute(
+        insert(REFRESHES).values(
+            task_id=task_id,
+            task_attempt=attempt,
+            extract=extract,
+            file_size=size,
+            file_mtime_ns=mtime_ns,
+            status=RUNNING,
+            started_at=now,
+        )
+    )
+    return "start", latest_refresh(connection)
+
+
+def end_refresh(
+    connection: Connection,
+    refresh_id: int,
+    *,
+    task_id: str,
+    attempt: int,
+    now: dt.datetime,
+    status: str,
+    message: str | None = None,
+    counts: dict[str, int | None] | None = None,
+) -> bool:
+    """Close the running attempt, if this task's attempt still holds it (False if not)."""
+    result = connection.execute(
+        update(REFRESHES)
+        .where(
+            R.id == refresh_id,
+            R.task_id == task_id,
+            R.task_attempt == attempt,
+            R.status == RUNNING,
+        )
+        .values(status=status, finished_at=now, message=message, **(counts or {}))
+    )
+    return int(getattr(result, "rowcount", 0) or 0) == 1
+
+
+def refresh_figures(connection: Connection) -> tuple[Row[Any] | None, Row[Any] | None, int]:
+    """The newest attempt, the newest success, and how many attempts failed: three index
+    probes, for `registrar sis status`, /metrics and /health."""
+    last_ok = connection.execute(
+        select(REFRESHES).where(R.status == OK).order_by(R.finished_at.desc()).limit(1)
+    ).first()
+    failures = connection.scalar(select(func.count()).where(R.status == FAILED))
+    return latest_refresh(connection), last_ok, int(failures or 0)

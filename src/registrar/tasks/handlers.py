@@ -24,18 +24,22 @@ and the worker then runs each task alone, in a savepoint, through the same code.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Row
 
+from registrar.core.settings import Settings
+from registrar.db.database import Database
 from registrar.events.record import Change
 
 
 @dataclass(frozen=True)
 class HandlerResult:
-    path: str  # absolute URL of the created or updated resource
+    # Absolute URL of the created or updated resource; None for the service's own periodic jobs,
+    # which change no one resource.
+    path: str | None
     message: str
     # What the task changed, for the change record: the worker records them with the batch's
     # other changes and its task.completed events, in one statement, last before the commit.
@@ -137,6 +141,15 @@ class BatchHandler:
         if isinstance(result, PermanentTaskError):
             raise result
         return result
+
+
+# A job that keeps its own transactions (the SIS refresh: a load streams a file in one long
+# transaction of its own, `Database.bulk`): the worker runs it outside its batches, keeps its lease
+# alive meanwhile, and then finishes the task as for a handler (PermanentTaskError: `error` at
+# once; any other exception: retried). Exactly-once effect is the job's to ensure: a job killed
+# after its commit and before the task's finish runs again, so it must record in its own
+# transaction that it is done (sis/refresh.py records the refresh).
+OwnTransactionJob = Callable[[Database, Settings, ClaimedTask], Awaitable[HandlerResult]]
 
 
 def absolute_url(task: ClaimedTask, path: str) -> str:

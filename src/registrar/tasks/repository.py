@@ -31,6 +31,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
 from registrar.core.clock import utcnow
 from registrar.db.base import UTCDateTime
@@ -262,6 +263,27 @@ def heartbeat(
     return _rowcount(result)
 
 
+def renew_lease(
+    connection: Connection, task_id: str, *, worker_id: str, attempt: int, lease_seconds: float
+) -> bool:
+    """Extend one task's lease from inside another transaction: a job that keeps its own (the SIS
+    refresh on SQLite, sis/refresh.py) renews it in the transaction that commits its work, so the
+    lease is fresh the moment the work is visible. True while this worker's run of this attempt
+    holds it (then no other run of the task can have done or be doing the work)."""
+    now = database_now(connection)
+    result = connection.execute(
+        update(TASKS)
+        .where(
+            T.id == task_id,
+            T.locked_by == worker_id,
+            T.attempts == attempt,
+            T.status == TaskStatus.ACCEPTED,
+        )
+        .values(locked_until=now + dt.timedelta(seconds=lease_seconds))
+    )
+    return _rowcount(result) == 1
+
+
 def prune_finished(connection: Connection, *, retention_days: int) -> int:
     cutoff = utcnow() - dt.timedelta(days=retention_days)
     result = connection.execute(
@@ -407,6 +429,26 @@ def insert_tasks(
             connection.execute(
                 text("SELECT pg_notify(:c, :p)"), {"c": NOTIFY_CHANNEL, "p": task["id"]}
             )
+
+
+def insert_periodic(connection: Connection, tasks: list[dict[str, Any]]) -> int:
+    """Queue periodic jobs' slot tasks (tasks/periodic.py) unless they exist: their ids are derived
+    from the slot, so however many processes insert one, one row exists. How many were new."""
+    if connection.dialect.name == "postgresql":
+        now = database_now(connection)
+        for task in tasks:
+            task["request_date"] = task["run_at"] = now
+        statement: Any = postgresql.insert(TASKS)
+    else:
+        statement = sqlite.insert(TASKS)
+    new = connection.execute(
+        statement.on_conflict_do_nothing(index_elements=["id"]).returning(T.id), tasks
+    ).all()
+    if new and connection.dialect.name == "postgresql":
+        connection.execute(
+            text("SELECT pg_notify(:c, :p)"), [{"c": NOTIFY_CHANNEL, "p": r.id} for r in new]
+        )
+    return len(new)
 
 
 def put_finished_tasks(connection: Connection, tasks: list[dict[str, Any]]) -> None:

@@ -9,7 +9,11 @@ A handler's writes and the task's completion commit in ONE transaction guarded b
 `locked_by = me`, so a SIGKILL at any instant either loses the whole attempt (the lease expires
 and another worker reclaims the task) or commits all of it; never half, never twice. A heartbeat
 extends the leases of running tasks; `stop()` stops claiming, lets in-flight tasks finish for a
-grace period, then aborts the rest (rolled back) and releases them.
+grace period, then aborts the rest (rolled back) and releases them. A job that keeps its own
+transactions (the SIS refresh) runs outside the batches (`run_job`).
+
+Each worker also runs the scheduler of periodic jobs (tasks/periodic.py): task pruning and the SIS
+refresh are tasks queued slot by slot, run like any other.
 
 Wake-ups: enqueue pokes an in-process worker right after its commit; on PostgreSQL a dedicated
 connection LISTENs for the NOTIFY that every enqueue sends, so workers in other processes start at
@@ -22,14 +26,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import datetime as dt
 import logging
 import os
 import secrets
 import signal
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -44,7 +47,6 @@ from registrar.core.runtime import Runtime
 from registrar.core.settings import Settings
 from registrar.db.engine import asyncpg_dsn
 from registrar.db.notices import listen
-from registrar.events import repository as events_repo
 from registrar.events.record import Change, record
 from registrar.tasks import repository as repo
 from registrar.tasks.handlers import (
@@ -52,17 +54,23 @@ from registrar.tasks.handlers import (
     ClaimedTask,
     Handler,
     HandlerResult,
+    OwnTransactionJob,
     PermanentTaskError,
     task_message,
 )
 from registrar.tasks.models import TaskStatus
+from registrar.tasks.periodic import SCHEDULER, PeriodicJob, Scheduler
 from registrar.tasks.queue import set_from_any_thread
-from registrar.tasks.registry import HANDLERS, REQUIRED_SCOPES
+from registrar.tasks.registry import (
+    HANDLERS,
+    OWN_TRANSACTION_JOBS,
+    REQUIRED_SCOPES,
+    periodic_jobs,
+)
 from registrar.webhooks.delivery import Deliverer
 
 log = logging.getLogger("registrar.worker")
 
-MAINTENANCE_EVERY_SECONDS = 300.0
 # Tasks per batch (one transaction). On PostgreSQL a batch of PATCHes costs about ten round trips
 # whatever its size (bench/task_bench.py --postgres, a fresh database: one task per transaction,
 # as before, 138 tasks/s and 5.3 ms of worker CPU per task; batches of 100, 3,434 and 0.19 ms).
@@ -131,18 +139,6 @@ class BatchAbortedError(Exception):
     """The worker is stopping and the grace period is over: roll the batch back."""
 
 
-def _maintain(
-    connection: Connection, retention_days: int, event_retention_days: int
-) -> tuple[int, int, int]:
-    return (
-        repo.prune_finished(connection, retention_days=retention_days),
-        repo.prune_keys(connection),
-        # Events past REGISTRAR_EVENT_RETENTION_DAYS (events/repository.py prune keeps the newest
-        # of them as the feed's horizon mark). Here until a periodic-job facility exists.
-        events_repo.prune(connection, utcnow() - dt.timedelta(days=event_retention_days)),
-    )
-
-
 def _about(task: ClaimedTask) -> dict[str, Any]:
     """What a log line about a task carries: the correlation id of the request that queued it
     (as `request_id`, the key the API's lines use), so one id finds the request and its task."""
@@ -187,18 +183,28 @@ class Worker:
         shutdown_grace_seconds: float = 10.0,
         handlers: Mapping[tuple[str, str], Handler] = HANDLERS,
         required_scopes: Mapping[tuple[str, str], str] = REQUIRED_SCOPES,
+        jobs: Mapping[tuple[str, str], OwnTransactionJob] = OWN_TRANSACTION_JOBS,
+        schedule: Sequence[PeriodicJob] | None = None,
         deliver_webhooks: bool = True,
     ) -> None:
         self.runtime = runtime
         self.handlers = {
             (resource, action.upper()): fn for (resource, action), fn in handlers.items()
         }
+        self.jobs = {(resource, action.upper()): fn for (resource, action), fn in jobs.items()}
         self.required_scopes = {
             (resource, action.upper()): scope
             for (resource, action), scope in required_scopes.items()
         }
-        self.resources = sorted({resource for resource, _action in self.handlers})
+        self.resources = sorted({resource for resource, _action in (*self.handlers, *self.jobs)})
         self.settings = runtime.settings
+        # The periodic jobs this worker can run; the schedule is the service's (tasks/registry.py).
+        runnable = [
+            job
+            for job in (periodic_jobs(self.settings) if schedule is None else schedule)
+            if job.resource in self.resources
+        ]
+        self.scheduler = Scheduler(runtime.db, self.settings, runnable, queued=self.wake)
         self.concurrency = max(1, concurrency)
         self.worker_id = worker_id or new_worker_id()
         self.retry_base_seconds = retry_base_seconds
@@ -212,6 +218,7 @@ class Worker:
         self.linger = self.settings.worker_batch_linger_ms / 1000 if sqlite else 0.0
         self.slots = self.batch_size if sqlite else self.batch_size * self.concurrency
         self._inflight: dict[str, asyncio.Task[dict[str, Outcome]]] = {}
+        self._own_transactions: set[asyncio.Task[dict[str, Outcome]]] = set()
         # Set when the shutdown grace period is over: running batches roll back at their next
         # check (a batch on SQLite's writer thread cannot be cancelled from here).
         self._abort = threading.Event()
@@ -233,7 +240,7 @@ class Worker:
         self._runner = asyncio.create_task(self._run(), name=f"worker {self.worker_id}")
         self._background = [
             asyncio.create_task(self._heartbeat_loop(), name="worker heartbeat"),
-            asyncio.create_task(self._maintenance_loop(), name="worker maintenance"),
+            asyncio.create_task(self.scheduler.run(), name="worker scheduler"),
         ]
         if self.runtime.db.dialect == "postgresql":
             self._background.append(asyncio.create_task(self._listen_loop(), name="worker listen"))
@@ -257,6 +264,8 @@ class Worker:
                 {t for _i, t in running}, timeout=self.shutdown_grace_seconds
             )
             self._abort.set()
+            for job in pending & self._own_transactions:
+                job.cancel()  # its transaction rolls back; the task is released below
             outcomes: dict[str, Outcome] = {}
             for finished in await asyncio.gather(*pending, return_exceptions=True):
                 if isinstance(finished, dict):
@@ -312,8 +321,11 @@ class Worker:
                     log.exception("claiming tasks failed")
                     await asyncio.sleep(min(30.0, self.settings.worker_poll_seconds * 2**failures))
                     continue
-            for first in range(0, len(claimed), self.batch_size):
-                self._spawn(claimed[first : first + self.batch_size])
+            for task in [t for t in claimed if self._job(t) is not None]:
+                self._spawn([task], self.run_job(task))
+            batched = [t for t in claimed if self._job(t) is None]
+            for first in range(0, len(batched), self.batch_size):
+                self._spawn(batched[first : first + self.batch_size])
             if free > 0 and len(claimed) == free:
                 continue  # probably more due: claim again as soon as a slot frees
             with contextlib.suppress(TimeoutError):
@@ -322,8 +334,17 @@ class Worker:
                 # Under load, requests arrive a few at a time: let them gather into one batch.
                 await asyncio.sleep(self.linger)
 
-    def _spawn(self, tasks: list[ClaimedTask]) -> None:
-        runner = asyncio.create_task(self.run_batch(tasks), name=f"tasks {tasks[0].id}...")
+    def _spawn(
+        self,
+        tasks: list[ClaimedTask],
+        job: Coroutine[Any, Any, dict[str, Outcome]] | None = None,
+    ) -> None:
+        runner = asyncio.create_task(
+            self.run_batch(tasks) if job is None else job, name=f"tasks {tasks[0].id}..."
+        )
+        if job is not None:
+            self._own_transactions.add(runner)
+            runner.add_done_callback(self._own_transactions.discard)
         ids = [t.id for t in tasks]
         for task_id in ids:
             self._inflight[task_id] = runner
@@ -338,6 +359,45 @@ class Worker:
 
     def _handler(self, task: ClaimedTask) -> Handler | None:
         return self.handlers.get((task.resource, task.action.upper()))
+
+    def _job(self, task: ClaimedTask) -> OwnTransactionJob | None:
+        return self.jobs.get((task.resource, task.action.upper()))
+
+    async def run_job(self, claimed: ClaimedTask) -> dict[str, Outcome]:
+        """Run a job that keeps its own transactions, then finish its task as a handler's is
+        finished (`_run_isolated`: in a savepoint, complete, error, or a retry), under this
+        worker's lease."""
+        task = dataclasses.replace(claimed, started_at=utcnow())
+        job = self._job(task)
+        assert job is not None
+        result: HandlerResult | None = None
+        failure: Exception | None = None
+        try:
+            result = await job(self.runtime.db, self.settings, task)
+        except Exception as exc:
+            failure = exc
+
+        def settle(_connection: Connection, _task: ClaimedTask) -> HandlerResult:
+            if failure is not None:
+                raise failure
+            assert result is not None
+            return result
+
+        try:
+            outcomes = await self.runtime.db.write(self._run_isolated, [task], settle)
+        except BatchAbortedError:
+            outcomes = {task.id: Outcome.ABORTED}
+        except Exception:
+            # The lease expires and the task runs again; the job knows it already ran.
+            log.exception("task %s: its end could not be recorded", task.id, extra=_about(task))
+            outcomes = {task.id: Outcome.RETRY}
+        # Committed: wake this process's long-polls on the task, and on the feed (the job's own
+        # changes, a load's, committed before; its task.completed now).
+        self.runtime.notices.tasks_finished(i for i, o in outcomes.items() if o in FINISHED)
+        self.runtime.notices.events_recorded()
+        if log.isEnabledFor(logging.INFO):
+            _log_outcome(task, outcomes[task.id], self.worker_id)
+        return outcomes
 
     async def run_one(self, task: ClaimedTask) -> Outcome:
         """Run one claimed task to its end; returns complete, error, retry, lost or aborted."""
@@ -471,21 +531,28 @@ class Worker:
 
         Then record what the batch changed, LAST before the commit (the commit-order lock,
         events/record.py): one `record` with each completed task's changes and every finished
-        task's `task.completed` (its requester alone will see it); and one NOTIFY of the finished
-        ids for the long-polls waiting on them."""
+        client task's `task.completed` (its requester alone will see it); and one NOTIFY of the
+        finished ids for the long-polls waiting on them."""
         rows = [f.row(self.worker_id) for f in finished]
         if len(repo.finish_many(connection, rows, worker_id=self.worker_id)) != len(rows):
             raise LeaseLostError
         changes: list[Change] = []
         for f in finished:
             changes += f.changes
-            changes.append(Change("task.completed", f.task.id, "api", requester=f.task.sub))
+            # The service's own periodic tasks have no requester who could read their
+            # task.completed (tasks/periodic.py SCHEDULER): not recorded, one row a slot saved.
+            if f.task.sub != SCHEDULER["sub"]:
+                changes.append(Change("task.completed", f.task.id, "api", requester=f.task.sub))
         record(connection, changes)
         repo.announce_finished(connection, [f.task.id for f in finished])
 
-    def _run_isolated(self, connection: Connection, tasks: list[ClaimedTask]) -> dict[str, Outcome]:
+    def _run_isolated(
+        self, connection: Connection, tasks: list[ClaimedTask], handler: Handler | None = None
+    ) -> dict[str, Outcome]:
         """Each task in a savepoint of its own, so one task's failure rolls back its writes alone
-        and its retry or error is recorded in the same transaction as its neighbours' success."""
+        and its retry or error is recorded in the same transaction as its neighbours' success.
+        `handler`, if given, stands for the tasks' own (run_job: the result of a job that ran
+        in its own transactions)."""
         requesters = self._requesters(connection, tasks)
         # Locked for the transaction on PostgreSQL: what is held now is still held at the finish.
         held = repo.hold(connection, [t.id for t in tasks], worker_id=self.worker_id)
@@ -496,7 +563,7 @@ class Worker:
                 log.warning("task %s: lease lost, attempt rolled back", task.id, extra=_about(task))
                 outcomes[task.id] = Outcome.LOST
                 continue
-            ended = self._run_in_savepoint(connection, task, requesters)
+            ended = self._run_in_savepoint(connection, task, requesters, handler)
             if isinstance(ended, Finished):
                 finished.append(ended)
                 outcomes[task.id] = ended.outcome
@@ -507,11 +574,15 @@ class Worker:
         return outcomes
 
     def _run_in_savepoint(
-        self, connection: Connection, claimed: ClaimedTask, requesters: dict[str, Row[Any]]
+        self,
+        connection: Connection,
+        claimed: ClaimedTask,
+        requesters: dict[str, Row[Any]],
+        handler: Handler | None = None,
     ) -> Finished | Outcome:
         self._check_abort()
-        task = dataclasses.replace(claimed, started_at=utcnow())
-        handler = self._handler(task)
+        task = dataclasses.replace(claimed, started_at=claimed.started_at or utcnow())
+        handler = handler or self._handler(task)
         try:
             with connection.begin_nested():
                 if handler is None:
@@ -563,24 +634,6 @@ class Worker:
                 )
             except Exception:
                 log.exception("heartbeat failed")
-
-    async def _maintenance_loop(self) -> None:
-        await asyncio.sleep(5.0)
-        while True:
-            try:
-                tasks, keys, events = await self.runtime.db.write(
-                    _maintain, self.settings.task_retention_days, self.settings.event_retention_days
-                )
-                if tasks or keys or events:
-                    log.info(
-                        "pruned %d finished tasks, %d idempotency keys and %d events",
-                        tasks,
-                        keys,
-                        events,
-                    )
-            except Exception:
-                log.exception("pruning failed")
-            await asyncio.sleep(MAINTENANCE_EVERY_SECONDS)
 
     async def _listen_loop(self) -> None:
         await listen(

@@ -76,7 +76,6 @@ FAN_OUT_SUBSCRIPTIONS = 100
 ANSWER_BYTES = 64 * 1024
 # The longest wait between two retries of a delivery.
 RETRY_CAP_SECONDS = 12 * 3600.0
-MAINTENANCE_EVERY_SECONDS = 300.0
 # A subscription none of whose attempts has ended for this long is stalled (Lane.stalled): what
 # waits behind it goes back to the queue for DEFER_SECONDS.
 STALLED_AFTER_SECONDS = 2.0
@@ -432,7 +431,6 @@ class Deliverer:
         self._runner = asyncio.create_task(self._run(), name="webhook deliverer")
         self._background = [
             asyncio.create_task(self._heartbeat_loop(), name="webhook heartbeat"),
-            asyncio.create_task(self._maintenance_loop(), name="webhook maintenance"),
             asyncio.create_task(self._events_loop(), name="webhook events"),
         ]
 
@@ -741,13 +739,3 @@ class Deliverer:
                     )
                 except Exception:
                     log.exception("webhook heartbeat failed")
-
-    async def _maintenance_loop(self) -> None:
-        await asyncio.sleep(7.0)
-        days = self.runtime.settings.task_retention_days
-        while True:
-            try:
-                await self.runtime.db.write(repository.prune, utcnow() - dt.timedelta(days=days))
-            except Exception:
-                log.exception("pruning webhook deliveries failed")
-            await asyncio.sleep(MAINTENANCE_EVERY_SECONDS)

@@ -360,8 +360,24 @@ class AsyncEvents(_AsyncResource):
 class AsyncWebhooks(_AsyncResource):
     """`/api/webhooks`; see `Webhooks`."""
 
-    async def create(self, url: str, types: Sequence[str] | None = None) -> Webhook:
-        return await self._client._run(ops.create_webhook(self._core, url, types))
+    async def create(
+        self,
+        url: str,
+        types: str | Sequence[str] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Webhook:
+        return await self._client._run(ops.create_webhook(self._core, url, types, idempotency_key))
+
+    async def update(
+        self,
+        id: str,
+        *,
+        url: str | None = None,
+        types: str | Sequence[str] | None = None,
+        enable: bool = False,
+    ) -> Webhook:
+        return await self._client._run(ops.update_webhook(self._core, id, url, types, enable))
 
     def list(self, *, pagesize: int | None = None) -> AsyncPaginator[Webhook]:
         return AsyncPaginator(self._client, ops.webhooks(self._core, pagesize))
@@ -374,6 +390,9 @@ class AsyncWebhooks(_AsyncResource):
 
     def deliveries(self, id: str, *, pagesize: int | None = None) -> AsyncPaginator[Delivery]:
         return AsyncPaginator(self._client, ops.deliveries(self._core, id, pagesize))
+
+    async def retry_delivery(self, id: str, delivery_id: str) -> Record:
+        return await self._client._run(ops.retry_delivery(self._core, id, delivery_id))
 
 
 __all__ = ["AsyncEventStream", "AsyncPaginator", "AsyncRegistrar", "AsyncTask"]

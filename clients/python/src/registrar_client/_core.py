@@ -445,9 +445,10 @@ class Core:
         delay = poll_interval
         while True:
             remaining = LONG_POLL_MAX_TASK if deadline is None else deadline - time.monotonic()
-            # Whole seconds, never past the deadline by more than a blink.
-            hold = int(min(LONG_POLL_MAX_TASK, max(0.0, remaining + 0.05)))
-            params = [("wait", str(hold))] if hold > 0 else None
+            # Tenths of a second (the server takes a number), never past the deadline by more
+            # than a blink: the whole timeout is one held request, not a hold and then polls.
+            hold = math.floor(min(LONG_POLL_MAX_TASK, max(0.0, remaining + 0.05)) * 10) / 10
+            params = [("wait", f"{hold:g}")] if hold > 0 else None
             asked = time.monotonic()
             response = yield from self.call("GET", url, params=params, extra_timeout=hold)
             task = expect_object(decode(response), "task")

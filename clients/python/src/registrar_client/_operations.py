@@ -6,6 +6,7 @@ a `Listing` that says where the first page is. `_sync.py` and `_async.py` run th
 
 from __future__ import annotations
 
+import uuid
 import warnings
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,7 @@ from ._core import (
     Op,
     PageData,
     WriteResult,
+    check_idempotency_key,
     course_assessment_body,
     decode,
     event_types,
@@ -252,14 +254,53 @@ def finished(task: TaskT, in_time: bool, timeout: float | None, raise_on_error: 
 # --- webhooks management -------------------------------------------------------------------
 
 
-def create_webhook(core: Core, url: str, types: Sequence[str] | None) -> Op[Webhook]:
+def create_webhook(
+    core: Core, url: str, types: str | Sequence[str] | None, idempotency_key: str | None
+) -> Op[Webhook]:
+    """POST /api/webhooks with an Idempotency-Key (generated unless given): a retry after a
+    connection cut gets the same 201, secret included, instead of a second subscription."""
     body: dict[str, Any] = {"url": url}
     if types is not None:
         body["types"] = [types] if isinstance(types, str) else list(types)
-    # No Idempotency-Key in the contract for subscriptions: retried only when the request
-    # surely never arrived, so a retry cannot create a second subscription.
-    response = yield from core.call("POST", core.url(WEBHOOKS), body=body, resend_after_sent=False)
+    key = idempotency_key if idempotency_key is not None else str(uuid.uuid4())
+    check_idempotency_key(key)
+    response = yield from core.call(
+        "POST", core.url(WEBHOOKS), body=body, headers={"Idempotency-Key": key}
+    )
     return Webhook(expect_object(decode(response), "webhook"))
+
+
+def update_webhook(
+    core: Core,
+    webhook_id: str,
+    url: str | None,
+    types: str | Sequence[str] | None,
+    enable: bool,
+) -> Op[Webhook]:
+    """PATCH the subscription: what is given is set (so repeating it is harmless)."""
+    body: dict[str, Any] = {}
+    if url is not None:
+        body["url"] = url
+    if types is not None:
+        body["types"] = [types] if isinstance(types, str) else list(types)
+    if enable:
+        body["status"] = "active"
+    if not body:
+        raise ValueError("give url, types or enable=True")
+    path = f"{WEBHOOKS}/{path_segment(webhook_id, 'webhook id')}"
+    response = yield from core.call("PATCH", core.url(path), body=body)
+    return Webhook(expect_object(decode(response), "webhook"))
+
+
+def retry_delivery(core: Core, webhook_id: str, delivery_id: str) -> Op[Record]:
+    """POST .../deliveries/{id}/retry: the delivery queued to be sent again now. Not repeated
+    once it may have arrived (that would queue it twice)."""
+    path = (
+        f"{WEBHOOKS}/{path_segment(webhook_id, 'webhook id')}/deliveries/"
+        f"{path_segment(delivery_id, 'delivery id')}/retry"
+    )
+    response = yield from core.call("POST", core.url(path), resend_after_sent=False)
+    return Record(expect_object(decode(response), "delivery"))
 
 
 def delete_webhook(core: Core, webhook_id: str) -> Op[None]:

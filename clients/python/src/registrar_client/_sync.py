@@ -389,9 +389,28 @@ class Events(_Resource):
 class Webhooks(_Resource):
     """`/api/webhooks`: subscriptions of this service account (spec section 7)."""
 
-    def create(self, url: str, types: Sequence[str] | None = None) -> Webhook:
-        """Subscribe `url` to the event `types`; the answer's `secret` is shown only now."""
-        return self._client._run(ops.create_webhook(self._core, url, types))
+    def create(
+        self,
+        url: str,
+        types: str | Sequence[str] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Webhook:
+        """Subscribe `url` to the event `types`; the answer's `secret` is shown only now. An
+        Idempotency-Key (generated unless given) makes a retry return the same subscription."""
+        return self._client._run(ops.create_webhook(self._core, url, types, idempotency_key))
+
+    def update(
+        self,
+        id: str,
+        *,
+        url: str | None = None,
+        types: str | Sequence[str] | None = None,
+        enable: bool = False,
+    ) -> Webhook:
+        """Change the subscription's `url` or `types`; `enable=True` enables a disabled one
+        (its failures forgotten)."""
+        return self._client._run(ops.update_webhook(self._core, id, url, types, enable))
 
     def list(self, *, pagesize: int | None = None) -> Paginator[Webhook]:
         return Paginator(self._client, ops.webhooks(self._core, pagesize))
@@ -405,6 +424,12 @@ class Webhooks(_Resource):
     def deliveries(self, id: str, *, pagesize: int | None = None) -> Paginator[Delivery]:
         """Delivery attempts to this webhook, newest first."""
         return Paginator(self._client, ops.deliveries(self._core, id, pagesize))
+
+    def retry_delivery(self, id: str, delivery_id: str) -> Record:
+        """Send a delivery (`Delivery.id`) again now, with the same `webhook-id`; the queued
+        delivery (`id`, `event`, `status`, `attempts`). `Conflict` while the subscription is
+        disabled."""
+        return self._client._run(ops.retry_delivery(self._core, id, delivery_id))
 
 
 __all__ = ["EventStream", "Paginator", "Registrar", "Task"]

@@ -269,13 +269,21 @@ class Webhook(Record):
     url: str
     types: list[str]
     created: str
+    status: str
+    failing_since: str | None
+    disabled_at: str | None
     secret: str
 
 
 class Delivery(Record):
-    """One delivery attempt of an event to a webhook (newest first in the listing)."""
+    """One delivery attempt of an event to a webhook (newest first in the listing): `id` is the
+    delivery's (its `webhook-id`, the same on every attempt), `event` the event's id."""
 
     __slots__ = ()
     id: str
-    event_id: str
+    event: str
     attempt: int
+    time: str
+    status_code: int | None
+    error: str | None
+    duration_ms: float
