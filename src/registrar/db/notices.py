@@ -7,16 +7,11 @@ sleeps on an asyncio.Event that only these set:
 - PostgreSQL: one LISTEN connection per process (`listen`, the pattern the worker uses for new
   tasks) on the channels a committing batch NOTIFYs (the finished ids; that events exist);
 - SQLite, a worker in another process: SQLite has no NOTIFY, but every commit by any process
-  writes the WAL file and then changes the WAL-index header (db/read_cache.py maps it). While
-  anyone waits, one loop per process sleeps until the kernel reports a write in the database's
-  directory (inotify, Linux), then reads that header every `SQLITE_TICK` seconds for
-  `SQLITE_BURST` seconds (a memory read, no system call, no query: the header is updated just
-  after the WAL write the kernel reported); when it changed, ONE query asks which of the awaited
-  tasks finished (or whether events were recorded) and wakes those waiters alone. Idle, with no
-  commits, it wakes once every `SQLITE_QUIET_CHECK` seconds (a safety net). Without inotify the
-  header is read every `SQLITE_TICK` seconds while anyone waits (~1% of a core measured with a
-  thousand waiters, bench/wait_bench.py); without a mapped header (not WAL) the query runs every
-  second instead.
+  changes the WAL-index header (db/read_cache.py maps it). While anyone waits, one timer per
+  process reads that header every `SQLITE_TICK` seconds (a memory read, no system call, no
+  query); when it changed, ONE query asks which of the awaited tasks finished (or whether events
+  were recorded) and wakes those waiters alone. Without a mapped header (not WAL) the same query
+  runs every second instead.
 Waiting costs nothing but memory: no task per waiter, nothing runs per waiter until it is woken.
 """
 
@@ -25,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
@@ -40,62 +33,6 @@ EVENTS_CHANNEL = "registrar_events"
 # well inside its 20 ms target; an idle timer costs ~2 us of CPU a tick (0.04% of a core).
 SQLITE_TICK = 0.005
 SQLITE_FALLBACK_TICK = 1.0
-# After the kernel reports a write: read the header every tick for this long (a commit's WAL write
-# and its header update are microseconds apart; a burst of commits keeps it ticking).
-SQLITE_BURST = 0.05
-SQLITE_QUIET_CHECK = 1.0
-
-
-class DirectoryWatch:
-    """Linux inotify on a directory, read on the event loop: `wait()` returns once any file in it
-    was written (or closed after writing, or created) since the last `wait()`, or after
-    `timeout`. Costs nothing while nothing is written. `open()` is None where inotify is not
-    available (not Linux, no libc, the limit of watches reached)."""
-
-    _MASK = 0x00000002 | 0x00000008 | 0x00000100  # IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE
-
-    def __init__(self, fd: int, loop: asyncio.AbstractEventLoop) -> None:
-        self._fd = fd
-        self._loop = loop
-        self._changed = asyncio.Event()
-        loop.add_reader(fd, self._readable)
-
-    @classmethod
-    def open(cls, directory: str) -> DirectoryWatch | None:
-        import ctypes
-        import ctypes.util
-        import sys
-
-        if not sys.platform.startswith("linux"):
-            return None
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-            fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-            if fd < 0:
-                return None
-            if libc.inotify_add_watch(fd, os.fsencode(directory), cls._MASK) < 0:
-                os.close(fd)
-                return None
-            return cls(fd, asyncio.get_running_loop())
-        except (OSError, AttributeError):
-            return None
-
-    def _readable(self) -> None:
-        with contextlib.suppress(BlockingIOError, InterruptedError):
-            while os.read(self._fd, 65536):  # the events themselves do not matter
-                pass
-        self._changed.set()
-
-    async def wait(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), seconds)
-        self._changed.clear()
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._loop.remove_reader(self._fd)
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
 
 
 async def listen(
@@ -157,8 +94,6 @@ class Notices:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._background: asyncio.Task[None] | None = None
         self._counter: WalChangeCounter | None = None
-        self._watch: DirectoryWatch | None = None
-        self._watch_tried = False
         self._last_position = -1
 
     @property
@@ -264,9 +199,6 @@ class Notices:
         if self._counter is not None:
             self._counter.close()
             self._counter = None
-        if self._watch is not None:
-            self._watch.close()
-            self._watch = None
 
     async def _sqlite_timer(self) -> None:
         """Runs while anyone waits (SQLite): see the module's docstring."""
@@ -274,19 +206,10 @@ class Notices:
             counter = WalChangeCounter(self.sqlite_path)
             if await asyncio.to_thread(counter.attach):
                 self._counter = counter
-        if self._counter is not None and not self._watch_tried and self.sqlite_path:
-            self._watch_tried = True
-            self._watch = DirectoryWatch.open(os.path.dirname(self.sqlite_path) or ".")
         last = self._counter.token() if self._counter is not None else None
         tick = SQLITE_TICK if self._counter is not None else SQLITE_FALLBACK_TICK
-        watch = self._watch if self._counter is not None else None
-        ticking_until = time.monotonic() + SQLITE_BURST  # a commit may be on its way already
         while self._tasks or self._events:
-            if watch is not None and time.monotonic() > ticking_until:
-                await watch.wait(SQLITE_QUIET_CHECK)  # until something is written
-                ticking_until = time.monotonic() + SQLITE_BURST
-            else:
-                await asyncio.sleep(tick)
+            await asyncio.sleep(tick)
             if self._counter is not None:
                 token = self._counter.token()
                 if token == last and token is not None:
