@@ -19,11 +19,13 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 
 ## Install, fill the embedded SQLite database with demo data (once), and serve on :$(PORT)
 ## (`make run PORT=8001` for another port). A rerun keeps the demo key it printed before.
+## Webhooks may go to receivers on this machine (REGISTRAR_WEBHOOK_ALLOW_PRIVATE; a deployment
+## leaves it off).
 run: $(STAMP)
 	@$(BIN)/python -c 'import socket; socket.create_server(("127.0.0.1", $(PORT))).close()' 2>/dev/null \
 	  || { echo "error: port $(PORT) is in use; try: make run PORT=8001" >&2; exit 1; }
 	$(BIN)/registrar demo --if-empty --url http://127.0.0.1:$(PORT) --key-file $(DEMO_KEY_FILE)
-	$(BIN)/registrar serve --port $(PORT)
+	REGISTRAR_WEBHOOK_ALLOW_PRIVATE=$${REGISTRAR_WEBHOOK_ALLOW_PRIVATE:-true} $(BIN)/registrar serve --port $(PORT)
 
 ## Install and run the whole test suite (SQLite).
 test: $(STAMP)

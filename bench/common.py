@@ -207,14 +207,27 @@ def timed_paths(base: str, paths: list[str], token: str, n: int) -> list[float]:
 
 def timed_get(url: str, token: str, n: int) -> list[float]:
     """Latencies (ms) of n sequential GETs of one URL over one keep-alive connection."""
-    import http.client
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port)
     path = parts.path + ("?" + parts.query if parts.query else "")
-    out = []
-    for _ in range(n):
+    return timed_requests(f"{parts.scheme}://{parts.netloc}", [path], token, n=n)
+
+
+def timed_requests(
+    base: str, paths: list[str], token: str, *, n: int = 0, seconds: float = 0.0
+) -> list[float]:
+    """Latencies (ms) of sequential GETs cycling through `paths` over one keep-alive connection:
+    `n` of them, or as many as fit in `seconds`. Anything but 200 stops the bench."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=600)
+    out: list[float] = []
+    end = time.perf_counter() + seconds
+    while (len(out) < n) if n else (time.perf_counter() < end):
+        path = paths[len(out) % len(paths)]
         start = time.perf_counter()
         conn.request("GET", path, headers={"Authorization": f"Bearer {token}"})
         response = conn.getresponse()

@@ -6,6 +6,14 @@ Fills the database with `registrar demo` if it holds fewer enrollments than aske
 `registrar serve --no-worker`, and prints requests/s and p50/p99 for GET by id and three indexed
 filters, next to the same stack answering a constant enrollment (the framework's ceiling), then the
 latency of page 1 and page 500 of one found set (by page number and by the Link header's cursor).
+
+`--selective` measures only what issue 9 item 9 and issue 15 ask about: GET by id and the
+selective pages (`netid=`, `section.id=`) with the default settings, then again with SQLite's read
+cache off (PostgreSQL has none), and prints each page's share of GET by id's requests/s:
+
+    .venv/bin/python bench/read_bench.py --selective --enrollments 200000
+    .venv/bin/python bench/read_bench.py --selective --enrollments 200000 \
+        --database-url postgresql://postgres@127.0.0.1:5432/registrar_read_bench
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     BIN,
     ROOT,
+    cpu_seconds,
     free_port,
     pct,
     registrar,
@@ -69,10 +78,17 @@ async def sample(url: str, n: int) -> dict[str, list[str]]:
         await db.dispose()
 
 
-def measure(base: str, paths: list[str], jwt: str, args: argparse.Namespace) -> dict[str, float]:
-    """Warm up, then wrk over `paths`, then the light-load latency (one connection, sequential)."""
+def measure(
+    base: str, paths: list[str], jwt: str, args: argparse.Namespace, pid: int | None = None
+) -> dict[str, float]:
+    """Warm up, then wrk over `paths`, then the light-load latency (one connection, sequential).
+    With the server's `pid`, also its CPU per request under wrk (`cpu_us`: user + system, all
+    threads), the figure that other load on the machine skews least."""
     wrk(base, paths[:50], jwt, seconds=2, connections=args.connections)
+    cpu = cpu_seconds(pid) if pid else 0.0
     figures = wrk(base, paths, jwt, seconds=args.seconds, connections=args.connections)
+    if pid and figures["requests"]:
+        figures["cpu_us"] = (cpu_seconds(pid) - cpu) / figures["requests"] * 1e6
     light = timed_paths(base, paths, jwt, 300)
     figures["light_p50"], figures["light_p99"] = pct(light, 50), pct(light, 99)
     return figures
@@ -84,6 +100,12 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--selective",
+        action="store_true",
+        help="only GET by id and the selective pages (netid=, section.id=), each with the "
+        "default settings and with the read cache off (SQLite): issue 9 item 9, issue 15",
+    )
     args = parser.parse_args()
 
     results = ROOT / "bench" / "results"
@@ -115,20 +137,26 @@ def main() -> None:
     rows: list[tuple[str, dict[str, float]]] = []
     with server(
         [str(BIN / "registrar"), "serve", "--no-worker", "--port", str(port)], env, f"{base}/health"
-    ):
+    ) as proc:
         jwt = token(base, key)
         cases = {
-            "GET by id (read cache on, the default)": [f"{api}/{i}" for i in data["ids"]],
-            "netid= (page of 100)": [f"{api}?{urlencode({'netid': n})}" for n in data["netids"]],
-            "section.id= (page of 100)": [
-                f"{api}?{urlencode({'section.id': s})}" for s in data["sections"]
-            ],
-            f"term.sis_term_code=<{mid} (page of 100)": [
-                f"{api}?{urlencode({'term.sis_term_code': '<' + mid})}"
-            ],
+            "GET by id (default settings)": [f"{api}/{i}" for i in data["ids"]],
+            **selective_cases(api, data),
         }
+        if not args.selective:
+            cases[f"term.sis_term_code=<{mid} (page of 100)"] = [
+                f"{api}?{urlencode({'term.sis_term_code': '<' + mid})}"
+            ]
         for name, paths in cases.items():
-            rows.append((name, measure(base, paths, jwt, args)))
+            rows.append((name, measure(base, paths, jwt, args, proc.pid)))
+    if args.selective:
+        sqlite = url.startswith("sqlite")
+        report(rows, args, sqlite=sqlite, other=uncached(env, key, data, args))
+        return
+    with server(
+        [str(BIN / "registrar"), "serve", "--no-worker", "--port", str(port)], env, f"{base}/health"
+    ):
+        jwt = token(base, key)
 
         # Deep paging: page 1 and page 500 of one found set.
         first = f"{base}{api}?pagesize=100"
@@ -152,16 +180,7 @@ def main() -> None:
         page500_cursor = timed_get(link, jwt, 200)
 
     # GET by id once more with the read cache off: every lookup goes to SQLite.
-    uncached_port = free_port()
-    uncached_base = f"http://127.0.0.1:{uncached_port}"
-    with server(
-        [str(BIN / "registrar"), "serve", "--no-worker", "--port", str(uncached_port)],
-        {**env, "REGISTRAR_READ_CACHE_ENTRIES": "0"},
-        f"{uncached_base}/health",
-    ):
-        paths = [f"{api}/{i}" for i in data["ids"]]
-        figures = measure(uncached_base, paths, token(uncached_base, key), args)
-        rows.insert(1, ("GET by id, read cache off", figures))
+    rows[1:1] = uncached(env, key, data, args, selective=False)
 
     ceiling_args = ["--port", str(ceiling_port), "--log-level", "warning", "--no-access-log"]
     ceiling_paths = [f"{api}/{i}" for i in data["ids"]]
@@ -203,7 +222,7 @@ def main() -> None:
     print(f"\nwrk -t1 -c{args.connections} -d{args.seconds}s, one uvicorn process, 2 cores shared")
     print("(p50/p99 under load: 16 connections; light: one connection, sequential requests)")
     print(
-        f"{'case':44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}"
+        f"{'case':48} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}"
         f" {'light p50':>10} {'light p99':>10}"
     )
     for name, f in [
@@ -230,6 +249,72 @@ def main() -> None:
         (f"page {deep} (Link next cursor)", page500_cursor),
     ]:
         print(f"  {name:32} p50 {pct(values, 50):6.2f}   p99 {pct(values, 99):6.2f}")
+
+
+def selective_cases(api: str, data: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The selective pages (issue 9 item 9): a student's enrollments, a section's."""
+    return {
+        "netid= (page of 100)": [f"{api}?{urlencode({'netid': n})}" for n in data["netids"]],
+        "section.id= (page of 100)": [
+            f"{api}?{urlencode({'section.id': s})}" for s in data["sections"]
+        ],
+    }
+
+
+def uncached(
+    env: dict[str, str],
+    key: str,
+    data: dict[str, list[str]],
+    args: argparse.Namespace,
+    *,
+    selective: bool = True,
+) -> list[tuple[str, dict[str, float]]]:
+    """GET by id (and the selective pages) on a server with the read cache off: every read goes
+    to the database (the same as the default on PostgreSQL, which has no read cache)."""
+    if not env["REGISTRAR_DATABASE_URL"].startswith("sqlite"):
+        return []
+    api = "/api/academic/enrollments"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cases = {"GET by id": [f"{api}/{i}" for i in data["ids"]]}
+    if selective:
+        cases.update(selective_cases(api, data))
+    rows = []
+    with server(
+        [str(BIN / "registrar"), "serve", "--no-worker", "--port", str(port)],
+        {**env, "REGISTRAR_READ_CACHE_ENTRIES": "0"},
+        f"{base}/health",
+    ) as proc:
+        jwt = token(base, key)
+        for name, paths in cases.items():
+            rows.append((f"{name}, read cache off", measure(base, paths, jwt, args, proc.pid)))
+    return rows
+
+
+def report(
+    rows: list[tuple[str, dict[str, float]]],
+    args: argparse.Namespace,
+    *,
+    sqlite: bool,
+    other: list[tuple[str, dict[str, float]]],
+) -> None:
+    """The --selective table, and each selective page against GET by id (target: half)."""
+    print(f"\nwrk -t1 -c{args.connections} -d{args.seconds}s, one uvicorn process, 2 cores shared")
+    print(
+        f"{'case':44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'light p50':>10}"
+        f" {'CPU us/req':>11}"
+    )
+    for name, f in [*rows, *other]:
+        print(
+            f"{name:44} {f['rps']:9.0f} {f.get('p50', 0):8.2f} {f.get('p99', 0):8.2f} "
+            f"{f['non2xx']:8.0f} {f.get('light_p50', 0):10.2f} {f.get('cpu_us', 0):11.0f}"
+        )
+    by_id = rows[0][1]["rps"]
+    for name, f in rows[1:]:
+        print(f"{name}: {100 * f['rps'] / by_id:.0f}% of GET by id with the default settings")
+    if sqlite and other:
+        for name, f in other[1:]:
+            print(f"{name}: {100 * f['rps'] / other[0][1]['rps']:.0f}% of GET by id, cache off")
 
 
 def _exists(url: str) -> bool:

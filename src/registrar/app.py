@@ -22,6 +22,7 @@ from registrar.core.runtime import Runtime
 from registrar.core.settings import Settings, get_settings
 from registrar.db.migrate import upgrade
 from registrar.enrollments.router import router as enrollments_router
+from registrar.events.router import router as events_router
 from registrar.http.docs import install_docs
 from registrar.http.middleware.body_limit import BodySizeLimit
 from registrar.http.middleware.cors import install_cors
@@ -39,6 +40,8 @@ from registrar.petitions.router import router as petitions_router
 from registrar.reference.router import router as reference_router
 from registrar.tasks.router import router as tasks_router
 from registrar.tasks.worker import Worker
+from registrar.webhooks.router import router as webhooks_router
+from registrar.webhooks.schemas import webhooks_section
 
 log = logging.getLogger("registrar")
 
@@ -118,6 +121,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         runtime = Runtime.build(settings)
         app.state.runtime = runtime
         await runtime.keyring.current()
+        await runtime.notices.start()
         worker = None
         if with_worker:
             worker = Worker(runtime, concurrency=settings.worker_concurrency)
@@ -156,6 +160,11 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
                 routes=app.routes,
             )
             finish_document(doc, app.routes, settings)
+            doc["webhooks"] = webhooks_section(
+                settings.webhook_max_attempts,
+                settings.webhook_retry_base_seconds,
+                settings.webhook_timeout_seconds,
+            )
             app.openapi_schema = doc
         return app.openapi_schema
 
@@ -185,6 +194,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         tasks_router,
         petitions_router,
         reference_router,
+        webhooks_router,
+        events_router,
         observability_router,
     ):
         # The routers' own routes, added directly: `include_router` wraps each router in a

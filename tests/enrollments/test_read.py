@@ -12,7 +12,6 @@ from sqlalchemy import insert
 
 from registrar.auth.scopes import (
     ENROLLMENTS_READ,
-    ENROLLMENTS_READ_SENSITIVE,
     PEOPLE_PRIVATE,
 )
 from registrar.core.settings import Settings
@@ -34,21 +33,6 @@ BASE_KEYS = {
 }
 SENSITIVE_KEYS = {"final_grade", "credit_hours_earned", "course_assessment"}
 SAMPLE = "AAAS.010.01-202001-U-10191-f001nkx-student"
-
-
-@pytest.fixture(scope="module")
-def reader(accounts: Accounts) -> dict[str, str]:
-    return accounts.headers([ENROLLMENTS_READ], sub="reader")
-
-
-@pytest.fixture(scope="module")
-def sensitive(accounts: Accounts) -> dict[str, str]:
-    return accounts.headers([ENROLLMENTS_READ, ENROLLMENTS_READ_SENSITIVE], sub="sensitive")
-
-
-@pytest.fixture(scope="module")
-def private(accounts: Accounts) -> dict[str, str]:
-    return accounts.headers([ENROLLMENTS_READ, PEOPLE_PRIVATE], sub="private")
 
 
 def visible(rows: list[dict[str, Any]], *, private: bool = False) -> list[dict[str, Any]]:

@@ -13,13 +13,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, text
 
 from registrar.app import create_app
+from registrar.core.clock import utcnow
 from registrar.core.runtime import Runtime
 from registrar.core.settings import Settings
 from registrar.db.migrate import upgrade
+from registrar.events.record import Change, record
 from registrar.tasks.jobs import PRUNE
 from registrar.tasks.periodic import PeriodicJob, Scheduler
 from tests.support.accounts import cli
-from tests.support.databases import backend, execute, make_settings, read
+from tests.support.databases import backend, execute, make_settings, read, write
 
 SLOT_SECONDS = 3600.0
 # A slot long past, so the live worker's own schedule (this very hour) cannot be confused with it.
@@ -81,9 +83,15 @@ def _old(days: float) -> object:
 
 def test_pruning_runs_as_a_periodic_task(database_url: str) -> None:
     """A live app's worker queues this hour's `tasks.prune` task at start and runs it: the finished
-    task past the retention period is gone, the recent one stays, and the chore is a task that
+    task past the retention period is gone, the recent one stays, events past theirs are pruned
+    (the newest expired one stays as the feed's horizon mark), and the chore is a task that
     `registrar tasks stats` counts."""
-    settings = make_settings(database_url, task_retention_days=30)
+    settings = make_settings(database_url, task_retention_days=30, event_retention_days=7)
+    upgrade(database_url)
+    now = utcnow()
+    for subject, days in (("old-1", 8), ("old-2", 8), ("new-1", 6)):
+        change = Change("enrollment.deleted", subject, "sis")
+        write(settings, record, [change], now - dt.timedelta(days=days))
     insert = (
         "INSERT INTO tasks (id, resource, action, requester, sub, private_scope, status,"
         " request_date, completed_date, worker_data, base_url, called_url, attempts, max_attempts,"
@@ -103,7 +111,11 @@ def test_pruning_runs_as_a_periodic_task(database_url: str) -> None:
             time.sleep(0.05)
     assert [t["id"] for t in tasks] == [job.task_id(job.slot(time.time()))]
     assert tasks[0]["status"] == "complete", tasks[0]
-    assert tasks[0]["message"] == "Pruned 1 finished tasks and 0 expired idempotency keys."
+    assert tasks[0]["message"] == (
+        "Pruned 1 finished tasks, 0 expired idempotency keys, 0 webhook deliveries and 1 events."
+    )
+    events = execute(settings, text("SELECT subject FROM events ORDER BY position"))
+    assert [r[0] for r in events] == ["old-2", "new-1"]
     assert tasks[0]["path"] is None
     left = {r[0] for r in execute(settings, text("SELECT id FROM tasks"))}
     assert "a" * 24 not in left and "b" * 24 in left

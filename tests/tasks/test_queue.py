@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, Executable, delete, insert, select, text, update
+from sqlalchemy import Connection, Executable, delete, func, insert, select, text, update
 
 from registrar.auth.scopes import ENROLLMENTS_WRITE as WRITE
 from registrar.core.clock import utcnow
 from registrar.core.runtime import Runtime
 from registrar.core.settings import Settings
 from registrar.enrollments.models import Enrollment, EnrollmentAudit
+from registrar.events.models import Event
 from registrar.tasks import registry
 from registrar.tasks import repository as repo
 from registrar.tasks.handlers import (
@@ -322,7 +323,17 @@ HANDLERS = {
 def test_stop_releases_in_flight_tasks(api: TestClient, settings: Settings) -> None:
     async def scenario(runtime: Runtime) -> str:
         task_id = await insert_task(runtime, "test.slow")
-        worker = Worker(runtime, handlers=HANDLERS, shutdown_grace_seconds=0.2)
+        # Nothing else of the worker's running: the scheduler's first slot task wakes the claim
+        # loop at start, whose next claim (like the deliverer's) then waits on SQLite's writer
+        # behind the slow batch, and stop() with it, past the grace period (seen once in a full
+        # run: the slow task completed).
+        worker = Worker(
+            runtime,
+            handlers=HANDLERS,
+            shutdown_grace_seconds=0.2,
+            schedule=[],
+            deliver_webhooks=False,
+        )
         await worker.start()
         for _ in range(200):
             if task_id in worker._inflight:
@@ -462,3 +473,50 @@ def test_in_one_batch_the_newest_request_wins_and_each_is_audited_in_order(
         assert row.before == previous
         assert row.after == {"course_assessment": {"submit_date": value, "opt_out_date": None}}
         previous = row.after
+
+
+def test_a_batch_records_a_change_only_for_a_value_that_really_changed(
+    api: TestClient, settings: Settings, writer: dict[str, str]
+) -> None:
+    """The change record of PATCH batches: `enrollment.updated` (with the enrollment's netid) for
+    a task that changed the value; none for the same value again, for a request superseded by a
+    newer one already applied, or for an enrollment that is gone; `task.completed` for every
+    finished task, to its requester."""
+    a, b, c, d = seed_enrollments(settings, 4)
+    older_c = queue_patch(api, c, writer, body("2018-01-01T00:00:00Z"))
+    newer_c = queue_patch(api, c, writer, body("2018-02-02T00:00:00Z"))
+    first_b = queue_patch(api, b, writer, body("2018-03-03T00:00:00Z"))
+    again_b = queue_patch(api, b, writer, body("2018-03-03T00:00:00Z"))
+    change_a = queue_patch(api, a, writer, body("2018-04-04T00:00:00Z"))
+    gone_d = queue_patch(api, d, writer, body("2018-05-05T00:00:00Z"))
+    second = [change_a, again_b, older_c, gone_d]
+
+    async def scenario(runtime: Runtime) -> tuple[int, dict[str, str]]:
+        await run(runtime, delete(Enrollment).where(Enrollment.id == d))
+        worker = Worker(runtime, handlers=HANDLERS)
+        claimed = {t.id: t for t in await worker.claim(50)}
+        await worker.run_batch([claimed[newer_c], claimed[first_b]])
+        mark = await runtime.db.read(lambda c: c.scalar(select(func.max(Event.position))))
+        outcomes = await worker.run_batch([claimed[t] for t in second])
+        return mark or 0, {k: str(v) for k, v in outcomes.items()}
+
+    mark, outcomes = run_db(settings, scenario)
+    assert outcomes == {change_a: "complete", again_b: "complete", older_c: "complete"} | {
+        gone_d: "error"
+    }
+    assert enrollment_columns(settings, c)[0] == dt.datetime(2018, 2, 2, tzinfo=dt.UTC)
+
+    def recorded(connection: Connection) -> list[Any]:
+        query = select(
+            Event.type, Event.subject, Event.origin, Event.netid, Event.changed, Event.requester
+        )
+        return list(connection.execute(query.where(Event.position > mark)))
+
+    rows = read(settings, recorded)
+    netid_a = read(settings, lambda c: c.scalar(select(Enrollment.netid).where(Enrollment.id == a)))
+    assert [r for r in rows if r.type == "enrollment.updated"] == [
+        ("enrollment.updated", a, "api", netid_a, ["course_assessment"], None)
+    ]
+    completed = [r for r in rows if r.type == "task.completed"]
+    assert sorted(r.subject for r in completed) == sorted(second)
+    assert {r.requester for r in completed} == {"svc-queue-writer"}

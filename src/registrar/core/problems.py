@@ -60,3 +60,18 @@ def not_found(what: str) -> ProblemError:
 
 def bad_request(detail: str, errors: list[str] | None = None) -> ProblemError:
     return ProblemError(400, detail, slug="invalid-request", errors=errors)
+
+
+def query_too_costly(budget_ms: int) -> ProblemError:
+    """A read that spent its statement budget (REGISTRAR_STATEMENT_BUDGET_MS) and was stopped.
+
+    A 400, not a 503: the cost is the query's own (the budget counts its run, not its wait for
+    a lane), so sent again unchanged it would most likely be stopped again, and a client that
+    retries 503s would only repeat the work. Narrowing it is what helps."""
+    return ProblemError(
+        400,
+        "The query was stopped: it costs more than one request may. Narrow the filters (an "
+        "equality on id, netid or section.id is always cheap).",
+        slug="query-too-costly",
+        errors=[f"statement budget: {budget_ms} ms (statement_budget_ms)"],
+    )

@@ -10,7 +10,10 @@ from registrar.auth.signing import KeyRing
 from registrar.auth.throttle import LoginThrottle
 from registrar.core.settings import Settings
 from registrar.db.database import Database
-from registrar.db.engine import create_database
+from registrar.db.engine import asyncpg_dsn, create_database
+from registrar.db.notices import Notices
+from registrar.events import repository as events_repo
+from registrar.tasks import repository as tasks_repo
 from registrar.tasks.queue import TaskQueue
 
 
@@ -24,8 +27,12 @@ class Runtime:
     accounts: AccountView
     # Failed logins per client address (auth/throttle.py).
     login_throttle: LoginThrottle
+    # What wakes long-polls (a task finished, events recorded): db/notices.py.
+    notices: Notices
     # The key that signs found sets (continuation keys), read from the database on first use.
     found_set_secret: bytes | None = None
+    # The key that seals event cursors and names events (events/cursors.py), likewise.
+    event_secret: bytes | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -42,7 +49,15 @@ class Runtime:
             queue=TaskQueue(db),
             accounts=AccountView(db, refresh_seconds=settings.account_refresh_seconds),
             login_throttle=LoginThrottle(db, limit=settings.login_failures_per_minute),
+            notices=Notices(
+                dialect=db.dialect,
+                dsn=asyncpg_dsn(settings.database_url) if db.dialect == "postgresql" else None,
+                sqlite_path=db.sqlite_path,
+                unfinished=lambda ids: db.read(tasks_repo.unfinished_of, ids),
+                newest_event=lambda: db.read(events_repo.newest_position),
+            ),
         )
 
     async def close(self) -> None:
+        await self.notices.stop()
         await self.db.dispose()

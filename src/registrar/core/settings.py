@@ -50,6 +50,21 @@ class Settings(BaseSettings):
     # cursor and carries no page number, so it has no such limit.
     page_max: int = Field(default=10_000, ge=1)
     found_set_ttl_seconds: int = 24 * 3600
+    # What one collection request may ask for (paging/filters.py says why; issue 9 item 1: 160
+    # OR-ed wildcard terms per value x 50 values cost 7.3 s of CPU on 20,000 rows). Past any of
+    # them: 400 naming the limit. A wildcard is one unescaped `*`; a term is one of a comma list
+    # (at most 500 in one value: paging/filters.py).
+    filter_terms_per_request: int = Field(default=1000, ge=1)
+    filter_wildcards_per_value: int = Field(default=4, ge=0)
+    filter_wildcards_per_request: int = Field(default=8, ge=0)
+    query_string_max_bytes: int = Field(default=16384, ge=256)
+    # A read's statement budget: SQLite's progress handler stops a read (on either lane) after
+    # this long, PostgreSQL's statement_timeout a wide one; 400 `query-too-costly`. 0 = none.
+    statement_budget_ms: int = Field(default=3000, ge=0)
+    # Reads that are not selective (no equality on an indexed key: db/read_lanes.py) run at
+    # most this many requests at once per process, on connections of their own, so that they
+    # never hold the readers the selective ones need.
+    wide_reads_at_once: int = Field(default=1, ge=1)
 
     # SQLite: point reads (an enrollment or petition by id) remembered until the database
     # changes, at most this many (db/read_cache.py); 0 turns it off.
@@ -72,6 +87,23 @@ class Settings(BaseSettings):
     # whenever its modification time or size changed; looked at every this many seconds.
     sis_extract: Path | None = None
     sis_refresh_seconds: float = Field(default=1800.0, gt=0)
+
+    # Webhooks (webhooks/): deliveries retry with exponential backoff from this first wait, up
+    # to this many attempts; a subscription failing this long is disabled.
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
+    webhook_max_attempts: int = Field(default=15, ge=1, le=100)
+    webhook_disable_after_hours: float = Field(default=72.0, gt=0)
+    # Private, loopback, link-local and other non-public targets are refused unless true.
+    webhook_allow_private: bool = False
+    # One attempt, from connecting to the last byte of the answer's head.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Deliveries in flight per worker process, and per subscription (so a receiver that hangs
+    # holds at most this many of the process's slots).
+    webhook_concurrency: int = Field(default=64, ge=1, le=1000)
+    webhook_concurrency_per_subscription: int = Field(default=8, ge=1, le=100)
+
+    # Events (GET /api/events): kept this many days; a cursor from before that gets 410.
+    event_retention_days: int = Field(default=30, ge=1)
 
     # Operations
     # Requests per service account (token `sub`) per fixed one-minute window; 0 = off.

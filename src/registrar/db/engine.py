@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from registrar.core.settings import Settings
 from registrar.db.database import Database
+from registrar.db.prepared import PostgresReads
 from registrar.db.read_cache import ReadCache, WalChangeCounter
-from registrar.db.sqlite_threads import ConnectionThreads
+from registrar.db.sqlite_threads import ConnectionThreads, StopCounts
 from registrar.db.statement_cache import PREPARED_PER_CONNECTION, CompiledStatements
 
 
@@ -103,8 +104,13 @@ def create_database(settings: Settings) -> Database:
     # Reads run without a transaction: no BEGIN/ROLLBACK round trips around a lookup. A
     # collection's count and page may see different moments; the found set's snapshot key
     # bounds both.
-    sqlite_readers = sqlite_writer = None
+    sqlite_readers = sqlite_writer = sqlite_wide_readers = None
+    wide_engine = None
     read_cache = None
+    stops = StopCounts()
+    budget = settings.statement_budget_ms
+    postgres_reads = None
+    sqlite_path = None
     if engine.dialect.name == "sqlite":
         _install_sqlite_pragmas(
             engine.sync_engine, settings.sqlite_busy_timeout_ms, settings.sqlite_synchronous
@@ -113,14 +119,23 @@ def create_database(settings: Settings) -> Database:
         # The driver is already in autocommit mode (see _on_connect); switching isolation
         # levels per checkout would cost two more thread hops.
         reader_engine = engine.execution_options(registrar_begin=None)
+
         # Database.read and Database.write: stdlib connections on threads of their own. One
         # writer: SQLite has one at a time, and queueing in order beats its busy handler.
-        sqlite_readers = ConnectionThreads(
-            _plain_sqlite_engine(settings, settings.db_pool_size, begin=None),
-            settings.db_pool_size,
-            "registrar-read",
-            transaction=False,
-        )
+        def readers(threads: int, name: str) -> ConnectionThreads:
+            return ConnectionThreads(
+                _plain_sqlite_engine(settings, threads, begin=None),
+                threads,
+                name,
+                transaction=False,
+                budget_ms=budget,
+                stops=stops,
+            )
+
+        sqlite_readers = readers(settings.db_pool_size, "registrar-read")
+        # The wide lane (Database.read_wide): threads of its own, so that wide reads never
+        # occupy the readers selective ones need.
+        sqlite_wide_readers = readers(settings.wide_reads_at_once, "registrar-read-wide")
         sqlite_writer = ConnectionThreads(
             _plain_sqlite_engine(settings, 1, begin="IMMEDIATE"),
             1,
@@ -128,10 +143,31 @@ def create_database(settings: Settings) -> Database:
             transaction=True,
         )
         database = make_url(settings.database_url).database
-        if settings.read_cache_entries > 0 and database and database != ":memory:":
-            read_cache = ReadCache(WalChangeCounter(database), settings.read_cache_entries)
+        if database and database != ":memory:":
+            sqlite_path = database
+        if settings.read_cache_entries > 0 and sqlite_path:
+            read_cache = ReadCache(WalChangeCounter(sqlite_path), settings.read_cache_entries)
     else:
         reader_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # The wide lane (Database.read_wide): a pool of its own, opened only when used, whose
+        # sessions stop any statement after the budget (PostgreSQL cancels it server-side).
+        wide_engine = create_async_engine(
+            url,
+            pool_size=settings.wide_reads_at_once,
+            max_overflow=0,
+            pool_recycle=1800,
+            pool_pre_ping=settings.db_pool_pre_ping,
+            isolation_level="AUTOCOMMIT",
+            # Bounded per-shape caches, as the main engine's (db/statement_cache.py).
+            execution_options={"compiled_cache": CompiledStatements()},
+            connect_args={
+                "server_settings": {"statement_timeout": str(budget)},
+                "prepared_statement_cache_size": PREPARED_PER_CONNECTION,
+            },
+        )
+        postgres_reads = PostgresReads(
+            asyncpg_dsn(settings.database_url), engine.dialect, settings.db_pool_size
+        )
     return Database(
         engine=engine,
         writer_engine=writer_engine,
@@ -139,6 +175,13 @@ def create_database(settings: Settings) -> Database:
         sqlite_readers=sqlite_readers,
         sqlite_writer=sqlite_writer,
         read_cache=read_cache,
+        sqlite_wide_readers=sqlite_wide_readers,
+        wide_engine=wide_engine,
+        wide_at_once=settings.wide_reads_at_once,
+        budget_ms=budget,
+        stops=stops,
+        postgres_reads=postgres_reads,
+        sqlite_path=sqlite_path,
     )
 
 

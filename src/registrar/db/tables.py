@@ -15,6 +15,7 @@ from registrar.petitions.models import Petition
 from registrar.reference.models import Origin, PetitionType, School
 from registrar.sis.models import SisLoad, SisRefresh
 from registrar.tasks.models import IdempotencyKey, Task
+from registrar.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 
 __all__ = [
     "Base",
@@ -37,4 +38,7 @@ __all__ = [
     "SisRefresh",
     "Task",
     "Term",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
 ]

@@ -50,13 +50,13 @@ FIELDS: dict[str, Field] = {
     f.name: f
     for f in (
         Field("cache_date", Enrollment.cache_date, "datetime", lift=_as_read),
-        Field("id", Enrollment.id),
+        Field("id", Enrollment.id, selective=True),
         Field("is_active", Enrollment.is_active, "bool"),
         Field("is_in_session", Enrollment.is_in_session, "bool"),
-        Field("netid", Enrollment.netid),
+        Field("netid", Enrollment.netid, selective=True),
         Field("role", Enrollment.role),
         Field("school_id", Enrollment.school_id),
-        Field("section.id", Enrollment.section_id),
+        Field("section.id", Enrollment.section_id, selective=True),
         Field("section.lms_section_id", Section.lms_section_id, lift=_via_section),
         Field("section.sis_section_id", Section.sis_section_id, lift=_via_section),
         Field("term.id", Enrollment.term_id),

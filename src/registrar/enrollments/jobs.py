@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 
 from registrar.core.clock import utcnow
 from registrar.enrollments import repository, service
+from registrar.events.record import Change
 from registrar.tasks.handlers import (
     BatchHandler,
     BatchResults,
@@ -39,6 +40,8 @@ def apply_course_assessments(connection: Connection, tasks: Sequence[ClaimedTask
     under the row lock, a task requested before the newest one applied to its enrollment is
     audited as superseded and not written. The tasks of a batch are taken in request order, each
     one's `before` the previous one's `after`, and only the newest write per enrollment is sent.
+    A task that really changed the value (and was not superseded) carries an `enrollment.updated`
+    change, which the worker records with the batch's other changes.
     """
     results: BatchResults = {}
     wanted: list[tuple[ClaimedTask, dict[str, Any]]] = []
@@ -67,8 +70,8 @@ def apply_course_assessments(connection: Connection, tasks: Sequence[ClaimedTask
             results[task.id] = PermanentTaskError([f"Enrollment {enrollment_id} does not exist."])
             continue
         url = absolute_url(task, "/api/academic/enrollments/" + quote(enrollment_id, safe=""))
-        results[task.id] = HandlerResult(url, service.SUCCESS_MESSAGE)
         if task.id in applied:
+            results[task.id] = HandlerResult(url, service.SUCCESS_MESSAGE)
             continue
         now = state.setdefault(
             enrollment_id,
@@ -89,6 +92,12 @@ def apply_course_assessments(connection: Connection, tasks: Sequence[ClaimedTask
                 "opt_out": now[1],
                 "changed_at": changed_at,
             }
+        after = service.assessment(now[0], now[1])
+        changes: tuple[Change, ...] = ()
+        if after != before:  # a value that really changed (a superseded task changes nothing)
+            changed = ("course_assessment",)
+            changes = (Change("enrollment.updated", enrollment_id, "api", row.netid, changed),)
+        results[task.id] = HandlerResult(url, service.SUCCESS_MESSAGE, changes)
         audits.append(
             {
                 "enrollment_id": enrollment_id,
@@ -98,7 +107,7 @@ def apply_course_assessments(connection: Connection, tasks: Sequence[ClaimedTask
                 "changed_at": changed_at,
                 "started_at": task.started_at or utcnow(),
                 "before": {"course_assessment": before},
-                "after": {"course_assessment": service.assessment(now[0], now[1])},
+                "after": {"course_assessment": after},
                 "note": note,
                 "requested_at": task.request_date,
             }

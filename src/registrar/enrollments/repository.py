@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 
 from registrar.auth.client import Client
+from registrar.db.prepared import PreparedRead
 from registrar.enrollments.filters import FIELDS, confirmed_at
 from registrar.enrollments.models import Enrollment, EnrollmentAudit, Section, Term
 from registrar.paging.pages import CollectionSpec
@@ -71,17 +72,30 @@ _ROW_COLUMNS = (
 
 def cache_date(row: Row[Any]) -> Any:
     """When the SIS last confirmed this enrollment (a row of `enrollment_rows`)."""
-    confirmed = row.confirmed_at
-    return row.cache_date if confirmed is None or row.cache_date > confirmed else confirmed
+    return later(row.cache_date, row.confirmed_at)
+
+
+def later(cache_date: Any, confirmed_at: Any) -> Any:
+    """A row's cache_date as a reader sees it: the later of its column and the newest complete
+    load's time (`confirmed_at`, None before any)."""
+    return cache_date if confirmed_at is None or cache_date > confirmed_at else confirmed_at
+
+
+# The names, in order (enrollments/service.py unpacks rows by position).
+ROW_FIELDS = tuple(column.key for column in _ROW_COLUMNS)
+
+# Built once: a page's statements are built around it (paging/pages.py keeps those it builds
+# once per representation).
+_ENROLLMENT_ROWS = (
+    select(*_ROW_COLUMNS)
+    .join(Section, Section.id == Enrollment.section_id)
+    .join(Term, Term.id == Enrollment.term_id)
+)
 
 
 def enrollment_rows() -> Select[Any]:
     """An enrollment with its section's and term's attributes: the representation, one query."""
-    return (
-        select(*_ROW_COLUMNS)
-        .join(Section, Section.id == Enrollment.section_id)
-        .join(Term, Term.id == Enrollment.term_id)
-    )
+    return _ENROLLMENT_ROWS
 
 
 def visible_with(sees_private: bool) -> list[ColumnElement[bool]]:
@@ -99,14 +113,23 @@ def _by_id(sees_private: bool) -> Select[Any]:
 _BY_ID = {True: _by_id(True), False: _by_id(False)}
 
 
-def visible_enrollment(
-    connection: Connection, enrollment_id: str, sees_private: bool
-) -> Row[Any] | None:
-    """The enrollment with this id if it exists and the caller may see it; else None (→ 404).
+def _by_id_plan(enrollment_id: str, sees_private: bool) -> tuple[Select[Any], dict[str, Any]]:
+    return _BY_ID[sees_private], {"enrollment_id": enrollment_id}
 
-    A read for `Database.read`: it runs on a plain connection.
-    """
-    return connection.execute(_BY_ID[sees_private], {"enrollment_id": enrollment_id}).first()
+
+# The enrollment with this id if it exists and the caller may see it; else None (→ 404). A
+# prepared read (db/prepared.py): one round trip on PostgreSQL.
+visible_enrollment = PreparedRead(_by_id_plan, first=True)
+
+
+def visible_enrollments(
+    connection: Connection, ids: list[str], sees_private: bool
+) -> dict[str, Row[Any]]:
+    """The enrollments with these ids that the caller may see, by id: one query (a feed page)."""
+    query = enrollment_rows().where(
+        Enrollment.id.in_(bindparam("ids", expanding=True)), *visible_with(sees_private)
+    )
+    return {row.id: row for row in connection.execute(query, {"ids": ids})}
 
 
 def collection_spec() -> CollectionSpec:

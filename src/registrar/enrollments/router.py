@@ -35,7 +35,13 @@ from registrar.http.responses import FastJSON, page_headers
 from registrar.http.urls import public_url
 from registrar.tasks.idempotency import IDEMPOTENCY_KEY_PARAMETER
 from registrar.tasks.router import accept_write
-from registrar.tasks.schemas import ACCEPTED_RESPONSE, WRITE_PROBLEMS, Accepted
+from registrar.tasks.schemas import (
+    ACCEPTED_RESPONSE,
+    FINISHED_RESPONSE,
+    PREFER_WAIT_PARAMETER,
+    WRITE_PROBLEMS,
+    Accepted,
+)
 
 router = APIRouter(tags=["enrollments"])
 
@@ -95,6 +101,7 @@ async def get_enrollment(enrollment_id: str, client: Reader, runtime: RuntimeDep
     response_model=Accepted,
     responses={
         202: ACCEPTED_RESPONSE,
+        200: FINISHED_RESPONSE,
         **problem_responses(*WRITE_PROBLEMS, 404),
     },
     openapi_extra={
@@ -115,6 +122,7 @@ async def get_enrollment(enrollment_id: str, client: Reader, runtime: RuntimeDep
         "parameters": [
             path_example("enrollment_id", SAMPLE_WRITE, ID_NOTE),
             IDEMPOTENCY_KEY_PARAMETER,
+            PREFER_WAIT_PARAMETER,
         ],
     },
 )

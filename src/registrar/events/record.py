@@ -20,12 +20,16 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, insert, text
 
 from registrar.core.clock import utcnow
+from registrar.db.notices import EVENTS_CHANNEL
 from registrar.events.models import Event
 
 # Any constant unique among the service's advisory locks (migrations use 7_402_731_115).
 EVENTS_LOCK = 7_402_731_116
 
-_LOCK = text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=EVENTS_LOCK)
+# The lock, and the NOTIFY that wakes the feed's long-polls in every process when this commits.
+_LOCK = text("SELECT pg_advisory_xact_lock(:k), pg_notify(:c, '')").bindparams(
+    k=EVENTS_LOCK, c=EVENTS_CHANNEL
+)
 _INSERT = insert(Event)
 
 TYPES = (
@@ -49,7 +53,8 @@ class Change:
 
 
 def lock_commit_order(connection: Connection) -> None:
-    """Hold the events lock to the end of this transaction (PostgreSQL; nothing on SQLite)."""
+    """Hold the events lock to the end of this transaction, and announce its events to the
+    feed's waiters when it commits (PostgreSQL; nothing on SQLite)."""
     if connection.dialect.name == "postgresql":
         connection.execute(_LOCK)
 

@@ -89,7 +89,12 @@ async def get_page_query(
     request: Request, runtime: RuntimeDep, secret: FoundSetSecret
 ) -> PageQuery:
     """A collection route's request, as paging takes it (read after the caller's checks)."""
-    return PageQuery(list(request.query_params.multi_items()), runtime.settings, secret)
+    return PageQuery(
+        list(request.query_params.multi_items()),
+        runtime.settings,
+        secret,
+        query_bytes=len(request.scope["query_string"]),
+    )
 
 
 PageQueryDep = Annotated[PageQuery, Depends(get_page_query)]

@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 
 from registrar.core.settings import Settings
 from registrar.http.problems import PROBLEM_JSON, Problem, problem_responses
-from registrar.paging.filters import Field
+from registrar.paging.filters import Field, FilterLimits
 
 KIND_SCHEMA = {
     "str": {"type": "string"},
@@ -69,8 +69,10 @@ def collection_parameters(fields: dict[str, Field], settings: Settings) -> list[
             "description": 'Opaque; set by the `Link: rel="next"` URL for fast sequential paging.',
         },
     ]
+    limits = " " + FilterLimits.of(settings).describe()
     for f in fields.values():
         note = f" Needs scope `{f.scope}`; ignored without it." if f.scope else ""
+        note += limits
         params.append(
             {
                 "name": f.name,
@@ -108,8 +110,14 @@ def collection_route(fields: dict[str, Field], settings: Settings) -> dict[str, 
     parameters, the headers of a page, and the 400 of a bad filter or page (401, 403 and the rest
     follow from its security: see `finish_document`). Spread into the route's decorator
     (`@router.get(path, ..., **collection_route(FIELDS, get_settings()))`)."""
+    invalid = problem_responses(400)
+    invalid[400]["description"] = (
+        "A filter or page parameter is not valid or past its limit (named in `errors`), or the "
+        f"query was stopped after its statement budget ({settings.statement_budget_ms} ms; "
+        "`query-too-costly`)."
+    )
     return {
-        "responses": {200: {"headers": COLLECTION_HEADERS}, **problem_responses(400)},
+        "responses": {200: {"headers": COLLECTION_HEADERS}, **invalid},
         "openapi_extra": {"parameters": collection_parameters(fields, settings)},
     }
 

@@ -34,16 +34,16 @@ def page_headers(page: Page, url: URL) -> dict[str, str]:
         next_query = urlencode(
             {"continuation_key": key, "pagesize": page.pagesize, "cursor": page.next_cursor}
         )
-        links.append(f'<{_link(url, next_query)}>; rel="next"')
+        links.append(f'<{absolute_link(url, next_query)}>; rel="next"')
     first_query = urlencode({"continuation_key": key, "page": 1, "pagesize": page.pagesize})
-    links.append(f'<{_link(url, first_query)}>; rel="first"')
+    links.append(f'<{absolute_link(url, first_query)}>; rel="first"')
     headers["Link"] = ", ".join(links)
     if page.ignored:
         headers["X-Ignored-Parameters"] = ",".join(_header_safe(n) for n in page.ignored)
     return headers
 
 
-def _link(url: URL, query: str) -> str:
+def absolute_link(url: URL, query: str) -> str:
     """An absolute link to this collection: the path percent-encoded again (Starlette hands it
     over decoded), so a path segment such as a netid can never put non-ASCII or control
     characters into a header."""

@@ -15,6 +15,7 @@ import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from registrar.db.database import Database
 from registrar.db.read_cache import ReadCache
 from registrar.sis.refresh import RefreshStatus
 from registrar.tasks.models import TaskStatus
@@ -125,11 +126,37 @@ def _sis_refresh_registry(status: RefreshStatus) -> CollectorRegistry:
     return registry
 
 
+def _reads_registry(db: Database) -> CollectorRegistry:
+    """This process's read lanes and statement stops (db/database.py `read_wide`)."""
+    registry = CollectorRegistry(auto_describe=True)
+    stopped = Gauge(
+        "registrar_reads_stopped",
+        "Reads this process stopped since it started: `budget` ran past "
+        "REGISTRAR_STATEMENT_BUDGET_MS; `client_gone` had a caller that hung up.",
+        ["reason"],
+        registry=registry,
+    )
+    stopped.labels("budget").set(db.stops.budget)
+    stopped.labels("client_gone").set(db.stops.client_gone)
+    Gauge(
+        "registrar_wide_reads_running",
+        "Wide reads (not selective) running now on this process's wide lane.",
+        registry=registry,
+    ).set(db.wide_in_flight)
+    Gauge(
+        "registrar_wide_reads_at_once",
+        "How many wide reads this process runs at a time (REGISTRAR_WIDE_READS_AT_ONCE).",
+        registry=registry,
+    ).set(db.wide_at_once)
+    return registry
+
+
 def exposition(
     read_cache: ReadCache | None,
     task_figures: TaskFigures | None,
     *,
     writes_failing: bool = False,
+    reads: Database | None = None,
     sis_refresh: RefreshStatus | None = None,
 ) -> bytes:
     """The text a scrape gets: this process's (or every process's) request figures, the read
@@ -145,6 +172,8 @@ def exposition(
     else:
         parts = [generate_latest(REQUEST_REGISTRY)]
     parts.append(generate_latest(_read_cache_registry(read_cache)))
+    if reads is not None:
+        parts.append(generate_latest(_reads_registry(reads)))
     writes = CollectorRegistry()
     Gauge(
         "registrar_database_writes_failing",

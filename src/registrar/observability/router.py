@@ -118,6 +118,7 @@ async def metrics_endpoint(request: Request) -> Response:
         runtime.db.read_cache,
         await _task_figures(runtime),
         writes_failing=runtime.db.write_health.failing(),
+        reads=runtime.db,
         sis_refresh=await _sis_refresh(runtime),
     )
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -5,6 +5,13 @@ with an operator (`<`, `<=`, `>`, `>=`, `!`), may be a comma list ("any of"), ma
 (strings only), and `null` matches null. A backslash makes the next `*`, `,`, `\\` or a leading
 operator character literal. The same attribute twice ANDs. Attributes a caller may not see are
 treated exactly like unknown ones: ignored, and named in `X-Ignored-Parameters`.
+
+What one request may ask for is bounded (`FilterLimits`, from the REGISTRAR_FILTER_* settings):
+terms per value and per request, wildcards per value and per request. Issue 9 item 1: 50 values of
+160 OR-ed `*q00*` terms each made every row run 8,000 LIKEs, 7.3 s of CPU on 20,000 rows; with
+at most 8 wildcards a request's LIKEs per row are at most 8. A condition that is an equality on a
+`selective` field (an indexed key such as netid) makes the whole request selective: it reads a
+few index entries whatever else it asks, and runs on the selective lane (db/read_lanes.py).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from registrar.core.problems import bad_request
 Kind = Literal["str", "bool", "int", "float", "datetime"]
 
 MAX_VALUE_LENGTH = 1024
-MAX_LIST_ITEMS = 500
+MAX_LIST_ITEMS = 500  # terms in one value, whatever the settings
 MAX_FILTERS = 50
 RANGE_OPERATORS = ("<=", ">=", "<", ">")
 LIKE_ESCAPE = "\\"
@@ -42,6 +49,46 @@ class Field:
     # For an attribute that is an object (e.g. course_assessment): its "is null" condition;
     # only `null` and `!null` are meaningful filters on it.
     null_condition: ColumnElement[bool] | None = None
+    # An indexed key whose one value names few rows (id, netid, section.id): an equality on it
+    # makes a request selective (see the module's docstring).
+    selective: bool = False
+
+
+@dataclass(frozen=True)
+class FilterLimits:
+    """What one request's filters may hold (Settings' REGISTRAR_FILTER_* and query-string size:
+    the one statement of the numbers; the README and the OpenAPI document quote them)."""
+
+    terms_per_request: int
+    wildcards_per_value: int
+    wildcards_per_request: int
+    query_string_bytes: int
+
+    @classmethod
+    def of(cls, settings: Any) -> FilterLimits:
+        return cls(
+            terms_per_request=settings.filter_terms_per_request,
+            wildcards_per_value=settings.filter_wildcards_per_value,
+            wildcards_per_request=settings.filter_wildcards_per_request,
+            query_string_bytes=settings.query_string_max_bytes,
+        )
+
+    def check_query_string(self, size: int) -> None:
+        if size > self.query_string_bytes:
+            raise bad_request(
+                "The query string is too long.",
+                [f"query string: at most {self.query_string_bytes} bytes (query_string_max_bytes)"],
+            )
+
+    def describe(self) -> str:
+        """The limits in words, for the OpenAPI document's parameter descriptions."""
+        return (
+            f"At most {MAX_LIST_ITEMS} comma terms per value and {self.terms_per_request} "
+            f"per request; at most {self.wildcards_per_value} `*` per value and "
+            f"{self.wildcards_per_request} per request; a value of at most {MAX_VALUE_LENGTH} "
+            f"characters, a query string of at most {self.query_string_bytes} bytes. Past any: 400 "
+            "naming the limit."
+        )
 
 
 @dataclass
@@ -49,6 +96,14 @@ class ParsedFilters:
     conditions: list[ColumnElement[bool]] = field(default_factory=list)
     applied: list[tuple[str, str]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    # An equality on a selective field among the conditions (db/read_lanes.py).
+    selective: bool = False
+    terms: int = 0
+    wildcards: int = 0
+    # The field and value of a condition that is one equality with one value on a selective
+    # field of the collection's own table (`netid=f001abc`): paging/pages.py has a statement
+    # built once for a page filtered by that alone.
+    key_value: tuple[Field, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +111,7 @@ class _Term:
     text: str
     wildcard: bool  # holds an unescaped `*`
     like: str  # the LIKE pattern (when wildcard)
+    stars: int = 0  # how many unescaped `*`
 
 
 def _split(raw: str) -> list[_Term]:
@@ -63,7 +119,7 @@ def _split(raw: str) -> list[_Term]:
     terms: list[_Term] = []
     text: list[str] = []
     like: list[str] = []
-    wildcard = False
+    stars = 0
     i = 0
     while i < len(raw):
         ch = raw[i]
@@ -74,17 +130,17 @@ def _split(raw: str) -> list[_Term]:
             i += 2
             continue
         if ch == ",":
-            terms.append(_Term("".join(text), wildcard, "".join(like)))
-            text, like, wildcard = [], [], False
+            terms.append(_Term("".join(text), stars > 0, "".join(like), stars))
+            text, like, stars = [], [], 0
         elif ch == "*":
-            wildcard = True
+            stars += 1
             text.append("*")
             like.append("%")
         else:
             text.append(ch)
             like.append(_like_literal(ch))
         i += 1
-    terms.append(_Term("".join(text), wildcard, "".join(like)))
+    terms.append(_Term("".join(text), stars > 0, "".join(like), stars))
     return terms
 
 
@@ -140,7 +196,11 @@ def _convert(f: Field, text: str) -> Any:
     return value.astimezone(dt.UTC)
 
 
-def _condition(f: Field, raw: str) -> ColumnElement[bool]:
+def _condition(
+    f: Field, raw: str, parsed: ParsedFilters, limits: FilterLimits | None
+) -> ColumnElement[bool]:
+    """`raw` as a condition on `f`; counts its terms and wildcards into `parsed` (and refuses
+    them past `limits`), and notes whether it makes the request selective."""
     if "\x00" in raw:
         raise bad_request("A filter value is not valid.", [f"{f.name}: NUL is not allowed"])
     if len(raw) > MAX_VALUE_LENGTH:
@@ -158,8 +218,7 @@ def _condition(f: Field, raw: str) -> ColumnElement[bool]:
         return cond if op == "=" else not_(cond)
 
     terms = _split(rest)
-    if len(terms) > MAX_LIST_ITEMS:
-        raise bad_request("Too many values.", [f"{f.name}: at most {MAX_LIST_ITEMS} values"])
+    _count_terms(f, terms, parsed, limits)
 
     if op in RANGE_OPERATORS:
         if len(terms) != 1:
@@ -195,12 +254,36 @@ def _condition(f: Field, raw: str) -> ColumnElement[bool]:
         parts.append(col == plain[0] if len(plain) == 1 else col.in_(plain))
     matched = or_(*parts) if len(parts) > 1 else parts[0]
     if op != "!":
+        if f.selective and len(plain) == len(terms):
+            parsed.selective = True  # only equalities: a few index entries per term
+            if len(plain) == 1 and f.lift is None:
+                parsed.key_value = (f, plain[0])
         return _lift(f, matched)
     # "None of these": a null is not equal to any given value, so it stays in, unless the list
     # itself names null.
     if any(t.text.lower() == "null" and not t.wildcard for t in terms):
         return _lift(f, not_(matched))
     return _lift(f, or_(col.is_(None), not_(matched)))
+
+
+def _count_terms(
+    f: Field, terms: list[_Term], parsed: ParsedFilters, limits: FilterLimits | None
+) -> None:
+    stars = sum(t.stars for t in terms)
+    parsed.terms += len(terms)
+    parsed.wildcards += stars
+    if len(terms) > MAX_LIST_ITEMS:
+        raise bad_request("Too many values.", [f"{f.name}: at most {MAX_LIST_ITEMS} values"])
+    if limits is None:
+        return
+    checks = (
+        (parsed.terms, limits.terms_per_request, "at most {} filter terms per request"),
+        (stars, limits.wildcards_per_value, f"{f.name}: at most {{}} wildcards (*) per value"),
+        (parsed.wildcards, limits.wildcards_per_request, "at most {} wildcards (*) per request"),
+    )
+    for count, limit, words in checks:
+        if count > limit:
+            raise bad_request("The filters ask for too much work.", [words.format(limit)])
 
 
 def _lift(f: Field, cond: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -212,8 +295,12 @@ def parse_filters(
     fields: dict[str, Field],
     scopes: frozenset[str],
     reserved: Sequence[str],
+    limits: FilterLimits | None = None,
 ) -> ParsedFilters:
-    """Turn query parameters into SQL conditions for the caller's view of the collection."""
+    """Turn query parameters into SQL conditions for the caller's view of the collection.
+
+    `limits` bound the terms and wildcards (None: only the grammar's own caps, for code that
+    replays filters it made itself)."""
     parsed = ParsedFilters()
     for name, raw in params:
         if name in reserved:
@@ -224,7 +311,7 @@ def parse_filters(
             if name not in parsed.ignored:
                 parsed.ignored.append(name)
             continue
-        parsed.conditions.append(_condition(f, raw))
+        parsed.conditions.append(_condition(f, raw, parsed, limits))
         parsed.applied.append((name, raw))
         if len(parsed.applied) > MAX_FILTERS:
             raise bad_request("Too many filters.", [f"at most {MAX_FILTERS} filter parameters"])

@@ -20,8 +20,8 @@ def _via_origin(cond: ColumnElement[bool]) -> ColumnElement[bool]:
 FIELDS: dict[str, Field] = {
     f.name: f
     for f in (
-        Field("id", Petition.id),
-        Field("netid", Petition.netid),
+        Field("id", Petition.id, selective=True),
+        Field("netid", Petition.netid, selective=True),
         Field("petition_code", Petition.petition_code),
         Field("petition_name", PetitionType.name, lift=_via_type),
         Field("origin_code", Petition.origin_code),

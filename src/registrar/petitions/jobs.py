@@ -8,6 +8,7 @@ import secrets
 from sqlalchemy import Connection
 
 from registrar.core.clock import utcnow, whole_second
+from registrar.events.record import Change
 from registrar.petitions import repository, service
 from registrar.tasks.handlers import ClaimedTask, HandlerResult, PermanentTaskError, absolute_url
 
@@ -47,4 +48,5 @@ def create_petition(connection: Connection, task: ClaimedTask) -> HandlerResult:
             "created_by_task": task.id,
         },
     )
-    return HandlerResult(petition_url(task, petition_id), service.SUCCESS_MESSAGE)
+    created = Change("petition.created", petition_id, "api", netid=resolved["netid"])
+    return HandlerResult(petition_url(task, petition_id), service.SUCCESS_MESSAGE, (created,))

@@ -29,7 +29,13 @@ from registrar.petitions.filters import FIELDS
 from registrar.petitions.schemas import POST_BODY_SCHEMA, POST_EXAMPLE, PetitionOut
 from registrar.tasks.idempotency import IDEMPOTENCY_KEY_PARAMETER
 from registrar.tasks.router import accept_write
-from registrar.tasks.schemas import ACCEPTED_RESPONSE, WRITE_PROBLEMS, Accepted
+from registrar.tasks.schemas import (
+    ACCEPTED_RESPONSE,
+    FINISHED_RESPONSE,
+    PREFER_WAIT_PARAMETER,
+    WRITE_PROBLEMS,
+    Accepted,
+)
 
 router = APIRouter(tags=["petitions"])
 
@@ -59,6 +65,7 @@ READ_NOTE = (
     response_model=Accepted,
     responses={
         202: ACCEPTED_RESPONSE,
+        200: FINISHED_RESPONSE,
         **problem_responses(*WRITE_PROBLEMS),
     },
     openapi_extra={
@@ -66,7 +73,7 @@ READ_NOTE = (
             "required": True,
             "content": {"application/json": {"schema": POST_BODY_SCHEMA, "example": POST_EXAMPLE}},
         },
-        "parameters": [IDEMPOTENCY_KEY_PARAMETER],
+        "parameters": [IDEMPOTENCY_KEY_PARAMETER, PREFER_WAIT_PARAMETER],
     },
 )
 async def post_petition(request: Request, runtime: RuntimeDep, client: Writer) -> JSONResponse:

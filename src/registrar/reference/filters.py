@@ -14,7 +14,7 @@ def _fields(table: Table) -> dict[str, Field]:
     return {
         f.name: f
         for f in (
-            Field("id", table.c.id),
+            Field("id", table.c.id, selective=True),
             Field("name", table.c.name),
             Field("is_active", table.c.is_active, "bool"),
             Field("cache_date", table.c.cache_date, "datetime"),

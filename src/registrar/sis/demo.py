@@ -34,6 +34,7 @@ from registrar.petitions.repository import add_petitions
 from registrar.sis import seeds
 from registrar.sis.service import LoadResult, load_records
 from registrar.tasks.repository import put_finished_tasks
+from registrar.webhooks import service as webhooks
 
 DEMO_SUB = "demo"
 
@@ -549,6 +550,7 @@ async def load_demo(
     }
     tasks = seeds.seed_task_rows(sub=DEMO_SUB, requester=requester, base_url=base_url, now=now)
     await db.write(put_finished_tasks, tasks)
+    await db.write(webhooks.put_samples, DEMO_SUB, tasks[0]["id"], now)
     return Demo(result, added, DEMO_SUB, key, kept)
 
 

@@ -13,7 +13,9 @@ REFRESH = refreshes.RESOURCE
 async def refresh(db: Database, settings: Settings, task: ClaimedTask) -> HandlerResult:
     """A job that keeps its own transactions (the load's): see sis/refresh.py."""
     try:
-        message = await refreshes.refresh(db, settings, task_id=task.id, attempt=task.attempts)
+        message = await refreshes.refresh(
+            db, settings, task_id=task.id, attempt=task.attempts, worker_id=task.worker_id
+        )
     except refreshes.RefreshFailed as exc:
         raise PermanentTaskError([str(exc)]) from None
     return HandlerResult(path=None, message=message)

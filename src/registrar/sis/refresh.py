@@ -50,6 +50,7 @@ from registrar.sis import repository as repo
 from registrar.sis.extract import ExtractReader, open_extract
 from registrar.sis.records import LineError
 from registrar.sis.service import LoadFailed, LoadResult, file_time, load_records
+from registrar.tasks import repository as tasks_repo
 
 RESOURCE = "sis.refresh"
 
@@ -86,7 +87,9 @@ class SeenFile:
         return dt.datetime.fromtimestamp(self.mtime_ns / 1e9, dt.UTC)
 
 
-async def refresh(db: Database, settings: Settings, *, task_id: str, attempt: int) -> str:
+async def refresh(
+    db: Database, settings: Settings, *, task_id: str, attempt: int, worker_id: str
+) -> str:
     """Refresh from the configured extract if it changed: the task's message. Raises
     RefreshFailed for a bad extract (nothing changed), RefreshInterrupted or a database error to
     be retried."""
@@ -132,6 +135,23 @@ async def refresh(db: Database, settings: Settings, *, task_id: str, attempt: in
         }
         if not await conn.run_sync(end, now=utcnow(), status=repo.OK, counts=counts):
             raise RefreshInterrupted("another attempt holds the refresh now; this one rolled back")
+        # The task's lease, renewed in the load's own transaction. On SQLite the load holds the
+        # write lock to its commit, so the worker's heartbeat cannot renew it meanwhile: a load
+        # longer than the lease (measured: a 60,000-line refresh against the tests' 2 s lease)
+        # ended with the lease lapsed, and the first writer after the commit (this worker's
+        # claim, or another worker's) claimed the task again, a run that found the file loaded
+        # and could finish the task in place of this one. Renewed here, the lease is fresh when
+        # the load becomes visible, and no other writer can come in between. On PostgreSQL the
+        # heartbeat keeps it (this only locks the task's row for the last statements).
+        renewed = await conn.run_sync(
+            tasks_repo.renew_lease,
+            task_id,
+            worker_id=worker_id,
+            attempt=attempt,
+            lease_seconds=float(settings.task_lease_seconds),
+        )
+        if not renewed:
+            raise RefreshInterrupted("the task was claimed again; this attempt rolled back")
 
     stopping = threading.Event()
     try:

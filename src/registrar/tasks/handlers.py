@@ -32,6 +32,7 @@ from sqlalchemy import Connection, Row
 
 from registrar.core.settings import Settings
 from registrar.db.database import Database
+from registrar.events.record import Change
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class HandlerResult:
     # which change no one resource.
     path: str | None
     message: str
+    # What the task changed, for the change record: the worker records them with the batch's
+    # other changes and its task.completed events, in one statement, last before the commit.
+    changes: tuple[Change, ...] = ()
 
 
 def task_message(problems: list[str]) -> str:

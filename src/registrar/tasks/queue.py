@@ -19,6 +19,19 @@ from registrar.tasks.idempotency import IdempotencyClaim
 from registrar.tasks.repository import insert_tasks, queue_one
 
 
+def set_from_any_thread(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+    """Set `event`, which belongs to `loop`, from any thread: at once on the loop's own thread,
+    else through the loop (an asyncio.Event is not thread-safe)."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        event.set()
+    elif not loop.is_closed():
+        loop.call_soon_threadsafe(event.set)
+
+
 class TaskQueue:
     """Queues tasks for requests (`enqueue`) and pokes the workers of this process after each
     commit (`add_wakeup`). One per process, on the Runtime."""

@@ -43,7 +43,10 @@ def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
         PeriodicJob(
             task_jobs.PRUNE,
             task_jobs.PRUNE_EVERY_SECONDS,
-            {"retention_days": settings.task_retention_days},
+            {
+                "retention_days": settings.task_retention_days,
+                "event_retention_days": settings.event_retention_days,
+            },
         )
     ]
     if settings.sis_extract is not None:

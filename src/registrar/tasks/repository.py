@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -36,6 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from registrar.core.clock import utcnow
 from registrar.db.base import UTCDateTime
 from registrar.db.database import database_now
+from registrar.db.notices import TASKS_FINISHED_CHANNEL
 from registrar.tasks.handlers import ClaimedTask
 from registrar.tasks.idempotency import KEY_TTL, IdempotencyClaim, KeyReused
 from registrar.tasks.models import IdempotencyKey, Task, TaskStatus
@@ -220,18 +221,29 @@ def schedule_retry(
     return _rowcount(result) == 1
 
 
-def release(connection: Connection, task_ids: Sequence[str], *, worker_id: str) -> int:
-    """Give back claimed tasks this worker will not run (shutdown); the attempt does not count."""
+def release(
+    connection: Connection,
+    task_ids: Sequence[str],
+    *,
+    worker_id: str,
+    run_after: float | None = None,
+) -> int:
+    """Give back claimed tasks this worker will not run (shutdown; or, with `run_after`, not for
+    that many seconds: a webhook delivery whose receiver is stalled); the attempt does not
+    count."""
     if not task_ids:
         return 0
+    values: dict[str, Any] = {
+        "locked_by": None,
+        "locked_until": None,
+        "attempts": case((T.attempts > 0, T.attempts - 1), else_=0),
+    }
+    if run_after is not None:
+        values["run_at"] = database_now(connection) + dt.timedelta(seconds=run_after)
     result = connection.execute(
         update(TASKS)
         .where(T.id.in_(list(task_ids)), T.locked_by == worker_id, T.status == TaskStatus.ACCEPTED)
-        .values(
-            locked_by=None,
-            locked_until=None,
-            attempts=case((T.attempts > 0, T.attempts - 1), else_=0),
-        )
+        .values(**values)
     )
     return _rowcount(result)
 
@@ -251,6 +263,27 @@ def heartbeat(
     return _rowcount(result)
 
 
+def renew_lease(
+    connection: Connection, task_id: str, *, worker_id: str, attempt: int, lease_seconds: float
+) -> bool:
+    """Extend one task's lease from inside another transaction: a job that keeps its own (the SIS
+    refresh, sis/refresh.py) renews it in the transaction that commits its work, so the lease is
+    fresh the moment the work is visible. True while this worker's run of this attempt holds it
+    (then no other run of the task can have done or be doing the work)."""
+    now = database_now(connection)
+    result = connection.execute(
+        update(TASKS)
+        .where(
+            T.id == task_id,
+            T.locked_by == worker_id,
+            T.attempts == attempt,
+            T.status == TaskStatus.ACCEPTED,
+        )
+        .values(locked_until=now + dt.timedelta(seconds=lease_seconds))
+    )
+    return _rowcount(result) == 1
+
+
 def prune_finished(connection: Connection, *, retention_days: int) -> int:
     cutoff = utcnow() - dt.timedelta(days=retention_days)
     result = connection.execute(
@@ -261,14 +294,17 @@ def prune_finished(connection: Connection, *, retention_days: int) -> int:
     return _rowcount(result)
 
 
-def requeue_failed(connection: Connection, task_id: str) -> str | None:
-    """Operator retry: a task in `error` goes back to `accepted` with its attempts reset.
+def requeue_failed(
+    connection: Connection, task_id: str, statuses: Sequence[str] = (TaskStatus.ERROR,)
+) -> str | None:
+    """Operator retry: a task in `error` (or another of `statuses`: a webhook delivery may be
+    sent again) goes back to `accepted` with its attempts reset.
 
     None when requeued, else why not.
     """
     result = connection.execute(
         update(TASKS)
-        .where(T.id == task_id, T.status == TaskStatus.ERROR)
+        .where(T.id == task_id, T.status.in_(list(statuses)))
         .values(
             status=TaskStatus.ACCEPTED,
             attempts=0,
@@ -285,6 +321,40 @@ def requeue_failed(connection: Connection, task_id: str) -> str | None:
         return None
     status = connection.scalar(select(T.status).where(T.id == task_id))
     return "no such task" if status is None else f"it is {status}, not error"
+
+
+def postpone(
+    connection: Connection, resource: str, resource_ids: Iterable[str], *, run_after: float
+) -> int:
+    """Queued tasks of `resource` about these resource ids, not held by a worker, become due in
+    `run_after` seconds at the earliest (one statement)."""
+    ids = sorted(set(resource_ids))
+    if not ids:
+        return 0
+    later = database_now(connection) + dt.timedelta(seconds=run_after)
+    result = connection.execute(
+        update(TASKS)
+        .where(
+            T.status == TaskStatus.ACCEPTED,
+            T.resource == resource,
+            T.resource_id.in_(ids),
+            T.locked_by.is_(None),
+            T.run_at < later,
+        )
+        .values(run_at=later)
+    )
+    return _rowcount(result)
+
+
+def run_now(connection: Connection, task_id: str) -> bool:
+    """A queued task waiting for its backoff runs now (unless a worker holds it)."""
+    now = database_now(connection)
+    result = connection.execute(
+        update(TASKS)
+        .where(T.id == task_id, T.status == TaskStatus.ACCEPTED, T.locked_by.is_(None))
+        .values(run_at=now)
+    )
+    return _rowcount(result) == 1
 
 
 def stats(connection: Connection) -> dict[str, Any]:
@@ -340,8 +410,12 @@ def status_counts(connection: Connection) -> list[tuple[str, int, dt.datetime | 
     return [(str(s), int(c), m) for s, c, m in rows]
 
 
-def insert_tasks(connection: Connection, tasks: list[dict[str, Any]]) -> None:
-    """Queue tasks in the caller's transaction (one statement); its commit publishes them."""
+def insert_tasks(
+    connection: Connection, tasks: list[dict[str, Any]], *, announce: bool = True
+) -> None:
+    """Queue tasks in the caller's transaction (one statement); its commit publishes them.
+    `announce=False`: no NOTIFY (webhook deliveries: the deliverer that queues them claims them
+    itself, and they are nothing the handlers' workers could run)."""
     if connection.dialect.name == "postgresql":
         # The database's clock, not this process's: "the newest request wins" compares
         # request_date across API processes on different machines.
@@ -349,7 +423,7 @@ def insert_tasks(connection: Connection, tasks: list[dict[str, Any]]) -> None:
         for task in tasks:
             task["request_date"] = task["run_at"] = now
     connection.execute(insert(TASKS), tasks)
-    if connection.dialect.name == "postgresql":
+    if announce and connection.dialect.name == "postgresql":
         # Delivered to LISTENers only when this transaction commits, never for a rolled-back one.
         for task in tasks:
             connection.execute(
@@ -401,6 +475,35 @@ def queue_one(
 
 def get_task(connection: Connection, task_id: str) -> Row[Any] | None:
     return connection.execute(select(TASKS).where(T.id == task_id)).first()
+
+
+def tasks_of(connection: Connection, ids: list[str], sub: str) -> dict[str, Row[Any]]:
+    """The tasks with these ids that `sub` asked for, by id: one query (a feed page)."""
+    query = select(TASKS).where(T.id.in_(bindparam("ids", expanding=True)), T.sub == sub)
+    return {row.id: row for row in connection.execute(query, {"ids": ids})}
+
+
+def unfinished_of(connection: Connection, ids: list[str]) -> set[str]:
+    """Which of these tasks are still `accepted` (waiters on a timer ask it once for all)."""
+    query = select(T.id).where(
+        T.id.in_(bindparam("ids", expanding=True)), T.status == TaskStatus.ACCEPTED
+    )
+    return set(connection.scalars(query, {"ids": ids}))
+
+
+def announce_finished(connection: Connection, task_ids: Sequence[str]) -> None:
+    """PostgreSQL: tell every process's waiters (db/notices.py) that these tasks finished, when
+    this transaction commits: one NOTIFY a batch (its payload holds at most 8000 bytes: 300 ids
+    of 25)."""
+    if connection.dialect.name != "postgresql":
+        return
+    for start in range(0, len(task_ids), 300):
+        connection.execute(
+            _NOTIFY, {"c": TASKS_FINISHED_CHANNEL, "p": ",".join(task_ids[start : start + 300])}
+        )
+
+
+_NOTIFY = text("SELECT pg_notify(:c, :p)")
 
 
 def find_replay(connection: Connection, claim: IdempotencyClaim) -> str | None:

@@ -71,6 +71,26 @@ ACCEPTED_RESPONSE: dict[str, Any] = {
     },
 }
 
+# `Prefer: wait=S` (RFC 7240) on a write, and the 200 it may bring (tasks/router.py accept_write).
+PREFER_WAIT_PARAMETER: dict[str, Any] = {
+    "name": "Prefer",
+    "in": "header",
+    "required": False,
+    "description": "`wait=S` (at most 60): answer 200 with the finished task if it finishes "
+    "within S seconds, else the usual 202.",
+    "schema": {"type": "string"},
+    "example": "wait=10",
+}
+FINISHED_RESPONSE: dict[str, Any] = {
+    "description": "With `Prefer: wait=S`: the task finished within S seconds (`complete` or "
+    "`error`).",
+    "headers": {
+        "Preference-Applied": {"description": "`wait=S`", "schema": {"type": "string"}},
+        "Location": {"description": "/api/tasks/{id}", "schema": {"type": "string"}},
+    },
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TaskOut"}}},
+}
+
 # The problems every write can answer besides 401/403 (which follow from its security): a bad
 # payload, a body that stalls or is too large, not JSON, an Idempotency-Key reused for another body.
 WRITE_PROBLEMS = (400, 408, 413, 415, 422)

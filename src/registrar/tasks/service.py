@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
+import time
 from typing import Any
 
 from sqlalchemy import Row
@@ -14,9 +16,12 @@ from registrar.core.problems import not_found
 from registrar.core.settings import Settings
 from registrar.core.text import usable_id
 from registrar.db.database import Database
+from registrar.db.notices import Notices
 from registrar.tasks import repository
 from registrar.tasks.models import TaskStatus
 
+# GET /api/tasks/{id}?wait=S and `Prefer: wait=S` hold at most this long (spec 7).
+MAX_WAIT_SECONDS = 60
 TASK_ID_LENGTH = 24
 TASK_ID = re.compile(r"[0-9a-f]{24}")
 
@@ -102,3 +107,25 @@ async def get_task(db: Database, task_id: str, client: Client) -> dict[str, Any]
     if task is None or task.sub != client.sub:
         raise not_found("task")
     return represent(task)
+
+
+async def wait_for_task(
+    db: Database, notices: Notices, task_id: str, client: Client, wait: float
+) -> dict[str, Any]:
+    """The task once it is done, or after `wait` seconds as it is then (404 as `get_task`).
+
+    Woken by the worker's commit (db/notices.py), never by asking the database in a loop: the
+    waiter registers before the first read, so a finish that commits in between is not missed.
+    """
+    deadline = time.monotonic() + min(wait, MAX_WAIT_SECONDS)
+    with notices.watch_task(task_id) as woken:
+        while True:
+            woken.clear()
+            task = await get_task(db, task_id, client)
+            remaining = deadline - time.monotonic()
+            if task["status"] != TaskStatus.ACCEPTED or remaining <= 0:
+                return task
+            try:
+                await asyncio.wait_for(woken.wait(), remaining)
+            except TimeoutError:
+                return await get_task(db, task_id, client)

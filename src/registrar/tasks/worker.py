@@ -46,6 +46,8 @@ from registrar.core.clock import utcnow
 from registrar.core.runtime import Runtime
 from registrar.core.settings import Settings
 from registrar.db.engine import asyncpg_dsn
+from registrar.db.notices import listen
+from registrar.events.record import Change, record
 from registrar.tasks import repository as repo
 from registrar.tasks.handlers import (
     BatchHandler,
@@ -57,13 +59,15 @@ from registrar.tasks.handlers import (
     task_message,
 )
 from registrar.tasks.models import TaskStatus
-from registrar.tasks.periodic import PeriodicJob, Scheduler
+from registrar.tasks.periodic import SCHEDULER, PeriodicJob, Scheduler
+from registrar.tasks.queue import set_from_any_thread
 from registrar.tasks.registry import (
     HANDLERS,
     OWN_TRANSACTION_JOBS,
     REQUIRED_SCOPES,
     periodic_jobs,
 )
+from registrar.webhooks.delivery import Deliverer
 
 log = logging.getLogger("registrar.worker")
 
@@ -84,6 +88,10 @@ class Outcome(StrEnum):
     ABORTED = "aborted"  # the worker stopped mid-batch: rolled back, released
 
 
+# The outcomes that end a task (`complete` or `error`): recorded as task.completed, and announced.
+FINISHED = (Outcome.COMPLETE, Outcome.ERROR)
+
+
 @dataclass(frozen=True)
 class Finished:
     """A task a batch ends: complete with its handler's result, or error with its problems."""
@@ -93,12 +101,14 @@ class Finished:
     path: str | None
     message: str
     last_error: str | None = None
+    # What the task changed (its handler's result), for the change record; none for an error.
+    changes: tuple[Change, ...] = ()
 
     @classmethod
     def of(cls, task: ClaimedTask, result: HandlerResult | PermanentTaskError) -> Finished:
         if isinstance(result, PermanentTaskError):
             return cls.failed(task, result.message, result.message)
-        return cls(task, TaskStatus.COMPLETE, result.path, result.message)
+        return cls(task, TaskStatus.COMPLETE, result.path, result.message, None, result.changes)
 
     @classmethod
     def failed(cls, task: ClaimedTask, message: str, error: str) -> Finished:
@@ -175,6 +185,7 @@ class Worker:
         required_scopes: Mapping[tuple[str, str], str] = REQUIRED_SCOPES,
         jobs: Mapping[tuple[str, str], OwnTransactionJob] = OWN_TRANSACTION_JOBS,
         schedule: Sequence[PeriodicJob] | None = None,
+        deliver_webhooks: bool = True,
     ) -> None:
         self.runtime = runtime
         self.handlers = {
@@ -216,6 +227,9 @@ class Worker:
         self._stopping = False
         self._wake_event: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Webhook deliveries run beside the handlers, on the same queue (webhooks/delivery.py
+        # says why not as handlers: no HTTP call inside a transaction).
+        self.deliverer = Deliverer(runtime, self.worker_id) if deliver_webhooks else None
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -230,6 +244,8 @@ class Worker:
         ]
         if self.runtime.db.dialect == "postgresql":
             self._background.append(asyncio.create_task(self._listen_loop(), name="worker listen"))
+        if self.deliverer is not None:
+            await self.deliverer.start()
         log.info("worker %s started (concurrency %d)", self.worker_id, self.concurrency)
 
     async def stop(self) -> None:
@@ -238,6 +254,8 @@ class Worker:
         self._stopping = True
         self.runtime.queue.remove_wakeup(self.wake)
         self.wake()
+        if self.deliverer is not None:
+            await self.deliverer.stop()
         with contextlib.suppress(asyncio.CancelledError):
             await self._runner
         running = list(self._inflight.items())
@@ -269,16 +287,8 @@ class Worker:
 
     def wake(self) -> None:
         """Callable from any thread: look for due tasks now."""
-        if self._wake_event is None or self._loop is None:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self._loop:
-            self._wake_event.set()
-        elif not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wake_event.set)
+        if self._wake_event is not None and self._loop is not None:
+            set_from_any_thread(self._loop, self._wake_event)
 
     # --- claiming and running ---------------------------------------------------------------
 
@@ -381,6 +391,10 @@ class Worker:
             # The lease expires and the task runs again; the job knows it already ran.
             log.exception("task %s: its end could not be recorded", task.id, extra=_about(task))
             outcomes = {task.id: Outcome.RETRY}
+        # Committed: wake this process's long-polls on the task, and on the feed (the job's own
+        # changes, a load's, committed before; its task.completed now).
+        self.runtime.notices.tasks_finished(i for i, o in outcomes.items() if o in FINISHED)
+        self.runtime.notices.events_recorded()
         if log.isEnabledFor(logging.INFO):
             _log_outcome(task, outcomes[task.id], self.worker_id)
         return outcomes
@@ -402,6 +416,9 @@ class Worker:
         than the work); on PostgreSQL it turns some ten round trips per task into ten per batch.
         """
         outcomes = await self._run_batch(tasks)
+        # Committed: wake the long-polls of this process waiting on these tasks or the feed.
+        self.runtime.notices.tasks_finished(i for i, o in outcomes.items() if o in FINISHED)
+        self.runtime.notices.events_recorded()
         if log.isEnabledFor(logging.INFO):
             for task in tasks:
                 _log_outcome(task, outcomes[task.id], self.worker_id)
@@ -510,10 +527,24 @@ class Worker:
     def _finish(self, connection: Connection, finished: list[Finished]) -> None:
         """End a batch's finished tasks (complete or error), in one statement, under this worker's
         lease. The one place where all the tasks a batch finishes are known, inside its
-        transaction, just before its commit. LeaseLostError if one is no longer this worker's."""
+        transaction, just before its commit. LeaseLostError if one is no longer this worker's.
+
+        Then record what the batch changed, LAST before the commit (the commit-order lock,
+        events/record.py): one `record` with each completed task's changes and every finished
+        client task's `task.completed` (its requester alone will see it); and one NOTIFY of the
+        finished ids for the long-polls waiting on them."""
         rows = [f.row(self.worker_id) for f in finished]
         if len(repo.finish_many(connection, rows, worker_id=self.worker_id)) != len(rows):
             raise LeaseLostError
+        changes: list[Change] = []
+        for f in finished:
+            changes += f.changes
+            # The service's own periodic tasks have no requester who could read their
+            # task.completed (tasks/periodic.py SCHEDULER): not recorded, one row a slot saved.
+            if f.task.sub != SCHEDULER["sub"]:
+                changes.append(Change("task.completed", f.task.id, "api", requester=f.task.sub))
+        record(connection, changes)
+        repo.announce_finished(connection, [f.task.id for f in finished])
 
     def _run_isolated(
         self, connection: Connection, tasks: list[ClaimedTask], handler: Handler | None = None
@@ -605,30 +636,12 @@ class Worker:
                 log.exception("heartbeat failed")
 
     async def _listen_loop(self) -> None:
-        import asyncpg
-
-        dsn = asyncpg_dsn(self.settings.database_url)
-        backoff = 1.0
-        while True:
-            conn = None
-            try:
-                conn = await asyncpg.connect(dsn)
-                await conn.add_listener(repo.NOTIFY_CHANNEL, lambda *_args: self.wake())
-                backoff = 1.0
-                self.wake()  # catch up on anything queued while we were not listening
-                while True:
-                    await asyncio.sleep(10)
-                    await conn.fetchval("SELECT 1")  # notice a dead connection
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("LISTEN connection lost (%s); polling until it is back", exc)
-                await asyncio.sleep(backoff)
-                backoff = min(30.0, backoff * 2)
-            finally:
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(conn.close(), 5)
+        await listen(
+            asyncpg_dsn(self.settings.database_url),
+            {repo.NOTIFY_CHANNEL: lambda _payload: self.wake()},
+            self.wake,  # catch up on anything queued while we were not listening
+            "worker",
+        )
 
 
 def run_worker(settings: Settings, concurrency: int) -> None:

@@ -10,12 +10,20 @@ megabytes into our logs.
 A request whose client hung up before its answer was complete is recorded as status 499 ("client
 closed request", nginx's code), in the log and the metrics alike, never as a 5xx: nothing failed on
 our side, and false 500s set off alerts (issue 9 counted 118 in one run). The middleware notices
-the `http.disconnect` a route's body read meets; any layer that learns it otherwise (a watcher
-that stops a query whose client is gone) sets `scope["state"][CLIENT_GONE]`.
+the `http.disconnect` a route's body read meets; any layer that learns it otherwise sets
+`scope["state"][CLIENT_GONE]`.
+
+Work whose client is gone is stopped (issue 9 item 1: eight abandoned wide reads went on for over
+two minutes). A GET or HEAD has no body to read, so nothing would ever hear its client hang up:
+here a watcher waits for the server's `http.disconnect` while the request runs and, if it comes
+before the answer is complete, cancels the request's task. The cancelled read stops its statement
+(db/database.py: SQLite's progress handler, asyncpg's cancel request) and the request ends as
+499 like any other. Cost: one small task per GET.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -41,6 +49,23 @@ UNMATCHED_ROUTE = "<unmatched>"
 CLIENT_GONE = "client_gone"
 CLIENT_CLOSED_REQUEST = 499
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_BODILESS = frozenset({"GET", "HEAD"})
+
+
+def _replaying(first: Message, watcher: asyncio.Task[Message] | None, rest: Receive) -> Receive:
+    """A receive that gives `first` (already read), then the watcher's message, or `rest`."""
+    pending: Message | None = first
+
+    async def receive() -> Message:
+        nonlocal pending
+        if pending is not None:
+            message, pending = pending, None
+            return message
+        if watcher is not None:
+            return await asyncio.shield(watcher)
+        return await rest()
+
+    return receive
 
 
 def route_template(scope: Scope) -> str:
@@ -91,9 +116,36 @@ class RequestObservability:
                 state[CLIENT_GONE] = True
             return message
 
+        app_receive: Receive = noting_receive
+        watcher: asyncio.Task[Message] | None = None
+        task = asyncio.current_task()
+        stopped = False  # the watcher cancelled this request's task
+        if scope["method"] in _BODILESS:
+            first = await receive()
+            if first["type"] == "http.request" and not first.get("more_body", False):
+
+                async def watch() -> Message:
+                    nonlocal stopped
+                    message = await receive()  # uvicorn: on disconnect, or once answered
+                    if message["type"] == "http.disconnect" and not answered:
+                        state[CLIENT_GONE] = True
+                        if task is not None:
+                            stopped = True
+                            task.cancel()
+                    return message
+
+                watcher = asyncio.create_task(watch())
+            app_receive = _replaying(first, watcher, noting_receive)
+
         try:
-            await self.app(scope, noting_receive, send_with_id)
+            await self.app(scope, app_receive, send_with_id)
+        except asyncio.CancelledError:
+            if not stopped or task is None:
+                raise
+            task.uncancel()  # our own doing: the client is gone, end as 499
         finally:
+            if watcher is not None:
+                watcher.cancel()
             elapsed = time.perf_counter() - start
             if not answered and state.get(CLIENT_GONE):
                 status = CLIENT_CLOSED_REQUEST

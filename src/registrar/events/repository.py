@@ -1,0 +1,87 @@
+"""Every statement on the change record that is not the recording itself: a reader's page, the
+retention horizon, pruning, the newest position."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Table,
+    Text,
+    and_,
+    delete,
+    func,
+    not_,
+    or_,
+    select,
+)
+from sqlalchemy import (
+    cast as sql_cast,
+)
+
+from registrar.events.models import Event
+from registrar.people import ferpa
+
+EVENTS = cast(Table, Event.__table__)
+E = EVENTS.c
+
+
+def page(
+    connection: Connection,
+    *,
+    after: int,
+    types: Sequence[str],
+    requester: str,
+    sees_private: bool,
+    shown_changes: Sequence[str] | None,
+    limit: int,
+) -> list[Row[Any]]:
+    """The next `limit` events after `after` that a reader may see, in commit order.
+
+    Everything that decides whether an event is shown is a condition here, so a page is full
+    whenever more remain (its length says nothing about what was left out): the types the reader
+    may read, `task.completed` of its own tasks only, the FERPA rule on the event's person, and
+    (`shown_changes`, the top-level keys the reader may see; None for all) updates that changed
+    at least one of those. Keyset on the primary key: page 1,000 costs what page 1 does.
+    """
+    conditions: list[ColumnElement[bool]] = [E.position > after, E.type.in_(list(types))]
+    if "task.completed" in types:
+        conditions.append(or_(E.type != "task.completed", E.requester == requester))
+    conditions += ferpa.visible_with(sees_private, E.netid)
+    if shown_changes is not None:
+        # `changed` is a JSON list of key names; each name appears in its text in quotes, however
+        # the writer spaced it, so a LIKE per shown key asks "did any of them change" in SQL.
+        text = sql_cast(E.changed, Text)
+        touched = or_(*(text.like(f'%"{key}"%') for key in shown_changes))
+        only_hidden = and_(E.type == "enrollment.updated", E.changed.is_not(None), ~touched)
+        conditions.append(not_(only_hidden))
+    query = select(EVENTS).where(*conditions).order_by(E.position).limit(limit)
+    return list(connection.execute(query))
+
+
+def horizon(connection: Connection, cutoff: dt.datetime) -> int:
+    """The newest position older than `cutoff`: that event and every one before it are past
+    retention (0 when none is). A reader's cursor from before it missed events: 410. Cheap: the
+    time index holds only the rows expired since the last prune, plus the one `prune` keeps."""
+    return int(connection.scalar(select(func.max(E.position)).where(E.time < cutoff)) or 0)
+
+
+def prune(connection: Connection, cutoff: dt.datetime) -> int:
+    """Delete the events past retention but the newest of them, which stays as the horizon's mark.
+
+    Positions have gaps (a rolled-back PostgreSQL transaction uses its sequence values), so the
+    oldest position kept cannot tell a reader whether it missed anything; the kept row can."""
+    mark = horizon(connection, cutoff)
+    if not mark:
+        return 0
+    result = connection.execute(delete(EVENTS).where(E.position < mark))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def newest_position(connection: Connection) -> int:
+    return int(connection.scalar(select(func.max(E.position))) or 0)
