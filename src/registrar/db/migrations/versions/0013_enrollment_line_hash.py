@@ -1,7 +1,7 @@
 """enrollments.sis_line_hash: the hash of the extract line each row was last loaded from
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0012
 Create Date: 2026-12-02
 
 A complete refresh skips parsing and validating every line whose bytes hash to a row's stored
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0010"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
