@@ -71,9 +71,7 @@ def test_rows_loaded_without_a_hash_get_one_from_the_next_refresh(
     assert None not in hashes(fresh_db).values()
 
 
-def test_a_line_repeated_unchanged_is_refused_as_a_duplicate(
-    fresh_db: str, tmp_path: Path
-) -> None:
+def test_a_line_repeated_unchanged_is_refused_as_a_duplicate(fresh_db: str, tmp_path: Path) -> None:
     lines = records(6)
     load(fresh_db, write_extract(tmp_path / "a.jsonl", lines), "--replace")
     twice = write_extract(tmp_path / "b.jsonl", [*lines, lines[2]])
@@ -111,9 +109,7 @@ def test_a_changed_section_must_agree_with_the_unchanged_lines_describing_it(
     load(fresh_db, write_extract(tmp_path / "a.jsonl", lines), "--replace")
     renamed = {**SECTION, "lms_section_id": "RENAMED"}
     moved = dict(lines[4], section=renamed)
-    message = refused(
-        fresh_db, write_extract(tmp_path / "b.jsonl", [*lines[:4], moved, lines[5]])
-    )
+    message = refused(fresh_db, write_extract(tmp_path / "b.jsonl", [*lines[:4], moved, lines[5]]))
     assert "line 5: section " in message and "differs from its description on line 1" in message
     # Every line saying so: loaded, and every enrollment of the section reads it.
     out = load(
@@ -154,9 +150,7 @@ def test_a_person_stays_confidential_only_while_a_line_says_so(
     # The line that said so leaves the extract; the other one is unchanged (and skipped).
     out = load(fresh_db, write_extract(tmp_path / "b.jsonl", [other, *rest]), "--replace")
     assert "1 removed" in out and "1 added or changed" in out, out
-    assert execute(fresh_db, "SELECT confidential FROM people WHERE netid = 'f7conf'") == [
-        (False,)
-    ]
+    assert execute(fresh_db, "SELECT confidential FROM people WHERE netid = 'f7conf'") == [(False,)]
     # And back: a new line says so again.
     out = load(fresh_db, write_extract(tmp_path / "c.jsonl", [said, other, *rest]), "--replace")
     assert "1 inserted" in out and "1 added or changed" in out, out
@@ -172,7 +166,9 @@ def test_removed_and_added_lines_next_to_skipped_ones(fresh_db: str, tmp_path: P
     )
     assert "1 inserted, 0 updated, 8 unchanged, 2 removed" in out, out
     assert set(enrollments(fresh_db)) == {r["id"] for r in [*lines[:3], new, *lines[5:]]}
-    changes = execute(fresh_db, "SELECT type, subject FROM events WHERE origin = 'sis' ORDER BY 1, 2")
+    changes = execute(
+        fresh_db, "SELECT type, subject FROM events WHERE origin = 'sis' ORDER BY 1, 2"
+    )
     tail = sorted(c for c in changes if c[1] in {new["id"], lines[3]["id"], lines[4]["id"]})
     assert (
         ("enrollment.created", new["id"]) in tail
