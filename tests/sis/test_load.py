@@ -375,10 +375,21 @@ def test_a_first_load_rebuilds_the_same_indexes_and_keys(
 
     monkeypatch.setattr(load_module, "BULK_REBUILD_MIN", 10)
     sql = CATALOG["sqlite" if fresh_db.startswith("sqlite") else "postgresql"]
+    assert cli(fresh_db, "migrate")[0] == 0
     before = execute(fresh_db, sql)
     assert any("FOREIGN KEY" in str(row[1]) or "REFERENCES" in str(row[1]) for row in before)
     records = list(generate(200, seed=5, today=dt.date(2024, 5, 1)))
     extract = write_extract(tmp_path / "a.jsonl", records)
+
+    dropped: list[int] = []
+    drop = load_module.Stage._drop_indexes_for_bulk_insert
+
+    async def counted(stage: Any, inserting: int) -> list[str]:
+        rebuild = await drop(stage, inserting)
+        dropped.append(len(rebuild))
+        return rebuild
+
+    monkeypatch.setattr(load_module.Stage, "_drop_indexes_for_bulk_insert", counted)
 
     async def fail(*_args: Any, **_kwargs: Any) -> None:
         raise RuntimeError("the disk is full")
@@ -387,6 +398,9 @@ def test_a_first_load_rebuilds_the_same_indexes_and_keys(
         patched.setattr(load_module.Stage, "record_load", fail)
         code, _out, err = load(fresh_db, extract)
         assert code == 1 and "the disk is full" in err, err
+    # The indexes were dropped (PostgreSQL: the foreign keys and the unique id too), then the
+    # rollback put them back.
+    assert dropped and dropped[0] >= 12, dropped
     assert execute(fresh_db, sql) == before
     assert enrollments(fresh_db) == {}
 
