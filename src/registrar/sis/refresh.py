@@ -135,23 +135,26 @@ async def refresh(
         }
         if not await conn.run_sync(end, now=utcnow(), status=repo.OK, counts=counts):
             raise RefreshInterrupted("another attempt holds the refresh now; this one rolled back")
-        # The task's lease, renewed in the load's own transaction. On SQLite the load holds the
+        # SQLite: the task's lease, renewed in the load's own transaction. The load holds the
         # write lock to its commit, so the worker's heartbeat cannot renew it meanwhile: a load
-        # longer than the lease (measured: a 60,000-line refresh against the tests' 2 s lease)
-        # ended with the lease lapsed, and the first writer after the commit (this worker's
-        # claim, or another worker's) claimed the task again, a run that found the file loaded
-        # and could finish the task in place of this one. Renewed here, the lease is fresh when
-        # the load becomes visible, and no other writer can come in between. On PostgreSQL the
-        # heartbeat keeps it (this only locks the task's row for the last statements).
-        renewed = await conn.run_sync(
-            tasks_repo.renew_lease,
-            task_id,
-            worker_id=worker_id,
-            attempt=attempt,
-            lease_seconds=float(settings.task_lease_seconds),
-        )
-        if not renewed:
-            raise RefreshInterrupted("the task was claimed again; this attempt rolled back")
+        # longer than the lease (the tests' 60,000-line refresh against their 2 s lease) ended
+        # with the lease lapsed, and the first writer after the commit (this worker's claim, or
+        # another worker's) claimed the task a third time, a run that found the file loaded and
+        # could finish the task in place of this one (3 runs of 3). Renewed here, the lease is
+        # fresh when the load becomes visible, and no other writer can come in between. Not on
+        # PostgreSQL: the heartbeat is not held up there, and the load waiting on the task's row
+        # (which the heartbeat may hold while it waits on a batch that waits on this load's
+        # API-write lock) could deadlock.
+        if conn.dialect.name == "sqlite":
+            renewed = await conn.run_sync(
+                tasks_repo.renew_lease,
+                task_id,
+                worker_id=worker_id,
+                attempt=attempt,
+                lease_seconds=float(settings.task_lease_seconds),
+            )
+            if not renewed:
+                raise RefreshInterrupted("the task was claimed again; this attempt rolled back")
 
     stopping = threading.Event()
     try:

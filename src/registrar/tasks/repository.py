@@ -267,9 +267,9 @@ def renew_lease(
     connection: Connection, task_id: str, *, worker_id: str, attempt: int, lease_seconds: float
 ) -> bool:
     """Extend one task's lease from inside another transaction: a job that keeps its own (the SIS
-    refresh, sis/refresh.py) renews it in the transaction that commits its work, so the lease is
-    fresh the moment the work is visible. True while this worker's run of this attempt holds it
-    (then no other run of the task can have done or be doing the work)."""
+    refresh on SQLite, sis/refresh.py) renews it in the transaction that commits its work, so the
+    lease is fresh the moment the work is visible. True while this worker's run of this attempt
+    holds it (then no other run of the task can have done or be doing the work)."""
     now = database_now(connection)
     result = connection.execute(
         update(TASKS)
