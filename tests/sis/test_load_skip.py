@@ -60,7 +60,7 @@ def test_every_loaded_row_keeps_its_line_hash_and_an_unchanged_refresh_skips_all
 def test_rows_loaded_without_a_hash_get_one_from_the_next_refresh(
     fresh_db: str, tmp_path: Path
 ) -> None:
-    """Rows from before migration 0013 (or from `registrar demo`): the next complete load parses
+    """Rows from before migration 0014 (or from `registrar demo`): the next complete load parses
     their lines and stores the hashes (once), then skips them."""
     lines = records(5)
     extract = write_extract(tmp_path / "a.jsonl", lines)

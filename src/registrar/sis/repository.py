@@ -488,7 +488,7 @@ class Stage:
             now,
         )
         # Unchanged rows whose stored line hash is not their line's: rows loaded before hashes
-        # were kept (the first refresh after migration 0013 writes each once), rows whose hash a
+        # were kept (the first refresh after migration 0014 writes each once), rows whose hash a
         # partial load cleared, rows whose API write the load kept. Nothing for a row whose line
         # hashes as stored, so an unchanged refresh still writes no row.
         await self.conn.execute(

@@ -35,7 +35,7 @@ line), an id on two lines, a changed line that redescribes a section, term or pe
 skipped lines describe them too), a confidential person whose line changed or left (another
 line may be what made them confidential). For the skipped lines to be what their rows say, a
 partial load that redescribes a section, term or person clears the hashes of the rows it does
-not list (`Stage.related_elsewhere`); rows from before migration 0013 have none, and the first
+not list (`Stage.related_elsewhere`); rows from before migration 0014 have none, and the first
 complete load stores them (one write per row, once).
 """
 
