@@ -258,6 +258,12 @@ def test_a_flip_reaches_every_reader_as_it_may_see_it(scene: Scene) -> None:
         "plain": [("enrollment.deleted", record["id"])],
         "sensitive": [("enrollment.deleted", record["id"])],
     }
+    # A reader that begins after the flip never saw the record: nothing names it.
+    for name, headers in scene.readers.items():
+        late, _cursor = read_all(scene.api, headers)
+        named = [e["type"] for e in late if e["subject"] == record["id"]]
+        assert named == (["enrollment.created"] if name == "full" else []), name
+
     scene.load([record])
     assert shown() == {
         "full": [],
