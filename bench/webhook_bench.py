@@ -155,6 +155,8 @@ def main() -> None:
                 subscribe(url, "bench-fast", f"http://127.0.0.1:{port}/fast")
                 worker = subprocess.Popen(command("worker"), env={**os.environ, **env})
                 try:
+                    if os.environ.get("WEBHOOK_BENCH_SHOW_PID"):  # to attach a profiler
+                        print(f"worker pid {worker.pid}", flush=True)
                     time.sleep(3)  # started, migrated, listening
                     cpu0 = cpu_seconds(worker.pid)
                     t0 = record_updates(url, ids, n)

@@ -172,3 +172,38 @@ def test_0006_orders_accounts_keeps_revocations_and_clears_secret_prefixes(fresh
         ("live", "", None, 1),
         ("gone", "", int(revoked_at.timestamp()) + 1, 2),
     ]
+
+
+def test_0013_seals_the_stored_webhook_secrets(fresh_url: str) -> None:
+    from registrar.webhooks import repository as webhooks_repo
+    from registrar.webhooks.models import Webhook
+
+    upgrade(fresh_url, "0012")
+    hooks = Webhook.__table__
+    plain = "whsec_" + "QUJD" * 11  # as 0012 stored it
+    now = dt.datetime(2026, 12, 2, 10, 0, tzinfo=dt.UTC)
+
+    def seed(connection: Connection) -> None:
+        connection.execute(
+            insert(hooks).values(
+                id="c" * 24,
+                sub="svc",
+                url="https://example.edu/hook",
+                types=["enrollment.created"],
+                secret=plain,
+                created=now,
+                status="active",
+                cursor=0,
+            )
+        )
+
+    on_connection(fresh_url, seed)
+    upgrade(fresh_url)
+
+    def opened(connection: Connection) -> tuple[str, str]:
+        stored = str(connection.scalar(select(hooks.c.secret)))
+        return stored, webhooks_repo.secret_box(connection).open("c" * 24, stored)
+
+    stored, secret = on_connection(fresh_url, opened)
+    assert stored.startswith("sealed1:") and plain not in stored and "QUJD" * 3 not in stored
+    assert secret == plain

@@ -355,3 +355,62 @@ def test_bulk_insert_rebuilds_the_same_indexes(
     assert f"{len(new)} inserted" in out
     assert execute(fresh_db, sql) == before
     assert len(enrollments(fresh_db)) == 3 + len(new)
+
+
+CATALOG = {
+    "sqlite": "SELECT name, sql FROM sqlite_master WHERE tbl_name = 'enrollments' ORDER BY name",
+    # Indexes and constraints (foreign keys included) of the table.
+    "postgresql": "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'enrollments' "
+    "UNION ALL SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+    "WHERE conrelid = 'enrollments'::regclass ORDER BY 1",
+}
+
+
+def test_a_first_load_rebuilds_the_same_indexes_and_keys(
+    fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Into an empty table both backends drop the indexes (PostgreSQL: and the foreign keys) and
+    build them again after the INSERT; a load that fails afterwards rolls the drops back."""
+    import registrar.sis.repository as load_module
+
+    monkeypatch.setattr(load_module, "BULK_REBUILD_MIN", 10)
+    sql = CATALOG["sqlite" if fresh_db.startswith("sqlite") else "postgresql"]
+    assert cli(fresh_db, "migrate")[0] == 0
+    before = execute(fresh_db, sql)
+    assert any("FOREIGN KEY" in str(row[1]) or "REFERENCES" in str(row[1]) for row in before)
+    records = list(generate(200, seed=5, today=dt.date(2024, 5, 1)))
+    extract = write_extract(tmp_path / "a.jsonl", records)
+
+    dropped: list[int] = []
+    drop = load_module.Stage._drop_indexes_for_bulk_insert
+
+    async def counted(stage: Any, inserting: int) -> list[str]:
+        rebuild = await drop(stage, inserting)
+        dropped.append(len(rebuild))
+        return rebuild
+
+    monkeypatch.setattr(load_module.Stage, "_drop_indexes_for_bulk_insert", counted)
+
+    async def fail(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("the disk is full")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(load_module.Stage, "record_load", fail)
+        code, _out, err = load(fresh_db, extract)
+        assert code == 1 and "the disk is full" in err, err
+    # The indexes were dropped (PostgreSQL: the foreign keys and the unique id too), then the
+    # rollback put them back.
+    assert dropped and dropped[0] >= 12, dropped
+    assert execute(fresh_db, sql) == before
+    assert enrollments(fresh_db) == {}
+
+    code, out, err = load(fresh_db, extract)
+    assert code == 0, err
+    assert f"{len(records)} inserted" in out
+    assert execute(fresh_db, sql) == before
+    # The foreign keys hold again: an enrollment of an unknown person is refused.
+    with pytest.raises(Exception, match=r"(?i)foreign key"):
+        execute(
+            fresh_db,
+            "UPDATE enrollments SET netid = 'nobody' WHERE pk = (SELECT min(pk) FROM enrollments)",
+        )

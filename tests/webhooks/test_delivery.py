@@ -6,6 +6,7 @@ receiver that hangs; no secret in the logs."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import secrets
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from registrar_client import webhooks as client_webhooks
-from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from registrar.app import create_app
 from registrar.auth.scopes import (
@@ -354,5 +355,29 @@ def test_no_secret_in_the_logs(
     assert caplog.records  # the worker and httpx did log
     secret = hook["secret"]
     assert secret not in caplog.text and secret.removeprefix("whsec_") not in caplog.text
-    rows = read(settings, repository.list_webhooks, "svc-hook-logs")
-    assert rows[0].secret == secret
+
+
+def test_the_secret_is_stored_sealed(
+    api: TestClient, settings: Settings, accounts: Accounts, hooks: Receiver
+) -> None:
+    """The webhooks table holds the secret sealed (AES-GCM-SIV under an instance secret), bound to
+    its subscription; deliveries are still signed with the plain one (the receiver's verifier)."""
+    headers = accounts.headers(READ, sub="svc-hook-sealed")
+    hook = subscribe(api, headers, hooks.url("/sealed"))
+    other = subscribe(api, headers, hooks.url("/sealed-other"))
+    secret = hook["secret"]
+    rows = {r.id: r for r in read(settings, repository.list_webhooks, "svc-hook-sealed")}
+    stored = rows[hook["id"]].secret
+    assert stored.startswith("sealed1:")
+    assert secret not in stored and secret.removeprefix("whsec_") not in stored
+    raw = base64.b64decode(secret.removeprefix("whsec_"))
+    assert raw not in base64.urlsafe_b64decode(stored[8:] + "=" * (-len(stored[8:]) % 4))
+    box = write(settings, repository.secret_box)
+    assert box.open(hook["id"], stored) == secret
+    with pytest.raises(ValueError, match="not a sealed"):  # bound to its subscription
+        box.open(other["id"], stored)
+    load(settings)
+    (got,) = hooks.wait_for("/sealed", 1)
+    assert Webhook(secret).verify(got.body, got.headers)["type"] == "enrollment.created"
+    with pytest.raises(WebhookVerificationError):
+        Webhook(other["secret"]).verify(got.body, got.headers)

@@ -33,6 +33,8 @@ class Runtime:
     found_set_secret: bytes | None = None
     # The key that seals event cursors and names events (events/cursors.py), likewise.
     event_secret: bytes | None = None
+    # The key that seals webhook secrets at rest (webhooks/sealing.py), likewise.
+    webhook_secret: bytes | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from registrar.core.clock import utcnow
@@ -53,6 +53,10 @@ class Enrollment(Base):
     # When a task last wrote a value the API can write (course_assessment): a load of an extract
     # taken before this keeps it (--as-of); a load that writes the SIS's value clears it.
     api_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # A 64-bit hash of the extract line the row was last loaded from (sis/records.py
+    # `line_hash`): a complete refresh does not parse a line whose hash a row holds (unless the
+    # API wrote that row since: api_changed_at). NULL: never loaded from a file, or invalidated.
+    sis_line_hash: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         # Serves `netid=` filters, and covers the FERPA count of a term range (people/ferpa.py

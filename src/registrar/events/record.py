@@ -14,10 +14,11 @@ itself, right before that INSERT, and keeps it the last statement of its transac
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, text
+from sqlalchemy import Connection, bindparam, insert, text
 
 from registrar.core.clock import utcnow
 from registrar.db.notices import EVENTS_CHANNEL
@@ -31,6 +32,33 @@ _LOCK = text("SELECT pg_advisory_xact_lock(:k), pg_notify(:c, '')").bindparams(
     k=EVENTS_LOCK, c=EVENTS_CHANNEL
 )
 _INSERT = insert(Event)
+
+# PostgreSQL: the lock, the NOTIFYs and every change of a transaction in ONE statement, the values
+# side by side in arrays. The materialized CTE takes the lock before the first row is joined, so
+# before the first position is drawn (the defaults' nextval runs in the projection above the join);
+# and the lock is then held for one statement and the commit, not for a round trip per row.
+# Measured (bench/task_bench.py --postgres --statements, 2026-12-02, 2 cores, PostgreSQL 15,
+# 5,000 tasks, 2 workers): the lock statement and then an executemany of 200 rows per batch spent
+# 0.49 ms/task waiting on this lock and 0.036 ms/task inserting, of 0.84 ms/task in all.
+_INSERT_MANY = text(
+    """
+    WITH held AS MATERIALIZED (
+        SELECT pg_advisory_xact_lock(:k) AS locked, pg_notify(:c, '') AS events,
+            pg_notify(:also_channel, :also_payload) AS also
+    )
+    INSERT INTO events (type, subject, origin, netid, changed, requester, time)
+    SELECT e.type, e.subject, e.origin, e.netid, CAST(e.changed AS json), e.requester, :time
+    FROM unnest(CAST(:types AS text[]), CAST(:subjects AS text[]), CAST(:origins AS text[]),
+                CAST(:netids AS text[]), CAST(:changed AS text[]), CAST(:requesters AS text[]))
+        WITH ORDINALITY AS e(type, subject, origin, netid, changed, requester, n)
+        CROSS JOIN held
+    ORDER BY e.n
+    """
+).bindparams(
+    bindparam("time", type_=Event.__table__.c.time.type),
+    k=EVENTS_LOCK,
+    c=EVENTS_CHANNEL,
+)
 
 TYPES = (
     "enrollment.created",
@@ -60,13 +88,40 @@ def lock_commit_order(connection: Connection) -> None:
 
 
 def record(
-    connection: Connection, changes: Sequence[Change], time: dt.datetime | None = None
+    connection: Connection,
+    changes: Sequence[Change],
+    time: dt.datetime | None = None,
+    *,
+    notify: tuple[str, str] | None = None,
 ) -> None:
-    """Record `changes` (one INSERT for all of them). Call it last in the transaction."""
+    """Record `changes` (one INSERT for all of them). Call it last in the transaction.
+
+    `notify`: on PostgreSQL, one more NOTIFY (channel, payload) sent with them, in the same
+    statement (the worker's finished tasks); nothing on SQLite, whose waiters are told in-process.
+    """
     if not changes:
         return
-    lock_commit_order(connection)
     when = time or utcnow()
+    if connection.dialect.name == "postgresql":
+        also_channel, also_payload = notify or (EVENTS_CHANNEL, "")
+        connection.execute(
+            _INSERT_MANY,
+            {
+                "time": when,
+                "also_channel": also_channel,
+                "also_payload": also_payload,
+                "types": [c.type for c in changes],
+                "subjects": [c.subject for c in changes],
+                "origins": [c.origin for c in changes],
+                "netids": [c.netid for c in changes],
+                "changed": [
+                    json.dumps(list(c.changed)) if c.changed is not None else None for c in changes
+                ],
+                "requesters": [c.requester for c in changes],
+            },
+        )
+        return
+    lock_commit_order(connection)
     connection.execute(
         _INSERT,
         [

@@ -82,7 +82,13 @@ def horizon(connection: Connection, cutoff: dt.datetime) -> int:
     """The newest position older than `cutoff`: that event and every one before it are past
     retention (0 when none is). A reader's cursor from before it missed events: 410. Cheap: the
     time index holds only the rows expired since the last prune, plus the one `prune` keeps."""
-    return int(connection.scalar(select(func.max(E.position)).where(E.time < cutoff)) or 0)
+    # `position + 0`, not `position`: with max(position) SQLite (and PostgreSQL can) walk the
+    # primary key backwards from the newest event looking for one older than the cutoff, through
+    # every kept event when none is: 150 to 220 ms a page on a million events (bench/feed_bench.py),
+    # the feed's time growing with the events kept. The expression makes it a range on the time
+    # index (covering on SQLite, which keeps the rowid in it): ~0 ms, whatever the count.
+    oldest = select(func.max(E.position + 0)).where(E.time < cutoff)
+    return int(connection.scalar(oldest) or 0)
 
 
 def prune(connection: Connection, cutoff: dt.datetime) -> int:

@@ -228,7 +228,7 @@ async def _new_selective_set(
     cache_key = (spec.resource, tuple(parsed.applied), client.sees_private, window)
     read: Callable[..., list[Row[Any]]]
     args: tuple[Any, ...]
-    if parsed.key_value is not None and len(parsed.conditions) == 1:
+    if parsed.key_value is not None and len(parsed.parts) == 1:
         field, value = parsed.key_value
         limit, offset = pagesize + 1, (page - 1) * pagesize
         read, args = _SELECTIVE_PAGE, (spec, rows, field, client, value, limit, offset)

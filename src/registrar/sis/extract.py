@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from registrar.sis.records import LoadFailed, parse_line
+from registrar.sis.records import LoadFailed, line_hash, parse_line
 
 
 def open_extract(path: Path) -> IO[bytes]:
@@ -34,3 +34,17 @@ class ExtractReader:
             if raw.isspace() or not raw:
                 continue
             yield number, parse_line(raw, number)
+
+    def lines(self) -> Iterator[tuple[int, bytes, int]]:
+        """`(line number, bytes without the line break, line_hash)` of each non-blank line, from
+        the start of the file (a load that falls back to parsing every line reads it again)."""
+        self.handle.seek(0)
+        self.bytes_read = 0
+        for number, raw in enumerate(self.handle, start=1):
+            self.bytes_read += len(raw)
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            if raw.isspace() or not raw:
+                continue
+            raw = raw.rstrip(b"\r\n")
+            yield number, raw, line_hash(raw)

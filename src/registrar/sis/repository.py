@@ -50,11 +50,13 @@ _STAGE_TYPES = {
     "credit_hours_earned": ("REAL", "double precision"),
     "course_submit_date": ("TEXT", "timestamptz"),
     "course_opt_out_date": ("TEXT", "timestamptz"),
+    "line_hash": ("INTEGER", "bigint"),
 }
 STAGE_COLUMNS = StageRow._fields
 assert tuple(_STAGE_TYPES) == STAGE_COLUMNS
 # The enrollment columns a line carries; "unchanged" means none of these differs.
-DATA_COLUMNS = STAGE_COLUMNS[2:]
+DATA_COLUMNS = STAGE_COLUMNS[2:-1]
+assert STAGE_COLUMNS[-1] == "line_hash"
 # The representation's top-level key each column is part of (the change record's `changed`).
 REPRESENTATION_KEY = {
     **{c: c for c in DATA_COLUMNS},
@@ -101,6 +103,19 @@ _TOUCHED_DDL = {
     True: "CREATE TEMP TABLE sis_touched (kind TEXT NOT NULL, id TEXT NOT NULL)",
     False: "CREATE TEMP TABLE sis_touched (kind text NOT NULL, id text NOT NULL) ON COMMIT DROP",
 }
+# A complete refresh that skips unchanged lines: the stored line hashes no line of the extract
+# had (their rows changed or left the extract).
+_UNSEEN_DDL = {
+    True: "CREATE TEMP TABLE sis_unseen (h INTEGER PRIMARY KEY)",
+    False: "CREATE TEMP TABLE sis_unseen (h bigint PRIMARY KEY) ON COMMIT DROP",
+}
+_TEMP_TABLES = ("sis_stage", "sis_diff", "sis_touched", "sis_unseen")
+# The rows a line of the extract must stand for, when the refresh skipped the lines whose hash a
+# row holds: a row whose line was not seen, or that no line hash vouches for.
+_UNVOUCHED = (
+    "(e.sis_line_hash IS NULL OR e.api_changed_at IS NOT NULL "
+    "OR e.sis_line_hash IN (SELECT h FROM sis_unseen))"
+)
 
 
 @dataclass
@@ -150,7 +165,7 @@ class Stage:
             self._cache = int((await self.conn.exec_driver_sql("PRAGMA cache_size")).scalar_one())
             await self.conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
             await self.conn.exec_driver_sql(f"PRAGMA temp.cache_size = -{SQLITE_TEMP_CACHE_KIB}")
-            for table in ("sis_stage", "sis_diff", "sis_touched"):
+            for table in _TEMP_TABLES:
                 await self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{table}")
             await self.conn.exec_driver_sql(_SQLITE_STAGE)
         else:
@@ -331,6 +346,16 @@ class Stage:
                 "AND NOT EXISTS (SELECT 1 FROM sis_diff d WHERE d.id = e.id)"
             )
         )
+        # Their lines (in an earlier extract) described the section, term or person as it was:
+        # no stored hash may vouch for them any more, or a later refresh that skips those lines
+        # would not see that they disagree with the new description (sis/service.py).
+        await self.conn.execute(
+            text(
+                "UPDATE enrollments SET sis_line_hash = NULL WHERE sis_line_hash IS NOT NULL "
+                "AND id IN (SELECT d.id FROM sis_diff d WHERE d.kind = 'u' AND NOT EXISTS "
+                "(SELECT 1 FROM sis_stage s WHERE s.id = d.id))"
+            )
+        )
 
     async def _existing(self, sql: str) -> dict[str, tuple[Any, ...]]:
         rows = (await self.conn.execute(text(sql))).all()
@@ -415,16 +440,18 @@ class Stage:
                 ],
             )
 
-    async def remove_absent(self) -> int:
+    async def remove_absent(self, *, skipped: bool = False) -> int:
         """Delete the enrollments the extract does not hold (their change record first); how
-        many."""
+        many. `skipped`: the unchanged lines were not staged (`stage_unseen`): a row the extract
+        lacks is one no line vouched for and none staged."""
         # Audit rows are kept: enrollment_audit has no foreign key to enrollments, on purpose.
         false = "0" if self.sqlite else "false"
         removed = await self.conn.execute(
             text(
                 "INSERT INTO sis_diff (id, netid, kind, keys, writes, kept) "
                 f"SELECT e.id, e.netid, 'd', '', {false}, {false} FROM enrollments e "
-                "WHERE NOT EXISTS (SELECT 1 FROM sis_stage s WHERE s.id = e.id)"
+                f"WHERE {_UNVOUCHED + ' AND ' if skipped else ''}"
+                "NOT EXISTS (SELECT 1 FROM sis_stage s WHERE s.id = e.id)"
             )
         )
         if removed.rowcount <= 0:
@@ -453,11 +480,23 @@ class Stage:
         await self.conn.execute(
             text(
                 f"UPDATE enrollments SET {sets}, cache_date = :now, api_changed_at = CASE "
-                f"WHEN NOT d.kept AND ({replaced}) THEN NULL ELSE enrollments.api_changed_at END "
+                f"WHEN NOT d.kept AND ({replaced}) THEN NULL ELSE enrollments.api_changed_at END, "
+                "sis_line_hash = s.line_hash "
                 "FROM sis_stage s JOIN sis_diff d ON d.id = s.id "
                 "WHERE s.id = enrollments.id AND d.writes"
             ),
             now,
+        )
+        # Unchanged rows whose stored line hash is not their line's: rows loaded before hashes
+        # were kept (the first refresh after migration 0014 writes each once), rows whose hash a
+        # partial load cleared, rows whose API write the load kept. Nothing for a row whose line
+        # hashes as stored, so an unchanged refresh still writes no row.
+        await self.conn.execute(
+            text(
+                "UPDATE enrollments SET sis_line_hash = s.line_hash FROM sis_stage s "
+                "WHERE s.id = enrollments.id AND s.line_hash IS NOT NULL "
+                f"AND enrollments.sis_line_hash {self.distinct} s.line_hash"
+            )
         )
         if confirm_unchanged:
             await self.conn.execute(
@@ -479,8 +518,8 @@ class Stage:
         # New rows get their pk in extract order.
         await self.conn.execute(
             text(
-                f"INSERT INTO enrollments (id, {columns}, cache_date) "
-                f"SELECT id, {columns}, :now FROM sis_stage s WHERE NOT EXISTS "
+                f"INSERT INTO enrollments (id, {columns}, cache_date, sis_line_hash) "
+                f"SELECT id, {columns}, :now, line_hash FROM sis_stage s WHERE NOT EXISTS "
                 "(SELECT 1 FROM enrollments e WHERE e.id = s.id) ORDER BY line"
             ),
             {"now": self.now_param},
@@ -488,6 +527,77 @@ class Stage:
         for create_index in rebuild:
             await self.conn.exec_driver_sql(create_index)
         return last
+
+    # --- a complete refresh that skips the lines a row's stored hash vouches for ---------------
+
+    async def known_hashes(self) -> dict[int, int]:
+        """Line hash -> 0 of every row a stored hash vouches for: loaded from a file, and not
+        written by the API since (a line with the same bytes may have to undo that write, so it
+        is parsed). Read with the API write lock held, so none is written meanwhile. One scan
+        of the table; with a million rows the refresh's peak RSS was 277 MiB on PostgreSQL and
+        517 MiB on SQLite (its 256 MiB page cache included; 471 MiB before the hashes)."""
+        sql = (
+            "SELECT sis_line_hash FROM enrollments "
+            "WHERE sis_line_hash IS NOT NULL AND api_changed_at IS NULL"
+        )
+        if self.sqlite:
+            rows = (await self.conn.exec_driver_sql(sql)).all()
+            return dict.fromkeys((row[0] for row in rows), 0)
+        records = await self._raw.fetch(sql)
+        return dict.fromkeys((record[0] for record in records), 0)
+
+    async def stage_unseen(self, hashes: list[int]) -> None:
+        await self.conn.exec_driver_sql(_UNSEEN_DDL[self.sqlite])
+        if not hashes:
+            return
+        if self.sqlite:
+            await self.conn.exec_driver_sql(
+                "INSERT INTO temp.sis_unseen VALUES (?)", [(h,) for h in hashes]
+            )
+        else:
+            await self._raw.copy_records_to_table(
+                "sis_unseen", records=[(h,) for h in hashes], columns=("h",)
+            )
+            await self.conn.exec_driver_sql("ANALYZE sis_unseen")
+
+    async def staged_twice(self) -> bool:
+        """Whether a staged line has the id of a row whose line was skipped as unchanged: that
+        id is on two lines (the full load names them)."""
+        return (
+            await self.conn.execute(
+                text(
+                    "SELECT 1 FROM sis_stage s JOIN enrollments e ON e.id = s.id "
+                    f"WHERE NOT {_UNVOUCHED} LIMIT 1"
+                )
+            )
+        ).first() is not None
+
+    async def vanishing_confidential(self) -> set[str]:
+        """Confidential people with a row whose line changed or left the extract: that line may
+        have been what made them confidential (a person is if any line says so), which only the
+        lines skipped could tell."""
+        true = "1" if self.sqlite else "true"
+        rows = await self.conn.execute(
+            text(
+                "SELECT DISTINCT e.netid FROM enrollments e JOIN people p ON p.netid = e.netid "
+                f"WHERE p.confidential = {true} AND {_UNVOUCHED}"
+            )
+        )
+        return {row[0] for row in rows}
+
+    async def extract_counts(self) -> tuple[int, int, int]:
+        """People, sections and terms of the enrollments: after a complete load, the extract's."""
+        # A probe of an enrollment index per person, section and term (tens of thousands), not a
+        # count(DISTINCT) over a million rows (a sort each on PostgreSQL).
+        row = await self._one(
+            "SELECT (SELECT count(*) FROM people p WHERE EXISTS "
+            "(SELECT 1 FROM enrollments e WHERE e.netid = p.netid)), "
+            "(SELECT count(*) FROM sections x WHERE EXISTS "
+            "(SELECT 1 FROM enrollments e WHERE e.section_id = x.id)), "
+            "(SELECT count(*) FROM terms t WHERE EXISTS "
+            "(SELECT 1 FROM enrollments e WHERE e.term_id = t.id))"
+        )
+        return int(row[0]), int(row[1]), int(row[2])
 
     async def record_load(self, row: dict[str, Any]) -> None:
         await self.conn.execute(
@@ -530,12 +640,15 @@ class Stage:
         afterwards: one sort per index instead of a random b-tree insert per row and index.
 
         Safe because SQLite's DDL is transactional (a failed load rolls the indexes back in place)
-        and WAL readers keep their snapshot, old indexes included. Not on PostgreSQL: DROP INDEX
-        takes an ACCESS EXCLUSIVE lock, which would block every reader for the whole load. The
-        definitions come from sqlite_master, so the migrations stay the one source of the schema.
+        and WAL readers keep their snapshot, old indexes included. On PostgreSQL DROP INDEX takes
+        an ACCESS EXCLUSIVE lock, which would block every reader for the whole load: there, only
+        into an empty table (`_drop_pg_indexes_of_empty_table`). The definitions come from
+        sqlite_master, so the migrations stay the one source of the schema.
         """
-        if not self.sqlite or inserting < BULK_REBUILD_MIN:
+        if inserting < BULK_REBUILD_MIN:
             return []
+        if not self.sqlite:
+            return await self._drop_pg_indexes_of_empty_table()
         existing = (await self.conn.exec_driver_sql("SELECT count(*) FROM enrollments")).scalar()
         if inserting < int(existing or 0):
             return []
@@ -548,6 +661,49 @@ class Stage:
         for name, _sql in indexes:
             await self.conn.exec_driver_sql(f'DROP INDEX "{name}"')
         return [sql for _name, sql in indexes]
+
+    async def _drop_pg_indexes_of_empty_table(self) -> list[str]:
+        """PostgreSQL, a first load (the table is empty): drop the enrollment indexes and
+        foreign keys (the primary key stays) and build them again after the INSERT, as SQLite
+        does above. A row-by-row insert into 13 b-trees, with three foreign-key probes per row,
+        was most of a 115 s first load of a million lines; with the drop and rebuild it took
+        46.0 s (2026-12-02, bench/refresh_bench.py, 19.2 s of it the loading process's CPU).
+
+        DROP INDEX holds an ACCESS EXCLUSIVE lock on enrollments until the commit, so readers of
+        the table wait for the load: only when it is empty, when they have nothing to read yet.
+        Transactional like everything here: a failed load rolls the drops back. The definitions
+        come from the catalog, so the migrations stay the one source of the schema."""
+        empty = not (await self._one("SELECT EXISTS (SELECT 1 FROM enrollments)"))[0]
+        if not empty:
+            return []
+        constraints = (
+            await self.conn.exec_driver_sql(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = 'enrollments'::regclass AND contype IN ('f', 'u') "
+                "ORDER BY contype DESC, conname"
+            )
+        ).all()
+        indexes = (
+            await self.conn.exec_driver_sql(
+                "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+                "JOIN pg_class c ON c.oid = i.indexrelid "
+                "WHERE i.indrelid = 'enrollments'::regclass AND NOT i.indisprimary "
+                "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) "
+                "ORDER BY c.relname"
+            )
+        ).all()
+        for name, _definition in constraints:
+            await self.conn.exec_driver_sql(f'ALTER TABLE enrollments DROP CONSTRAINT "{name}"')
+        for name, _definition in indexes:
+            await self.conn.exec_driver_sql(f'DROP INDEX "{name}"')
+        # Sorts in memory for the rebuild (the server's default, 64 MiB, spills a million ids).
+        rebuild = ["SET LOCAL maintenance_work_mem = '256MB'"]
+        rebuild += [definition for _name, definition in indexes]
+        rebuild += [
+            f'ALTER TABLE enrollments ADD CONSTRAINT "{name}" {definition}'
+            for name, definition in constraints
+        ]
+        return rebuild
 
     async def analyze(self, *, force: bool) -> bool:
         """Fresh statistics for the planners, in the load's own transaction (a load killed after
@@ -588,7 +744,7 @@ class Stage:
 
     async def finish(self) -> None:
         if self.sqlite:
-            for table in ("sis_stage", "sis_diff", "sis_touched"):
+            for table in _TEMP_TABLES:
                 await self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{table}")
             await self.conn.exec_driver_sql(f"PRAGMA cache_size = {int(self._cache)}")
             await self.conn.exec_driver_sql("PRAGMA temp.cache_size = -2000")

@@ -19,6 +19,24 @@ How a load runs, in one write transaction (`Database.bulk()`, BEGIN IMMEDIATE on
 
 Any bad line raises before the commit, so the transaction rolls back and the database is exactly as
 it was: the TEMP tables and everything staged vanish with it.
+
+The unchanged lines. Parsing and validating a million lines costs 30-40 s of this process's CPU
+on our 2-core machine whatever the database does, so a complete load from a file (`--replace`,
+as the scheduled refresh) does not parse a line whose bytes it has loaded before: every load
+keeps `line_hash` of each row's line in `enrollments.sis_line_hash`, and a complete load reads
+those of the rows the API has not written since (api_changed_at: a line with the same bytes may
+have to undo that write), with the API write lock held from the start. A line whose hash a row
+holds is counted and skipped; the others are parsed and staged as above; the rows no line
+vouched for and none staged are what `--replace` removes. Its work follows what changed: 1M
+lines, 1% changed, figures in the README. What only the skipped lines could settle makes it
+roll back and load again parsing every line (so its messages and results are exactly the full
+load's): a bad line (the first bad line is a changed one, but its message may name an earlier
+line), an id on two lines, a changed line that redescribes a section, term or person (the
+skipped lines describe them too), a confidential person whose line changed or left (another
+line may be what made them confidential). For the skipped lines to be what their rows say, a
+partial load that redescribes a section, term or person clears the hashes of the rows it does
+not list (`Stage.related_elsewhere`); rows from before migration 0014 have none, and the first
+complete load stores them (one write per row, once).
 """
 
 from __future__ import annotations
@@ -26,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +62,7 @@ from registrar.sis.records import (
     StageRow,
     TermRow,
     check,
+    parse_line,
 )
 from registrar.sis.repository import Stage
 
@@ -104,8 +123,8 @@ class Collector:
         self.sections: dict[str, tuple[SectionRow, int]] = {}
         self.terms: dict[str, tuple[TermRow, int]] = {}
 
-    def add(self, obj: Any, line: int) -> None:
-        record: Record = check(obj, line)
+    def add(self, obj: Any, line: int, line_hash: int | None = None) -> None:
+        record: Record = check(obj, line, line_hash)
         self._remember(record, line)
         row = record.row
         submit, opt_out = row.course_submit_date, row.course_opt_out_date
@@ -194,15 +213,138 @@ async def load_records(
     written.
     """
     started = time.perf_counter()
+    if isinstance(records, ExtractReader) and records.handle.seekable():
+        if replace:
+            try:
+                return await _load_staged(
+                    db,
+                    records,
+                    skip=True,
+                    replace=replace,
+                    as_of=as_of,
+                    source=source,
+                    on_batch=on_batch,
+                    on_phase=on_phase,
+                    before_commit=before_commit,
+                    started=started,
+                )
+            except _ParseAll:
+                pass  # rolled back: load it again, every line parsed
+        lines: Iterable[tuple[Any, ...]] = _Hashed(records)
+    else:
+        lines = records
+    return await _load_staged(
+        db,
+        lines,
+        skip=False,
+        replace=replace,
+        as_of=as_of,
+        source=source,
+        on_batch=on_batch,
+        on_phase=on_phase,
+        before_commit=before_commit,
+        started=started,
+    )
+
+
+class _ParseAll(Exception):
+    """A refresh skipping unchanged lines met what only every line can settle: roll back and
+    load again, parsing them all."""
+
+
+class _Hashed:
+    """An extract's lines as `(line number, parsed JSON, line_hash)`: every line parsed."""
+
+    def __init__(self, reader: ExtractReader) -> None:
+        self.reader = reader
+
+    def __iter__(self) -> Iterator[tuple[int, Any, int | None]]:
+        for number, raw, digest in self.reader.lines():
+            yield number, parse_line(raw, number), digest
+
+
+class _Skipping:
+    """An extract's lines as `(line number, parsed JSON, line_hash)`, but only those whose hash no
+    row holds (`known`, line hash -> 0, becomes line hash -> its line): the unchanged lines are
+    counted, not parsed. Any bad line or repeated line raises _ParseAll, so that the full load
+    reports it exactly as it would have."""
+
+    def __init__(
+        self, reader: ExtractReader, known: dict[int, int], tick: Callable[[], None] | None
+    ) -> None:
+        self.reader = reader
+        self.known = known
+        self.skipped = 0
+        self.tick = tick  # called every BATCH lines skipped: progress, and a stopping worker
+
+    def __iter__(self) -> Iterator[tuple[int, Any, int | None]]:
+        known = self.known
+        for number, raw, digest in self.reader.lines():
+            seen = known.get(digest)
+            if seen is None:
+                try:
+                    obj = parse_line(raw, number)
+                except LineError:
+                    raise _ParseAll from None
+                yield number, obj, digest
+            elif seen:
+                raise _ParseAll  # the same line twice
+            else:
+                known[digest] = number
+                self.skipped += 1
+                if self.tick is not None and not self.skipped % BATCH:
+                    self.tick()
+
+    def unseen(self) -> list[int]:
+        return [digest for digest, line in self.known.items() if not line]
+
+
+async def _load_staged(
+    db: Database,
+    records: Iterable[tuple[Any, ...]],
+    *,
+    skip: bool,
+    replace: bool,
+    as_of: dt.datetime | None,
+    source: str | None,
+    on_batch: Callable[[int], None] | None,
+    on_phase: Callable[[str], None] | None,
+    before_commit: Callable[[AsyncConnection, LoadResult], Awaitable[None]] | None,
+    started: float,
+) -> LoadResult:
+    """`load_records`' one transaction. `skip` (a complete refresh from a file): lines whose
+    bytes hash as a row's stored `sis_line_hash` are not parsed nor staged (see the module's
+    docstring, "the unchanged lines"); raises _ParseAll, rolled back, when that cannot decide."""
     result = LoadResult()
     async with db.bulk() as conn:
         stage = Stage(conn)
         collector = Collector(stage.sqlite)
         await stage.create()
+        skipping: _Skipping | None = None
+        if skip:
+            assert isinstance(records, ExtractReader)
+            # The API write lock from the start (SQLite's write lock is held from BEGIN anyway):
+            # no row's api_changed_at may move between reading the hashes and the commit.
+            await stage.lock()
+            report = on_batch
+            tick = None
+            if report is not None:
+
+                def tick() -> None:
+                    report(collector.lines + skipping.skipped)  # type: ignore[union-attr]
+
+            skipping = _Skipping(records, await stage.known_hashes(), tick)
+            records = skipping
         pending: asyncio.Task[None] | None = None
         try:
-            for line, obj in records:
-                collector.add(obj, line)
+            for line, obj, *digest in records:
+                if skipping is None:
+                    collector.add(obj, line, *digest)
+                else:
+                    try:
+                        collector.add(obj, line, *digest)
+                    except LineError:
+                        raise _ParseAll from None
                 if len(collector.batch) >= BATCH:
                     # Parse the next batch while the driver writes this one (aiosqlite works in
                     # its own thread; COPY streams from the event loop).
@@ -219,17 +361,34 @@ async def load_records(
             if on_batch is not None:
                 on_batch(collector.lines)
             result.lines = collector.lines
+            if skipping is not None:
+                result.lines += skipping.skipped
             if replace and not result.lines:
                 # An empty file is far likelier a failed export than a university with no classes.
                 raise LoadFailed("the extract has no enrollments; --replace would remove them all")
 
             if on_phase is not None:
                 on_phase("applying")
-            await stage.refuse_duplicates()
-            await stage.lock()
+            if skipping is not None:
+                await stage.stage_unseen(skipping.unseen())
+                try:
+                    await stage.refuse_duplicates()
+                except LineError:
+                    raise _ParseAll from None
+                if await stage.staged_twice():
+                    raise _ParseAll
+            else:
+                await stage.refuse_duplicates()
+                await stage.lock()
             result.loaded_at = stage.now
             result.as_of = as_of or stage.now
-            await _apply(stage, collector, result, replace=replace)
+            await _apply(
+                stage,
+                collector,
+                result,
+                replace=replace,
+                skipped=0 if skipping is None else skipping.skipped,
+            )
             await stage.record_load(
                 {
                     "loaded_at": stage.now,
@@ -265,14 +424,29 @@ async def load_records(
     return result
 
 
-async def _apply(stage: Stage, collector: Collector, result: LoadResult, *, replace: bool) -> None:
-    """Step 3 of the module's docstring, with the load lock held; fills in `result`'s counts."""
-    existing = await stage.existing()
+async def _apply(
+    stage: Stage, collector: Collector, result: LoadResult, *, replace: bool, skipped: int
+) -> None:
+    """Step 3 of the module's docstring, with the load lock held; fills in `result`'s counts.
+    `skipped`: how many unchanged lines a complete refresh did not stage (raises _ParseAll when
+    the staged ones change a person, section or term those lines describe too)."""
+    existing = await stage.existing() + skipped
     refs = await stage.compare_references(
         collector.people,
         (term for term, _line in collector.terms.values()),
         (section for section, _line in collector.sections.values()),
     )
+    if skipped:
+        touched = refs.touched
+        if touched.people or touched.sections or touched.terms:
+            # The skipped lines describe these too: whether they agree (or, for a person, still
+            # say confidential) only parsing them tells. Rare: descriptions seldom change.
+            raise _ParseAll
+        if any(
+            collector.people.get(netid) is not True
+            for netid in await stage.vanishing_confidential()
+        ):
+            raise _ParseAll
     assert result.as_of is not None
     result.updated, result.kept = await stage.diff(result.as_of, refs.touched)
     result.inserted = result.lines - existing
@@ -283,8 +457,11 @@ async def _apply(stage: Stage, collector: Collector, result: LoadResult, *, repl
     result.people_changed = len(refs.people)
     await stage.upsert_references(refs)
     if replace:
-        result.removed = await stage.remove_absent()
+        result.removed = await stage.remove_absent(skipped=bool(skipped))
     else:
         await stage.related_elsewhere(refs.touched)
     await stage.update_enrollments(confirm_unchanged=not replace)
     result.created_after = await stage.insert_enrollments(result.inserted)
+    if skipped:
+        # The enrollments are now exactly the extract's.
+        result.people, result.sections, result.terms = await stage.extract_counts()

@@ -543,8 +543,14 @@ class Worker:
             # task.completed (tasks/periodic.py SCHEDULER): not recorded, one row a slot saved.
             if f.task.sub != SCHEDULER["sub"]:
                 changes.append(Change("task.completed", f.task.id, "api", requester=f.task.sub))
-        record(connection, changes)
-        repo.announce_finished(connection, [f.task.id for f in finished])
+        ids = [f.task.id for f in finished]
+        notice = repo.finished_notice(ids)
+        # PostgreSQL: the batch's NOTIFY goes in the change record's one statement when it fits
+        # (and alone when nothing was recorded).
+        if changes:
+            record(connection, changes, notify=notice)
+        if notice is None or not changes:
+            repo.announce_finished(connection, ids)
 
     def _run_isolated(
         self, connection: Connection, tasks: list[ClaimedTask], handler: Handler | None = None

@@ -47,8 +47,15 @@ class Webhook(Base):
     sub: Mapped[str] = mapped_column(String(255), nullable=False, index=True)  # the owner
     url: Mapped[str] = mapped_column(Text, nullable=False)
     types: Mapped[list[Any]] = mapped_column(JSON, nullable=False)
-    # `whsec_` + base64 of 32 random bytes: the Standard Webhooks signing key.
-    secret: Mapped[str] = mapped_column(String(64), nullable=False)
+    # The Standard Webhooks signing key (`whsec_` + base64 of 32 random bytes), which signs every
+    # delivery: whoever reads it can forge events to the receiver.
+    # Stored sealed (webhooks/sealing.py: `sealed1:` + base64url, ~104 characters), never as the
+    # plain secret. TEXT on PostgreSQL (migration 0013); SQLite keeps the VARCHAR(64) of 0012,
+    # whose length it does not enforce (rebuilding the table to change it would cascade-delete
+    # the deliveries that reference it).
+    secret: Mapped[str] = mapped_column(
+        String(64).with_variant(Text(), "postgresql"), nullable=False
+    )
     created: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False)
     # Since when every attempt has failed (null while the last one succeeded).

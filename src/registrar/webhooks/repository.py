@@ -5,6 +5,7 @@ changed only through tasks/repository.py."""
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
@@ -21,6 +22,8 @@ from sqlalchemy import (
     update,
 )
 
+from registrar.auth import repository as auth_repo
+from registrar.core.clock import utcnow
 from registrar.events import repository as events_repo
 from registrar.events.models import Event
 from registrar.webhooks.models import (
@@ -30,6 +33,7 @@ from registrar.webhooks.models import (
     WebhookAttempt,
     WebhookDelivery,
 )
+from registrar.webhooks.sealing import SECRET_NAME, SecretBox
 
 HOOKS = cast(Table, Webhook.__table__)
 H = HOOKS.c
@@ -43,9 +47,30 @@ EVENTS = cast(Table, Event.__table__)
 # --- subscriptions --------------------------------------------------------------------------
 
 
+def secret_box(connection: Connection) -> SecretBox:
+    """The box that seals subscription secrets (webhooks/sealing.py), its instance secret made on
+    first use. On a write connection (it may insert the secret)."""
+    value = auth_repo.instance_secret(connection, SECRET_NAME)
+    if value is None:
+        auth_repo.add_instance_secret(connection, SECRET_NAME, secrets.token_hex(32), utcnow())
+        value = auth_repo.instance_secret(connection, SECRET_NAME)
+    assert value is not None
+    return SecretBox(bytes.fromhex(value))
+
+
+def _sealed(connection: Connection, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with their `secret` (the plain whsec_ value) sealed for storage."""
+    box = secret_box(connection)
+    return [{**row, "secret": box.seal(row["id"], row["secret"])} for row in rows]
+
+
 def insert_webhook(connection: Connection, row: dict[str, Any]) -> None:
-    """A new subscription, starting after the newest event committed now."""
-    connection.execute(insert(HOOKS).values(**row, cursor=events_repo.newest_position(connection)))
+    """A new subscription, starting after the newest event committed now; `row["secret"]` is the
+    plain secret, stored sealed."""
+    (sealed,) = _sealed(connection, [row])
+    connection.execute(
+        insert(HOOKS).values(**sealed, cursor=events_repo.newest_position(connection))
+    )
 
 
 def get_webhook(connection: Connection, webhook_id: str, sub: str) -> Row[Any] | None:
@@ -265,6 +290,6 @@ def put_samples(
     and its failed attempt, for the examples of the log and the retry."""
     connection.execute(delete(HOOKS).where(H.id.in_([h["id"] for h in hooks])))
     cursor = events_repo.newest_position(connection)
-    connection.execute(insert(HOOKS), [{**h, "cursor": cursor} for h in hooks])
+    connection.execute(insert(HOOKS), [{**h, "cursor": cursor} for h in _sealed(connection, hooks)])
     connection.execute(insert(DELIVERIES).values(**delivery))
     connection.execute(insert(ATTEMPTS).values(**attempt))

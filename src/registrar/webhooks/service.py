@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from registrar.auth.client import Client
+from registrar.auth.service import shared_secret
 from registrar.core.clock import iso_z, iso_z_micro, utcnow
 from registrar.core.problems import ProblemError, bad_request, not_found
 from registrar.core.runtime import Runtime
@@ -26,6 +27,7 @@ from registrar.tasks.models import TaskStatus
 from registrar.webhooks import repository
 from registrar.webhooks.delivery import delivery_task
 from registrar.webhooks.models import DeliveryStatus, SubscriptionStatus
+from registrar.webhooks.sealing import SECRET_NAME, SecretBox
 from registrar.webhooks.targets import TargetRefused, resolve, url_problems
 
 ID = re.compile(r"[0-9a-f]{24}")
@@ -81,7 +83,8 @@ async def check_target(runtime: Runtime, url: str) -> None:
         raise bad_request("The webhook URL is refused.", [str(exc)]) from None
 
 
-def represent(row: Row[Any], *, secret: bool = False) -> dict[str, Any]:
+def represent(row: Row[Any], *, secret: str | None = None) -> dict[str, Any]:
+    """A subscription as its owner sees it; `secret` (the plain one, opened) only on create."""
     out = {
         "id": row.id,
         "url": row.url,
@@ -91,9 +94,17 @@ def represent(row: Row[Any], *, secret: bool = False) -> dict[str, Any]:
         "failing_since": iso_z(row.failing_since),
         "disabled_at": iso_z(row.disabled_at),
     }
-    if secret:
-        out["secret"] = row.secret
+    if secret is not None:
+        out["secret"] = secret
     return out
+
+
+async def secret_box(runtime: Runtime) -> SecretBox:
+    """The box that opens stored subscription secrets (sealing.py), its key read once per
+    process (made by the first subscription's insert if need be)."""
+    if runtime.webhook_secret is None:
+        runtime.webhook_secret = await shared_secret(runtime.db, SECRET_NAME)
+    return SecretBox(runtime.webhook_secret)
 
 
 def _create(
@@ -137,7 +148,9 @@ async def create(
     found = await runtime.db.read(repository.get_webhook, webhook_id, client.sub)
     if found is None:
         raise not_found("webhook")
-    return represent(found, secret=True)
+    # Opened from what was stored: an Idempotency-Key replay shows the first request's secret.
+    box = await secret_box(runtime)
+    return represent(found, secret=box.open(found.id, found.secret))
 
 
 async def _own(db: Database, webhook_id: str, client: Client) -> Row[Any]:
