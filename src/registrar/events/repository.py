@@ -38,28 +38,42 @@ def page(
     types: Sequence[str],
     requester: str,
     sees_private: bool,
-    shown_changes: Sequence[str] | None,
+    shown_changes: Sequence[str],
     limit: int,
+    flips_since: int = 0,
 ) -> list[Row[Any]]:
     """The next `limit` events after `after` that a reader may see, in commit order.
 
     Everything that decides whether an event is shown is a condition here, so a page is full
     whenever more remain (its length says nothing about what was left out): the types the reader
     may read, `task.completed` of its own tasks only, the FERPA rule on the event's person, and
-    (`shown_changes`, the top-level keys the reader may see; None for all) updates that changed
-    at least one of those. Keyset on the primary key: page 1,000 costs what page 1 does.
+    (`shown_changes`, the representation's top-level keys the reader may see) updates that
+    changed at least one of those. Keyset on the primary key: page 1,000 costs what page 1 does.
+
+    A confidentiality flip (an update naming `confidential`, not a key of the representation)
+    changes nothing a private reader sees, so it is not shown to one. A reader without the private
+    scope is shown it (as a removal or a creation: events/service.py) when the person is visible
+    now, or when the flip came after its reading began (`flips_since`): otherwise the record left
+    its view before it could have seen it, and the event would only name a confidential
+    person's record.
     """
     conditions: list[ColumnElement[bool]] = [E.position > after, E.type.in_(list(types))]
     if "task.completed" in types:
         conditions.append(or_(E.type != "task.completed", E.requester == requester))
-    conditions += ferpa.visible_with(sees_private, E.netid)
-    if shown_changes is not None:
-        # `changed` is a JSON list of key names; each name appears in its text in quotes, however
-        # the writer spaced it, so a LIKE per shown key asks "did any of them change" in SQL.
-        text = sql_cast(E.changed, Text)
-        touched = or_(*(text.like(f'%"{key}"%') for key in shown_changes))
-        only_hidden = and_(E.type == "enrollment.updated", E.changed.is_not(None), ~touched)
+    # `changed` is a JSON list of key names; each name appears in its text in quotes, however
+    # the writer spaced it, so a LIKE per key asks "did any of them change" in SQL.
+    text = sql_cast(E.changed, Text)
+    update = and_(E.type == "enrollment.updated", E.changed.is_not(None))
+    touched = or_(*(text.like(f'%"{key}"%') for key in shown_changes))
+    only_hidden = and_(update, ~touched)
+    if sees_private:
         conditions.append(not_(only_hidden))
+    else:
+        flip = and_(update, text.like('%"confidential"%'))
+        (visible,) = ferpa.visible_with(False, E.netid)
+        conditions.append(
+            or_(and_(visible, or_(not_(only_hidden), flip)), and_(flip, E.position > flips_since))
+        )
     query = select(EVENTS).where(*conditions).order_by(E.position).limit(limit)
     return list(connection.execute(query))
 

@@ -101,9 +101,9 @@ async def list_events(request: Request, client: CurrentClient, runtime: RuntimeD
     wait = seconds("wait", params.get("wait"), service.MAX_WAIT_SECONDS)
     keys = await service.event_keys(runtime)
     raw_after = params.get("after")
-    after = keys.position(raw_after) if raw_after is not None else None
-    page = await service.read_feed(runtime, reader, after, types, int(size), wait, keys)
-    cursor = keys.cursor(page.next_position)
+    after, since = keys.read(raw_after) if raw_after is not None else (None, None)
+    page = await service.read_feed(runtime, reader, after, types, int(size), wait, keys, since)
+    cursor = keys.cursor(page.next_position, page.since)
     query = [(k, v) for k, v in params.multi_items() if k != "after"] + [("after", cursor)]
     link = absolute_link(public_url(request), urlencode(query))
     return FastJSON(page.events, headers={"Link": f'<{link}>; rel="next"', NEXT_CURSOR: cursor})

@@ -113,10 +113,12 @@ def visible_events(
     types: Sequence[str],
     limit: int,
     keys: EventKeys,
+    flips_since: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
     """The next `limit` events after position `after` as `reader` may see them, and the position
     to continue after (`after` itself when there are none). One query for the events, then one
-    per kind of resource they name."""
+    per kind of resource they name. `flips_since`: where the reader's reading began (the
+    repository's `page` says why)."""
     types = reader.readable(types)
     if not types or limit <= 0:
         return [], after
@@ -126,8 +128,9 @@ def visible_events(
         types=types,
         requester=reader.sub,
         sees_private=reader.private,
-        shown_changes=None if reader.sensitive else enrollments.PUBLIC_KEYS,
+        shown_changes=_shown_keys(reader),
         limit=limit,
+        flips_since=flips_since,
     )
     if not rows:
         return [], after
@@ -166,8 +169,14 @@ def project(
 ) -> dict[str, Any]:
     """One event as the CloudEvent this reader is shown (the rows already passed its filter)."""
     kind = row.type.split(".")[0]
+    event_type = row.type
     data: dict[str, Any]
-    if resource is None:  # deleted, or gone since
+    if row.type == "enrollment.updated" and not reader.private and _flipped(row):
+        # A confidentiality flip, to a reader without the private scope: the record entered its
+        # view (it sees the person now) or left it. Shown as what it is to this reader, so a
+        # mirror that applies it holds what the collection answers.
+        event_type = "enrollment.created" if resource is not None else "enrollment.deleted"
+    if resource is None:  # deleted, gone since, or out of this reader's view
         data = {"id": row.subject}
     elif kind == "enrollment":
         data = enrollments.represent(resource, sensitive=reader.sensitive)
@@ -175,19 +184,23 @@ def project(
         data = petitions.represent(resource)
     else:
         data = tasks.represent(resource)
-    if row.type == "enrollment.updated":
+    if event_type == "enrollment.updated":
         shown = data.keys() if resource is not None else _shown_keys(reader)
         data["changed"] = [k for k in (row.changed or ()) if k in shown]
     return {
         "specversion": "1.0",
         "id": keys.event_id(row.position),
         "source": SOURCES[kind],
-        "type": row.type,
+        "type": event_type,
         "time": iso_z_micro(row.time),
         "subject": row.subject,
         "origin": row.origin,
         "data": data,
     }
+
+
+def _flipped(row: Row[Any]) -> bool:
+    return "confidential" in (row.changed or ())
 
 
 def _shown_keys(reader: Reader) -> tuple[str, ...]:
@@ -212,6 +225,8 @@ def gone() -> ProblemError:
 class FeedPage:
     events: list[dict[str, Any]]
     next_position: int
+    # Where the reader's reading began: the newest position when it first read without a cursor.
+    since: int = 0
 
 
 def _read_page(
@@ -222,15 +237,18 @@ def _read_page(
     limit: int,
     keys: EventKeys,
     cutoff: dt.datetime,
+    since: int | None,
 ) -> FeedPage:
-    """A page from `after` (None: the oldest kept event); 410 for a cursor from before the
-    retention horizon."""
+    """A page from `after` (None: the oldest kept event, and the reading begins now: `since`
+    is the newest position); 410 for a cursor from before the retention horizon."""
     horizon = repository.horizon(connection, cutoff)
     if after is not None and after < horizon:
         raise gone()
+    if since is None:
+        since = repository.newest_position(connection)
     start = max(after or 0, horizon)
-    events, last = visible_events(connection, reader, start, types, limit, keys)
-    return FeedPage(events, last)
+    events, last = visible_events(connection, reader, start, types, limit, keys, since)
+    return FeedPage(events, last, since)
 
 
 async def read_feed(
@@ -241,21 +259,23 @@ async def read_feed(
     limit: int,
     wait: float,
     keys: EventKeys,
+    since: int | None = None,
 ) -> FeedPage:
     """A page of the feed; with `wait`, an empty one is held until an event this reader may see
-    arrives (woken by commits, db/notices.py) or `wait` seconds pass."""
+    arrives (woken by commits, db/notices.py) or `wait` seconds pass. `since`: where the reader's
+    reading began, from its cursor (None: it begins now)."""
     cutoff = utcnow() - dt.timedelta(days=runtime.settings.event_retention_days)
     db = runtime.db
     if wait <= 0:
-        return await db.read(_read_page, reader, after, types, limit, keys, cutoff)
+        return await db.read(_read_page, reader, after, types, limit, keys, cutoff, since)
     deadline = time.monotonic() + min(wait, MAX_WAIT_SECONDS)
     with runtime.notices.watch_events() as woken:
         while True:
             woken.clear()
-            page = await db.read(_read_page, reader, after, types, limit, keys, cutoff)
+            page = await db.read(_read_page, reader, after, types, limit, keys, cutoff, since)
             if page.events:
                 return page
-            after = page.next_position
+            after, since = page.next_position, page.since
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return page
