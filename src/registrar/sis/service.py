@@ -46,9 +46,9 @@ while it read and hashed the file (a PATCH sent during a 1M-line refresh waited 
 So such a load reads the stored hashes, and the newest load and audit row (`Stage.marks`), in
 one short read transaction; parses and stages the changed lines in a transaction that writes
 TEMP tables only (they belong to the connection and outlive its transactions; writing them
-takes no lock on the main database: tests/sis/test_load_unlocked.py holds BEGIN IMMEDIATE from
-another connection meanwhile); and only then begins its write transaction (`Stage.begin_write`)
-for the steps from 2 on. What may have changed in between:
+takes no lock on the main database: tests/sis/test_load_unlocked.py gets BEGIN IMMEDIATE on
+another connection meanwhile, without waiting); and only then begins its write transaction
+(`Stage.begin_write`) for the steps from 2 on. What may have changed in between:
 - another load committed (a newer `sis_loads` row): the hashes may vouch for rows it changed,
   so it rolls back and starts again with the write lock from the start (_LockFirst; rare: two
   loads at once);
