@@ -614,9 +614,14 @@ class Stage:
         have been what made them confidential (a person is if any line says so), which only the
         lines skipped could tell."""
         true = "1" if self.sqlite else "true"
+        # SQLite: from the confidential people to their enrollments (CROSS JOIN fixes the order):
+        # its planner scanned every enrollment instead, even with statistics, 0.50 s against
+        # 0.02 s for 200,000 enrollments of 6,802 people, 187 confidential (2026-12-02), and
+        # this runs under the refresh's write lock.
+        join = "people p CROSS JOIN enrollments e" if self.sqlite else "people p JOIN enrollments e"
         rows = await self.conn.execute(
             text(
-                "SELECT DISTINCT e.netid FROM enrollments e JOIN people p ON p.netid = e.netid "
+                f"SELECT DISTINCT e.netid FROM {join} ON p.netid = e.netid "
                 f"WHERE p.confidential = {true} AND {_UNVOUCHED}"
             )
         )
