@@ -337,3 +337,18 @@ def test_two_api_processes_both_cut_a_revoked_token(database_url: str, fast: Tes
     finally:
         for p in procs:
             assert p.terminate() == 0
+
+
+def test_the_services_own_subs_are_reserved(database_url: str) -> None:
+    """The periodic jobs' tasks name "registrar.scheduler" as requester: no account may take it
+    (it would read their records and task.completed events), nor any "registrar." sub."""
+    for sub in ("registrar.scheduler", "Registrar.other"):
+        code, _out, err = cli(
+            database_url,
+            "clients",
+            "create",
+            "--sub",
+            sub,
+            *("--name", "x", "--email", "x@example.edu", "--scopes", ENROLLMENTS_READ),
+        )
+        assert code == 1 and "the service's own" in err, (sub, err)

@@ -143,3 +143,29 @@ def test_a_garbled_answer_is_a_protocol_error_and_the_status_is_kept_when_the_bo
         stalled.close()
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # Latin-1 superscript digits: digits to str.isdigit, not to int().
+        b"HTTP/1.1 \xb200 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nok\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1" * 70_000 + b"\r\n",
+    ],
+    ids=["status", "content-length", "negative-chunk", "endless-chunk-size"],
+)
+def test_any_malformed_answer_is_a_protocol_error(answer: bytes) -> None:
+    """A hostile receiver's answer ends the attempt as a logged failure, never as an exception
+    the deliverer does not expect (ValueError, LimitOverrunError)."""
+
+    async def run() -> None:
+        server, _seen = await serve(lambda n: answer)
+        sender = Sender(user_agent="t")
+        with pytest.raises(ProtocolError):
+            await post(sender, server)
+        await sender.aclose()
+        server.close()
+
+    asyncio.run(run())

@@ -23,6 +23,12 @@ class ServiceAccountError(ValueError):
     pass
 
 
+# The service's own actors (the periodic jobs' "registrar.scheduler", tasks/periodic.py) queue tasks
+# under subs with this prefix: an account holding one would read their task records and
+# task.completed events (a failed refresh's message quotes extract lines).
+RESERVED_SUB_PREFIX = "registrar."
+
+
 @dataclass(frozen=True)
 class NewKey:
     """An API key as it is shown once (`key`) and as it is kept (its prefix and keyed hash)."""
@@ -44,6 +50,8 @@ def _granted(sub: str, scopes: str) -> list[str]:
         raise ServiceAccountError(f"unknown scope(s): {', '.join(unknown)}")
     if not sub.strip():
         raise ServiceAccountError("--sub must not be empty")
+    if sub.strip().lower().startswith(RESERVED_SUB_PREFIX):
+        raise ServiceAccountError(f"subs beginning {RESERVED_SUB_PREFIX!r} are the service's own")
     return granted
 
 

@@ -33,6 +33,7 @@ import asyncio
 import datetime as dt
 import functools
 import os
+import socket
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -53,6 +54,9 @@ from registrar.sis.service import LoadFailed, LoadResult, file_time, load_record
 from registrar.tasks import repository as tasks_repo
 
 RESOURCE = "sis.refresh"
+# OSErrors that are the database's, not the extract's (a connection refused or timed out: asyncpg
+# raises them unwrapped); a bad file is not retried, these are.
+TRANSIENT = (ConnectionError, TimeoutError, socket.gaierror)
 
 
 class RefreshFailed(Exception):
@@ -161,6 +165,8 @@ async def refresh(
     try:
         result = await _load_apart(settings, path, record, stopping)
     except (LineError, LoadFailed, OSError) as exc:
+        if isinstance(exc, TRANSIENT):
+            raise  # the load's database connection, not the file: retried as tasks are
         reason = (
             f"cannot read {seen.path}: {exc.strerror or exc}"
             if isinstance(exc, OSError)

@@ -824,7 +824,8 @@ def begin_refresh(
     task held the running attempt (its worker was killed, the lease expired, it runs again);
     ("busy", row): another live task holds the running attempt; ("unchanged", row): the newest
     attempt saw this very file (loaded, or failed: a bad file is tried again only once it
-    changes). A running attempt whose task ended (out of attempts) is closed as failed first.
+    changes). A running attempt whose task ended (out of attempts) is closed as failed first
+    (ABANDONED), and the file it was loading is then tried again.
     """
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": REFRESH_LOCK})
@@ -848,10 +849,12 @@ def begin_refresh(
             .values(status=FAILED, finished_at=now, message=ABANDONED)
         )
         last = latest_refresh(connection)
-    if last is not None and (last.extract, last.file_size, last.file_mtime_ns) == (
-        extract,
-        size,
-        mtime_ns,
+    # An abandoned attempt (its task gave up: the database away, workers killed) says nothing
+    # about the file, unlike a bad extract: the same file is loaded again.
+    if (
+        last is not None
+        and last.message != ABANDONED
+        and (last.extract, last.file_size, last.file_mtime_ns) == (extract, size, mtime_ns)
     ):
         return "unchanged", last
     connection.execute(

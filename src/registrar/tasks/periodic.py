@@ -33,7 +33,8 @@ from registrar.tasks.models import TaskStatus
 log = logging.getLogger("registrar.worker")
 
 # Who the service's own tasks name as their requester. No service account can read them over the
-# API (only a task's own `sub` can): operators see them with `registrar tasks` and /metrics.
+# API (only a task's own `sub` can, and `registrar clients create` refuses subs beginning
+# "registrar.": auth/service.py): operators see them with `registrar tasks` and /metrics.
 SCHEDULER = {"sub": "registrar.scheduler", "name": "registrar scheduler"}
 ACTION = "RUN"
 # The scheduler looks at the clock at least this often (a slot of 30 minutes still starts on time

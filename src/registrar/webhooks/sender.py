@@ -183,7 +183,7 @@ class Sender:
             status_line, *header_lines = head[:-4].decode("latin-1").split("\r\n")
             version, _sp, rest = status_line.partition(" ")
             code = rest[:3]
-            if not version.startswith("HTTP/1.") or not code.isdigit():
+            if not version.startswith("HTTP/1.") or not _digits(code):
                 raise ProtocolError("not an HTTP/1.1 answer")
             status = int(code)
             if 100 <= status < 200:
@@ -205,7 +205,7 @@ class Sender:
             return status, keep and await _read_chunked(reader, limit)
         length = fields.get("content-length")
         if length is not None:
-            if not length.isdigit():
+            if not _digits(length):
                 raise ProtocolError("a malformed Content-Length")
             size = int(length)
             if size > limit:
@@ -223,16 +223,27 @@ class Sender:
         self._idle.clear()
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit also takes Latin-1's superscripts, which int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 async def _read_chunked(reader: asyncio.StreamReader, limit: int) -> bool:
     """Read a chunked body; False (stop, drop the connection) past `limit` bytes."""
+    try:
+        return await _read_chunks(reader, limit)
+    except asyncio.LimitOverrunError as exc:
+        raise ProtocolError("a chunk's size line is too long") from exc
+
+
+async def _read_chunks(reader: asyncio.StreamReader, limit: int) -> bool:
     read = 0
     while True:
         size_line = await reader.readuntil(b"\r\n")
         size_text = size_line.split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError as exc:
-            raise ProtocolError("a malformed chunk") from exc
+        if not size_text or any(c not in b"0123456789abcdefABCDEF" for c in size_text):
+            raise ProtocolError("a malformed chunk")  # int(.., 16) would take "-5" or "0x5"
+        size = int(size_text, 16)
         if size == 0:
             while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers
                 pass
