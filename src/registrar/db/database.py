@@ -220,6 +220,15 @@ class Database:
         async with self.writer_engine.begin() as connection:
             yield connection
 
+    @asynccontextmanager
+    async def bulk_staged(self) -> AsyncIterator[AsyncConnection]:
+        """SQLite: an AsyncConnection in no transaction yet, for the SIS refresh, which reads and
+        stages in DEFERRED transactions (no write lock: reads of the main database and writes of
+        TEMP tables only) and takes the write lock (`BEGIN IMMEDIATE`, sis/repository.py
+        `Stage.begin_write`) only to apply what it staged. Rolled back if the block raises."""
+        async with self.engine.connect() as connection:
+            yield connection
+
     async def dispose(self) -> None:
         if self.postgres_reads is not None:
             await self.postgres_reads.close()

@@ -140,7 +140,8 @@ async def refresh(
         if not await conn.run_sync(end, now=utcnow(), status=repo.OK, counts=counts):
             raise RefreshInterrupted("another attempt holds the refresh now; this one rolled back")
         # SQLite: the task's lease, renewed in the load's own transaction. The load holds the
-        # write lock to its commit, so the worker's heartbeat cannot renew it meanwhile: a load
+        # write lock from its applying phase (from its start when it cannot stage first:
+        # sis/service.py) to its commit, so the worker's heartbeat cannot renew it meanwhile: a load
         # longer than the lease (the tests' 60,000-line refresh against their 2 s lease) ended
         # with the lease lapsed, and the first writer after the commit (this worker's claim, or
         # another worker's) claimed the task a third time, a run that found the file loaded and

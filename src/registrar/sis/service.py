@@ -1,6 +1,7 @@
 """Loading a SIS extract (JSON Lines, one enrollment per line), all or nothing.
 
-How a load runs, in one write transaction (`Database.bulk()`, BEGIN IMMEDIATE on SQLite):
+How a load runs, in one write transaction (`Database.bulk()`, BEGIN IMMEDIATE on SQLite; but see
+"before the write lock" below for a refresh on SQLite):
 
 1. Stream the file, parse each line with orjson and validate it by hand (`records.check`); valid
    rows go in batches into a TEMP staging table (executemany on SQLite, COPY on PostgreSQL), so
@@ -37,13 +38,45 @@ line may be what made them confidential). For the skipped lines to be what their
 partial load that redescribes a section, term or person clears the hashes of the rows it does
 not list (`Stage.related_elsewhere`); rows from before migration 0014 have none, and the first
 complete load stores them (one write per row, once).
+
+Before the write lock (SQLite, a complete load from a file, the scheduled refresh's). SQLite has
+one writer: a load that held the write lock from its BEGIN IMMEDIATE made every other write wait
+while it read and hashed the file (a PATCH sent during a 1M-line refresh waited 9.7 s for its
+202, the API's task insert on the busy timeout; a longer refresh would have failed it with 503).
+So such a load reads the stored hashes, and the newest load and audit row (`Stage.marks`), in
+one short read transaction; parses and stages the changed lines in a transaction that writes
+TEMP tables only (they belong to the connection and outlive its transactions; writing them
+takes no lock on the main database: tests/sis/test_load_unlocked.py gets BEGIN IMMEDIATE on
+another connection meanwhile, without waiting); and only then begins its write transaction
+(`Stage.begin_write`) for the steps from 2 on. What may have changed in between:
+- another load committed (a newer `sis_loads` row): the hashes may vouch for rows it changed,
+  so it rolls back and starts again with the write lock from the start (_LockFirst; rare: two
+  loads at once);
+- tasks applied PATCHes (their audit rows, `Stage.written_since`; nothing else writes
+  enrollments): a row whose line was skipped as unchanged may now hold an API write, which the
+  skipped line might have to undo, and which would make the row look unvouched (`--replace`
+  would remove it). Those few lines are read again (by offset), parsed and staged, so the diff,
+  under the lock, weighs each write against `as_of` as it weighs the others: kept (and counted)
+  when newer, replaced by the extract's value when not. Rows written whose line was staged, or
+  whose line is gone, are decided under the lock already.
+So the result is the one the load would have had holding the lock from the start, serialized at
+its write transaction. It takes that lock from the start anyway (the steps above, unchanged)
+when `as_of` is later than the load's start (an explicit future --as-of): a task applied while
+it parsed would be older than such an extract and undone by it, where a load holding the lock
+would have made the task wait and be applied after it, kept. With `as_of` at or before the
+start, a task applied meanwhile began after the load did (or was under way, and the lock would
+have waited for it anyway), so a write is kept exactly when the locked load would keep it.
+PostgreSQL: the load holds the API write lock from the start, as it did (reads and the queue's
+writes never waited for it there).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
+from array import array
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +84,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from registrar.core.clock import utcnow
 from registrar.db.base import sqlite_timestamp
 from registrar.db.database import Database
 from registrar.sis.extract import ExtractReader, open_extract
@@ -62,6 +96,7 @@ from registrar.sis.records import (
     StageRow,
     TermRow,
     check,
+    line_hash,
     parse_line,
 )
 from registrar.sis.repository import Stage
@@ -215,19 +250,40 @@ async def load_records(
     started = time.perf_counter()
     if isinstance(records, ExtractReader) and records.handle.seekable():
         if replace:
+            # SQLite: parse before taking the write lock ("before the write lock" above), for an
+            # extract taken before this load started; a later --as-of takes the lock first.
+            unlocked = db.dialect == "sqlite" and as_of is not None and as_of <= utcnow()
             try:
-                return await _load_staged(
-                    db,
-                    records,
-                    skip=True,
-                    replace=replace,
-                    as_of=as_of,
-                    source=source,
-                    on_batch=on_batch,
-                    on_phase=on_phase,
-                    before_commit=before_commit,
-                    started=started,
-                )
+                try:
+                    return await _load_staged(
+                        db,
+                        records,
+                        skip=True,
+                        unlocked=unlocked,
+                        replace=replace,
+                        as_of=as_of,
+                        source=source,
+                        on_batch=on_batch,
+                        on_phase=on_phase,
+                        before_commit=before_commit,
+                        started=started,
+                    )
+                except _LockFirst:
+                    # Rolled back: another load committed while this one staged. Again, with
+                    # the write lock from the start.
+                    return await _load_staged(
+                        db,
+                        records,
+                        skip=True,
+                        unlocked=False,
+                        replace=replace,
+                        as_of=as_of,
+                        source=source,
+                        on_batch=on_batch,
+                        on_phase=on_phase,
+                        before_commit=before_commit,
+                        started=started,
+                    )
             except _ParseAll:
                 pass  # rolled back: load it again, every line parsed
         lines: Iterable[tuple[Any, ...]] = _Hashed(records)
@@ -245,6 +301,12 @@ async def load_records(
         before_commit=before_commit,
         started=started,
     )
+
+
+class _LockFirst(Exception):
+    """A refresh that staged before taking the write lock found that another load committed
+    meanwhile (what it skipped was decided against rows that load may have changed): roll back
+    and load again, with the write lock from the start."""
 
 
 class _ParseAll(Exception):
@@ -311,32 +373,49 @@ async def _load_staged(
     on_phase: Callable[[str], None] | None,
     before_commit: Callable[[AsyncConnection, LoadResult], Awaitable[None]] | None,
     started: float,
+    unlocked: bool = False,
 ) -> LoadResult:
     """`load_records`' one transaction. `skip` (a complete refresh from a file): lines whose
     bytes hash as a row's stored `sis_line_hash` are not parsed nor staged (see the module's
-    docstring, "the unchanged lines"); raises _ParseAll, rolled back, when that cannot decide."""
+    docstring, "the unchanged lines"); raises _ParseAll, rolled back, when that cannot decide.
+    `unlocked` (SQLite, with `skip`): read the hashes and stage before the write transaction
+    ("before the write lock"); raises _LockFirst, rolled back, when another load got in."""
     result = LoadResult()
-    async with db.bulk() as conn:
+    async with db.bulk_staged() if unlocked else db.bulk() as conn:
         stage = Stage(conn)
         collector = Collector(stage.sqlite)
-        await stage.create()
         skipping: _Skipping | None = None
-        if skip:
-            assert isinstance(records, ExtractReader)
-            # The API write lock from the start (SQLite's write lock is held from BEGIN anyway):
-            # no row's api_changed_at may move between reading the hashes and the commit.
-            await stage.lock()
-            report = on_batch
-            tick = None
-            if report is not None:
-
-                def tick() -> None:
-                    report(collector.lines + skipping.skipped)  # type: ignore[union-attr]
-
-            skipping = _Skipping(records, await stage.known_hashes(), tick)
-            records = skipping
+        reader: ExtractReader | None = None
+        marks = (0, 0)
         pending: asyncio.Task[None] | None = None
         try:
+            # Unlocked: a DEFERRED transaction (SQLite), which reads and writes TEMP tables only.
+            await stage.create()
+            if skip:
+                assert isinstance(records, ExtractReader)
+                reader = records
+                if unlocked:
+                    # The hashes and the marks in one snapshot; the write lock is checked
+                    # against them ("before the write lock"). Offsets: to read again the few
+                    # skipped lines whose rows a task writes meanwhile.
+                    marks = await stage.marks()
+                    reader.offsets = array("q")
+                else:
+                    # The API write lock from the start (SQLite's write lock is held from
+                    # BEGIN): no row's api_changed_at may move between the hashes and the commit.
+                    reader.offsets = None
+                    await stage.lock()
+                report = on_batch
+                tick = None
+                if report is not None:
+
+                    def tick() -> None:
+                        report(collector.lines + skipping.skipped)  # type: ignore[union-attr]
+
+                skipping = _Skipping(records, await stage.known_hashes(), tick)
+                records = skipping
+                if unlocked:
+                    await conn.commit()  # the snapshot ends; staging writes TEMP tables only
             for line, obj, *digest in records:
                 if skipping is None:
                     collector.add(obj, line, *digest)
@@ -360,6 +439,11 @@ async def _load_staged(
             await stage.write(collector.take())
             if on_batch is not None:
                 on_batch(collector.lines)
+            if unlocked:
+                assert skipping is not None and reader is not None
+                await stage.begin_write()
+                await stage.lock()  # the load's time: after every write that got in first
+                await _since_staged(stage, collector, skipping, reader, marks)
             result.lines = collector.lines
             if skipping is not None:
                 result.lines += skipping.skipped
@@ -413,15 +497,55 @@ async def _load_staged(
                 # the change record, whose INSERT must stay last (events/record.py's rule).
                 await before_commit(conn, result)
             await stage.record_changes(result.created_after)
+            await stage.finish()
+            if unlocked:
+                await conn.commit()
         except BaseException:
             # Let a batch in flight finish before the rollback: cancelling a COPY half-way leaves
             # asyncpg's connection busy ("another operation is in progress") and the rollback fails.
             if pending is not None:
                 await asyncio.gather(pending, return_exceptions=True)
+            if unlocked:
+                # The TEMP tables outlive the rollback of a later transaction than theirs. (A
+                # connection too broken for this is discarded with its TEMP tables.)
+                with contextlib.suppress(Exception):
+                    await conn.rollback()
+                    await stage.finish()
+                    await conn.commit()
             raise
-        await stage.finish()
     result.seconds = time.perf_counter() - started
     return result
+
+
+async def _since_staged(
+    stage: Stage,
+    collector: Collector,
+    skipping: _Skipping,
+    reader: ExtractReader,
+    marks: tuple[int, int],
+) -> None:
+    """With the write lock just taken, after staging without it: what changed since the hashes
+    were read. Another load: _LockFirst. Rows a task wrote (their audit rows): those whose line
+    was skipped as unchanged are parsed and staged now, so that the diff weighs their write
+    against `as_of` like any other row's (kept if newer, counted; else the extract's value)."""
+    newest_load, audit_pk = marks
+    if await stage.newest_load() != newest_load:
+        raise _LockFirst
+    known = skipping.known
+    for digest in await stage.written_since(audit_pk):
+        number = known.get(digest)
+        if not number:
+            continue  # not a skipped line's row: staged already, or none of the extract's
+        raw = reader.line(number)
+        if line_hash(raw) != digest:
+            raise _ParseAll  # the file changed under the load: the full load reads it again
+        try:
+            collector.add(parse_line(raw, number), number, digest)
+        except LineError:
+            raise _ParseAll from None
+        known[digest] = 0  # no longer a skipped line: its row is staged
+        skipping.skipped -= 1
+    await stage.write(collector.take())
 
 
 async def _apply(
