@@ -270,3 +270,26 @@ def test_a_flip_reaches_every_reader_as_it_may_see_it(scene: Scene) -> None:
         "plain": [("enrollment.created", record["id"])],
         "sensitive": [("enrollment.created", record["id"])],
     }
+
+
+def test_a_flip_is_filtered_by_the_type_it_is_shown_as(scene: Scene) -> None:
+    """A reader without the private scope is shown a flip as enrollment.deleted / .created: a
+    `type` filter selects it by that type (a mirror of creations and removals alone stays exact),
+    never as the enrollment.updated it is stored as."""
+    netid = "fml1f1"
+    record = line(netid, section=OTHER)
+    scene.load([record])
+    plain = scene.readers["plain"]
+    wanted = {"type": ["enrollment.created", "enrollment.deleted"]}
+    _seen, kept = read_all(scene.api, plain, **wanted)
+    _seen, updates = read_all(scene.api, plain, type="enrollment.updated")
+
+    scene.load([dict(record, confidential=True)])
+    events, kept = read_all(scene.api, plain, kept, **wanted)
+    assert [(e["type"], e["subject"]) for e in events] == [("enrollment.deleted", record["id"])]
+
+    scene.load([record])
+    events, kept = read_all(scene.api, plain, kept, **wanted)
+    assert [(e["type"], e["subject"]) for e in events] == [("enrollment.created", record["id"])]
+    events, updates = read_all(scene.api, plain, updates, type="enrollment.updated")
+    assert all(e["type"] == "enrollment.updated" for e in events), events
