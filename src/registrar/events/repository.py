@@ -57,7 +57,11 @@ def page(
     its view before it could have seen it, and the event would only name a confidential
     person's record.
     """
-    conditions: list[ColumnElement[bool]] = [E.position > after, E.type.in_(list(types))]
+    stored = list(types)
+    shown_as = {"enrollment.created", "enrollment.deleted"} & set(types)
+    if not sees_private and shown_as and "enrollment.updated" not in stored:
+        stored.append("enrollment.updated")  # flips, shown as a creation or a removal
+    conditions: list[ColumnElement[bool]] = [E.position > after, E.type.in_(stored)]
     if "task.completed" in types:
         conditions.append(or_(E.type != "task.completed", E.requester == requester))
     # `changed` is a JSON list of key names; each name appears in its text in quotes, however
@@ -74,6 +78,15 @@ def page(
         conditions.append(
             or_(and_(visible, or_(not_(only_hidden), flip)), and_(flip, E.position > flips_since))
         )
+        # A flip is filtered by the type it is shown as (events/service.py `project`: a creation
+        # when the person is visible now, else a removal), never as the update it is stored as:
+        # a mirror of creations and removals alone stays exact, a reader of updates gets updates.
+        typed = [and_(E.type.in_(list(types)), not_(flip))]
+        if "enrollment.created" in shown_as:
+            typed.append(and_(flip, visible))
+        if "enrollment.deleted" in shown_as:
+            typed.append(and_(flip, not_(visible)))
+        conditions.append(or_(*typed))
     query = select(EVENTS).where(*conditions).order_by(E.position).limit(limit)
     return list(connection.execute(query))
 
