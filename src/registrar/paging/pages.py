@@ -370,10 +370,12 @@ def _read_selective_page(
     client: Client,
     keys: Select[Any],
     rows: Select[Any],
+    counted: bool = True,
 ) -> list[Row[Any]]:
     """A selective page with its found set's figures on every row, in one statement."""
     visible = [*conditions, *spec.visibility(client)]
-    return list(connection.execute(_page(spec, keys, _with_figures(spec, rows, visible))).all())
+    statement = _page(spec, keys, _with_figures(spec, rows, visible, counted=counted))
+    return list(connection.execute(statement).all())
 
 
 def _read_selective_rows(
@@ -384,10 +386,9 @@ def _read_selective_rows(
     keys: Select[Any],
     rows: Select[Any],
 ) -> list[Row[Any]]:
-    """`_read_selective_page` without the count (page 1: see _new_selective_set)."""
-    visible = [*conditions, *spec.visibility(client)]
-    statement = _page(spec, keys, _with_figures(spec, rows, visible, counted=False))
-    return list(connection.execute(statement).all())
+    """`_read_selective_page` without the count (page 1: see _new_selective_set); a function
+    of its own, as the read's identity keys the statement cache."""
+    return _read_selective_page(connection, spec, conditions, client, keys, rows, counted=False)
 
 
 def _read_figures(

@@ -254,36 +254,26 @@ async def load_records(
             # extract taken before this load started; a later --as-of takes the lock first.
             unlocked = db.dialect == "sqlite" and as_of is not None and as_of <= utcnow()
             try:
-                try:
-                    return await _load_staged(
-                        db,
-                        records,
-                        skip=True,
-                        unlocked=unlocked,
-                        replace=replace,
-                        as_of=as_of,
-                        source=source,
-                        on_batch=on_batch,
-                        on_phase=on_phase,
-                        before_commit=before_commit,
-                        started=started,
-                    )
-                except _LockFirst:
-                    # Rolled back: another load committed while this one staged. Again, with
-                    # the write lock from the start.
-                    return await _load_staged(
-                        db,
-                        records,
-                        skip=True,
-                        unlocked=False,
-                        replace=replace,
-                        as_of=as_of,
-                        source=source,
-                        on_batch=on_batch,
-                        on_phase=on_phase,
-                        before_commit=before_commit,
-                        started=started,
-                    )
+                # A second round only after _LockFirst: rolled back because another load
+                # committed while this one staged; again, with the write lock from the start.
+                for lock_later in (unlocked, False):
+                    try:
+                        return await _load_staged(
+                            db,
+                            records,
+                            skip=True,
+                            unlocked=lock_later,
+                            replace=replace,
+                            as_of=as_of,
+                            source=source,
+                            on_batch=on_batch,
+                            on_phase=on_phase,
+                            before_commit=before_commit,
+                            started=started,
+                        )
+                    except _LockFirst:
+                        if not lock_later:
+                            raise  # holding the lock from the start, no other load can commit
             except _ParseAll:
                 pass  # rolled back: load it again, every line parsed
         lines: Iterable[tuple[Any, ...]] = _Hashed(records)
